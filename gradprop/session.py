@@ -1,0 +1,203 @@
+"""Sessions: the one door through which checks reach a layer set.
+
+A check never touches a layer object directly. It asks a session to build an item, call a method
+or read an attribute, and gets back copies of what came out, plus the facts a check needs about
+the call (the arguments as the callee left them, and which outputs are the same object as an
+argument or as each other). Two sessions implement the same interface:
+
+- ``InProcessSession``: the layer set runs here. For the project's own (trusted) layers and fixtures.
+- ``gradprop.sandbox.SandboxSession``: the layer set runs in a child process with time and memory
+  limits; only plain numbers and numeric arrays come back. For submissions.
+"""
+from __future__ import annotations
+
+import abc
+import copy
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from .findings import SubmissionFault
+from .loader import load_layer_set
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A handle to an object living in the session (a layer instance)."""
+
+    id: int
+    item: str
+
+
+@dataclass
+class Reply:
+    """What came back from one call."""
+
+    value: Any
+    #: the positional arguments as the callee left them (to see in-place writes)
+    args_after: tuple[Any, ...] = ()
+    #: identity facts, e.g. ("return[0]", "arg[0]"): the first returned value *is* the first argument
+    aliases: tuple[tuple[str, str], ...] = ()
+    #: what the call printed (truncated)
+    output: str = ""
+
+
+class Opaque:
+    """Stands for a returned value of a type that does not cross the session boundary."""
+
+    def __init__(self, type_name: str, text: str = ""):
+        self.type_name = type_name
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name}>"
+
+
+class Session(abc.ABC):
+    """Access to one layer set. Every method may raise ``SubmissionFault``."""
+
+    #: why the layer set could not be loaded, or None
+    import_error: str | None = None
+
+    @abc.abstractmethod
+    def defines(self, name: str) -> bool:
+        """Is ``name`` a callable defined by the layer set?"""
+
+    @abc.abstractmethod
+    def new(self, item: str, *args: Any, **kwargs: Any) -> Ref:
+        """Construct ``item(*args, **kwargs)``."""
+
+    @abc.abstractmethod
+    def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
+        """Call the function ``target`` (method None) or ``target.method`` on a Ref."""
+
+    @abc.abstractmethod
+    def get(self, ref: Ref, *path: str) -> Any:
+        """Read ``ref.path[0]`` then index by the rest: ``get(net, "params", "W1")``."""
+
+    @abc.abstractmethod
+    def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
+        """Add ``delta`` in place to the array at ``path`` (as the book's numerical_gradient does)."""
+
+    @abc.abstractmethod
+    def seed(self, seed: int) -> None:
+        """Seed ``np.random`` where the layer set runs (Dropout masks, TwoLayerNet weights)."""
+
+    def resolve(self, names: Iterable[str]) -> str | None:
+        """The first of ``names`` that the layer set defines (``Relu`` or its alias ``ReLU``)."""
+        for name in names:
+            if self.defines(name):
+                return name
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def alias_facts(args: tuple[Any, ...], value: Any) -> tuple[tuple[str, str], ...]:
+    """Which returned values are the very objects passed in, or returned twice."""
+    outs = list(value) if isinstance(value, (tuple, list)) else [value]
+    names = [f"return[{i}]" for i in range(len(outs))] if isinstance(value, (tuple, list)) else ["return"]
+    facts = []
+    for i, out in enumerate(outs):
+        if not isinstance(out, np.ndarray):
+            continue
+        for j, arg in enumerate(args):
+            if out is arg:
+                facts.append((names[i], f"arg[{j}]"))
+        for k in range(i):
+            if outs[k] is out:
+                facts.append((names[i], names[k]))
+    return tuple(facts)
+
+
+def describe_exception(exc: BaseException, where: str, files: tuple[str, ...] = ()) -> str:
+    """``AttributeError: ... (line 12 of notes.py: dx = ...)``: the last frame in the layer set."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if not files or any(f.filename.endswith(x) for x in files)]
+    text = f"{where} raised {type(exc).__name__}: {exc}"
+    if mine:
+        f = mine[-1]
+        text += f"\n  at line {f.lineno} of {f.filename.rsplit('/', 1)[-1]}: {(f.line or '').strip()}"
+    return text
+
+
+def _copy(value: Any) -> Any:
+    return copy.deepcopy(value)
+
+
+class InProcessSession(Session):
+    """Runs a trusted layer set in this process, with the same copy semantics as the sandbox."""
+
+    def __init__(self, namespace: dict[str, Any] | None = None, path: str | None = None):
+        self.path = path
+        self._objects: dict[int, Any] = {}
+        self._ids = 0
+        if namespace is None:
+            assert path is not None
+            try:
+                namespace = load_layer_set(path)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
+                self.import_error = describe_exception(exc, "importing the file")
+                namespace = {}
+        self._ns = namespace
+
+    def defines(self, name: str) -> bool:
+        return callable(self._ns.get(name))
+
+    def _run(self, where: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - the layer set's failure is a finding
+            raise SubmissionFault("exception", describe_exception(exc, where)) from None
+
+    def new(self, item: str, *args: Any, **kwargs: Any) -> Ref:
+        if not self.defines(item):
+            raise SubmissionFault("not-found", f"{item} is not defined")
+        args, kwargs = _copy(args), _copy(kwargs)
+        obj = self._run(f"{item}(...)", self._ns[item], *args, **kwargs)
+        self._ids += 1
+        self._objects[self._ids] = obj
+        return Ref(self._ids, item)
+
+    def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
+        if isinstance(target, Ref):
+            fn = self._run(f"{target.item}.{method}", getattr, self._objects[target.id], method)
+            where = f"{target.item}.{method}"
+        else:
+            if not self.defines(target):
+                raise SubmissionFault("not-found", f"{target} is not defined")
+            fn, where = self._ns[target], target
+        args, kwargs = _copy(args), _copy(kwargs)
+        value = self._run(where, fn, *args, **kwargs)
+        facts = alias_facts(args, value)
+        return Reply(value=_copy(value), args_after=_copy(args), aliases=facts)
+
+    def get(self, ref: Ref, *path: str) -> Any:
+        def read():
+            value = getattr(self._objects[ref.id], path[0])
+            for key in path[1:]:
+                value = value[key]
+            return value
+
+        return _copy(self._run(f"reading {ref.item}.{'.'.join(path)}", read))
+
+    def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
+        def add():
+            target = getattr(self._objects[ref.id], path[0])
+            for key in path[1:]:
+                target = target[key]
+            np.add(target, delta, out=target)
+
+        self._run(f"updating {ref.item}.{'.'.join(path)} in place", add)
+
+    def seed(self, seed: int) -> None:
+        np.random.seed(seed)

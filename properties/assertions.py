@@ -1,0 +1,93 @@
+"""The one assertion helper behind every value check, and the reproduction snippet it prints."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Mapping
+
+import numpy as np
+
+from gradprop.findings import Finding
+from gradprop.session import Opaque
+
+
+def literal(value: Any) -> str:
+    """Python source that rebuilds ``value`` exactly (float64 arrays round-trip)."""
+    if isinstance(value, np.ndarray):
+        body = np.array2string(value, separator=", ", floatmode="unique", threshold=sys.maxsize,
+                               max_line_width=96)
+        dtype = "" if value.dtype == np.float64 else f", dtype=np.{value.dtype.name}"
+        return f"np.array({body}{dtype})"
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return repr(value)
+
+
+def describe(value: Any) -> str:
+    """A short description of a returned value, for messages."""
+    if isinstance(value, Opaque):
+        return f"an object of type {value.type_name}"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} ({value.dtype})"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}: ({', '.join(describe(v) for v in value)})"
+    return f"{type(value).__name__} {value!r}"
+
+
+def as_array(value: Any, what: str, tag: str) -> np.ndarray:
+    """``value`` as a float64 array, or a finding saying what came back instead."""
+    __tracebackhide__ = True
+    if isinstance(value, (np.ndarray, float, int, np.number)) and not isinstance(value, bool):
+        return np.asarray(value, dtype=np.float64)
+    raise Finding(tag, f"{what} should be a number or a numpy array; it is {describe(value)}.")
+
+
+def repro(origin: str, name: str, assignments: Mapping[str, Any], steps: list[str]) -> str:
+    lines = ["import numpy as np", f"from {origin} import {name}", ""]
+    lines += [f"{k} = {literal(v)}" for k, v in assignments.items()]
+    return "\n".join(lines + [""] + steps)
+
+
+def _index(idx: tuple[int, ...]) -> str:
+    return f"[{', '.join(map(str, idx))}]" if idx else ""
+
+
+def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, against: str,
+                 rtol: float, atol: float, tag: str, reproduce: str, gradient: bool) -> None:
+    """Raise a Finding unless ``got`` matches ``expected``: |got - expected| <= atol + rtol*max|expected|.
+
+    The message names the item and the value (``dW``), the worst entry, yours vs expected, how
+    many entries are off, the tolerance, and a snippet that reproduces it.
+    """
+    __tracebackhide__ = True
+    expected = np.asarray(expected, dtype=np.float64)
+    got = as_array(got, f"{item}: {what}", tag)
+    if got.shape != expected.shape and got.size == expected.size == 1:
+        got = got.reshape(expected.shape)  # a loss returned as [0.3] instead of 0.3
+    tail = f"\n\nReproduce:\n{_indent(reproduce)}"
+    if got.shape != expected.shape:
+        shape_tag = "wrong-shape" if gradient else tag
+        raise Finding(shape_tag, f"{item}: {what} has shape {got.shape}, expected {expected.shape}"
+                                 f" (the shape of what it {'differentiates' if gradient else 'computes'})."
+                      + tail)
+    bad_nonfinite = ~np.isfinite(got) & np.isfinite(expected)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    bound = atol + rtol * scale
+    err = np.where(np.isfinite(got), np.abs(got - expected), np.inf)
+    off = bad_nonfinite | (err > bound)
+    if not off.any():
+        return
+    worst = np.unravel_index(int(np.argmax(np.where(off, err, -1.0))), got.shape) if got.ndim else ()
+    found = "non-finite" if bad_nonfinite.any() else tag
+    if found == "non-finite":
+        worst = np.unravel_index(int(np.argmax(bad_nonfinite)), got.shape) if got.ndim else ()
+    name = what.split(" ")[0]
+    raise Finding(found, (
+        f"{item}: {what} is wrong at {int(off.sum())} of {got.size} entries.\n"
+        f"  worst entry {name}{_index(tuple(int(i) for i in worst))}: yours {float(got[worst])!r}, expected {float(expected[worst])!r}\n"
+        f"  checked against: {against}\n"
+        f"  tolerance: |yours - expected| <= {atol:g} + {rtol:g} * max|expected| = {bound:.3g}"
+    ) + tail)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line if line else "" for line in text.splitlines())

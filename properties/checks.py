@@ -1,0 +1,475 @@
+"""The generic properties. Each takes (target, case, explain) and raises a Finding when it fails.
+
+A target is one item of one layer set, reached through a Session. ``explain`` is False while
+Hypothesis searches and shrinks (the cheap form of each check); the runner calls the check once
+more with ``explain=True`` on the smallest failing case, to localise the wrong entries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from gradprop.findings import CORE, STRICT, Finding
+from gradprop.session import Ref, Reply, Session
+
+from . import oracle
+from .assertions import as_array, assert_close, describe, repro
+from .registry import Case, Item
+
+#: central-difference step; inputs are O(1) and stay >= 1e-3 from kinks
+STEP = 1e-6
+
+
+@dataclass(frozen=True)
+class Target:
+    session: Session
+    item: Item
+    #: the name the layer set defines it under (Relu or ReLU)
+    name: str
+    #: the module a student imports it from, for reproduction snippets
+    origin: str
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    tier: str
+    check: Callable[[Target, Case, bool], None]
+    about: str
+    regime: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- calling the layer set -------------------------------------------------------------------------
+
+
+def _build(t: Target, case: Case) -> Ref:
+    t.session.seed(case.seed % 2**31)
+    return t.session.new(t.name, *case.init.values())
+
+
+def _forward(t: Target, case: Case, inputs: Mapping[str, Any] | None = None) -> tuple[Ref | None, Reply]:
+    inputs = case.inputs if inputs is None else inputs
+    if t.item.kind == "function":
+        return None, t.session.call(t.name, None, *inputs.values())
+    layer = _build(t, case)
+    return layer, t.session.call(layer, "forward", *inputs.values())
+
+
+def _dout(t: Target, case: Case, shape: tuple[int, ...], salt: int = 0) -> Any:
+    """The upstream gradient: 1 for a loss layer (the book's call), else random normal, never ones."""
+    if t.item.loss:
+        return 1.0
+    rng = np.random.default_rng([case.seed, salt])
+    return float(rng.standard_normal()) if shape == () else rng.standard_normal(shape)
+
+
+def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
+    """Each gradient the entry names, from backward's return value or the layer's attributes."""
+    out: dict[str, Any] = {}
+    for g in t.item.grads:
+        if g.source == "return":
+            out[g.wrt] = reply.value
+        elif g.source.startswith("return["):
+            i = int(g.source[7:-1])
+            if not isinstance(reply.value, (tuple, list)) or len(reply.value) <= i:
+                raise Finding("wrong-shape", f"{t.name}.backward should return a pair ({', '.join(x.name for x in t.item.grads)}); "
+                                             f"it returned {describe(reply.value)}.")
+            out[g.wrt] = reply.value[i]
+        elif g.source == "attr":
+            out[g.wrt] = t.session.get(layer, g.name)
+    return out
+
+
+def _repro(t: Target, case: Case, look: str, dout: Any = None, twice: Mapping[str, Any] | None = None) -> str:
+    assign = dict(case.init) | dict(case.inputs)
+    args = ", ".join(case.inputs)
+    if t.item.kind == "function":
+        return repro(t.origin, t.name, assign, [f"out = {t.name}({args})", f"print({look})"])
+    steps = [f"layer = {t.name}({', '.join(case.init)})"]
+    if twice is not None:
+        assign |= {f"{k}_first": v for k, v in twice.items()}
+        steps.append(f"layer.forward({', '.join(f'{k}_first' for k in twice)})  # an earlier batch")
+    steps.append(f"out = layer.forward({args})")
+    if dout is not None:
+        assign["dout"] = dout
+        steps.append("grads = layer.backward(dout)")
+    return repro(t.origin, t.name, assign, steps + [f"print({look})"])
+
+
+def _look(t: Target, wrt: str) -> str:
+    g = next(g for g in t.item.grads if g.wrt == wrt)
+    return {"return": "grads", "attr": f"layer.{g.name}"}.get(g.source, f"grads{g.source[6:]}")
+
+
+def _check_grads(t: Target, case: Case, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
+                 dout: Any, against: str, tag: str = "wrong-gradient", rtol: float | None = None,
+                 twice: Mapping[str, Any] | None = None) -> None:
+    for g in t.item.grads:
+        assert_close(got[g.wrt], expected[g.wrt], item=t.name, what=g.name, against=against,
+                     rtol=t.item.rtol if rtol is None else rtol, atol=t.item.atol, tag=tag,
+                     reproduce=_repro(t, case, _look(t, g.wrt), dout, twice), gradient=True)
+
+
+def _against(t: Target, dout: Any) -> str:
+    how = "dout = 1 (as the book calls loss layers)" if t.item.loss else "the same random dout"
+    return f"jax.vjp of reference.{t.item.reference.__name__} with {how}"
+
+
+# --- layer and function properties -----------------------------------------------------------------
+
+
+def check_forward(t: Target, case: Case, explain: bool = False) -> None:
+    if t.item.kind == "network":
+        return check_net_forward(t, case, explain)
+    _, reply = _forward(t, case)
+    assert_close(reply.value, oracle.forward(t.item, case), item=t.name, what="forward output",
+                 against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
+                 tag="wrong-forward", reproduce=_repro(t, case, "out"), gradient=False)
+
+
+def check_backward(t: Target, case: Case, explain: bool = False) -> None:
+    if t.item.kind == "network":
+        return check_net_gradient(t, case, explain)
+    layer, _ = _forward(t, case)
+    out = oracle.forward(t.item, case)
+    dout = _dout(t, case, out.shape)
+    _, expected = oracle.vjp(t.item, case, dout)
+    reply = t.session.call(layer, "backward", dout)
+    _check_grads(t, case, _grads(t, layer, reply), expected, dout, _against(t, dout))
+
+
+def check_regime(t: Target, case: Case, explain: bool = False) -> None:
+    """Forward, and backward where there is one, on the inputs of one regime."""
+    check_forward(t, case, explain)
+    if t.item.kind != "function":
+        check_backward(t, case, explain)
+
+
+def _own_objective(t: Target, case: Case, args: Mapping[str, Any], v: Any) -> float:
+    """<v, forward(args)> computed by the layer set itself, on a fresh layer."""
+    moved = Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed)
+    _, reply = _forward(t, moved)
+    out = as_array(reply.value, f"{t.name}: forward output", "wrong-forward")
+    if out.size != np.size(v):
+        raise Finding("wrong-forward", f"{t.name}: forward output has shape {out.shape}, expected {np.shape(v)}.")
+    return float(np.sum(np.asarray(v) * out.reshape(np.shape(v))))
+
+
+def _shape_checked(t: Target, case: Case, got: Mapping[str, Any], dout: Any) -> dict[str, np.ndarray]:
+    args = oracle.arguments(case)
+    arrays = {}
+    for g in t.item.grads:
+        a = as_array(got[g.wrt], f"{t.name}: {g.name}", "wrong-gradient")
+        want = np.shape(args[g.wrt])
+        if a.shape != want:
+            raise Finding("wrong-shape", f"{t.name}: {g.name} has shape {a.shape}, but {g.wrt} has shape {want}: "
+                                         f"a gradient has the shape of what it differentiates.\n\nReproduce:\n"
+                                         + _repro(t, case, _look(t, g.wrt), dout))
+        arrays[g.wrt] = a
+    return arrays
+
+
+def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
+    """backward vs the central difference of the item's own forward, along a random direction.
+
+    One projection costs two forward calls whatever the size: <u, backward(v)> must equal
+    d/dh <v, forward(args + h u)>. Only when that fails (and explain is set) is the gradient
+    rebuilt entry by entry, to say which entries are wrong.
+    """
+    if t.item.kind == "network":
+        return check_net_numerical(t, case, explain)
+    layer, _ = _forward(t, case)
+    v = _dout(t, case, oracle.forward(t.item, case).shape)
+    got = _shape_checked(t, case, _grads(t, layer, t.session.call(layer, "backward", v)), v)
+    args = oracle.arguments(case)
+    rng = np.random.default_rng([case.seed, 7])
+    u = {k: rng.standard_normal(np.shape(args[k])) for k in t.item.wrt}
+    plus = {**args, **{k: np.asarray(args[k], dtype=float) + STEP * u[k] for k in u}}
+    minus = {**args, **{k: np.asarray(args[k], dtype=float) - STEP * u[k] for k in u}}
+    numeric = (_own_objective(t, case, plus, v) - _own_objective(t, case, minus, v)) / (2 * STEP)
+    analytic = sum(float(np.sum(u[k] * got[k])) for k in u)
+    scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in u) + abs(numeric)
+    if abs(analytic - numeric) <= t.item.num_rtol * scale + 1e-9:
+        return
+    if explain:
+        for k in u:  # entry by entry: which gradient, which entry
+            assert_close(got[k], _entrywise(t, case, args, v, k), item=t.name,
+                         what=next(g.name for g in t.item.grads if g.wrt == k),
+                         against="the central difference of your own forward, entry by entry",
+                         rtol=t.item.num_rtol, atol=1e-9, tag="wrong-gradient",
+                         reproduce=_repro(t, case, _look(t, k), v), gradient=True)
+    raise Finding("wrong-gradient", (
+        f"{t.name}: backward disagrees with the derivative of your own forward along a random "
+        f"direction u: sum(u * grads) = {analytic!r}, central difference = {numeric!r}.\n\nReproduce:\n"
+        + _repro(t, case, "grads", v)))
+
+
+def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str) -> np.ndarray:
+    base = np.asarray(args[wrt], dtype=float)
+    grad = np.zeros_like(base)
+    for idx in np.ndindex(base.shape):
+        e = np.zeros_like(base)
+        e[idx] = STEP
+        grad[idx] = (_own_objective(t, case, {**args, wrt: base + e}, v)
+                     - _own_objective(t, case, {**args, wrt: base - e}, v)) / (2 * STEP)
+    return grad
+
+
+def check_shapes(t: Target, case: Case, explain: bool = False) -> None:
+    if t.item.kind == "network":
+        return check_net_shapes(t, case, explain)
+    layer, _ = _forward(t, case)
+    dout = _dout(t, case, oracle.forward(t.item, case).shape)
+    _shape_checked(t, case, _grads(t, layer, t.session.call(layer, "backward", dout)), dout)
+
+
+def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, call: str, tag: str, look: str) -> None:
+    for (name, before), now in zip(sent.items(), after):
+        if not isinstance(before, np.ndarray):
+            continue
+        now = np.asarray(now)
+        if now.shape == before.shape and np.array_equal(now, before, equal_nan=True):
+            continue
+        changed = int(np.sum(now != before)) if now.shape == before.shape else before.size
+        idx = np.unravel_index(int(np.argmax(now != before)), before.shape) if now.shape == before.shape else None
+        example = (f" e.g. {name}{list(map(int, idx))} was {float(before[idx])!r}, now {float(now[idx])!r}."
+                   if idx is not None else f" its shape became {now.shape}.")
+        fix = "work on a copy (x = x.copy()) or build a new array" if tag == "mutates-input" else \
+            "compute dx as a new array (np.where(mask, 0, dout) or dout * mask) instead of writing into dout"
+        raise Finding(tag, f"{call} changed its argument {name} in place ({changed} entries);{example} "
+                           f"The caller still needs it: {fix}.\n\nReproduce:\n"
+                      + _repro(t, case, look, None))
+
+
+def check_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
+    if t.item.kind == "network":
+        return check_net_mutates_input(t, case, explain)
+    _, reply = _forward(t, case)
+    call = t.name if t.item.kind == "function" else f"{t.name}.forward"
+    _unchanged(t, case, case.inputs, reply.args_after, call, "mutates-input", ", ".join(case.inputs))
+
+
+def _earlier(case: Case, item: Item) -> dict[str, Any]:
+    """Other inputs of the same shapes: the differentiable inputs, reversed entry order."""
+    return {k: (np.asarray(v)[::-1] if k in item.wrt and np.ndim(v) else v) for k, v in case.inputs.items()}
+
+
+def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
+    """forward(earlier batch), forward(batch), backward: the gradient at the second batch."""
+    first = _earlier(case, t.item)
+    layer = _build(t, case)
+    t.session.call(layer, "forward", *first.values())
+    t.session.call(layer, "forward", *case.inputs.values())
+    out = oracle.forward(t.item, case)
+    dout = _dout(t, case, out.shape)
+    _, expected = oracle.vjp(t.item, case, dout)
+    got = _grads(t, layer, t.session.call(layer, "backward", dout))
+    try:
+        _check_grads(t, case, got, expected, dout, _against(t, dout), tag="stale-state", twice=first)
+    except Finding as finding:
+        if finding.tag != "stale-state":
+            raise
+        try:  # is it the earlier call, or is backward simply wrong? The latter is not this property's.
+            check_backward(t, case)
+        except Finding:
+            return
+        raise Finding("stale-state", finding.message.replace(
+            "is wrong at", "is wrong after an earlier forward call, at", 1)) from None
+
+
+def check_mutates_dout(t: Target, case: Case, explain: bool = False) -> None:
+    layer, _ = _forward(t, case)
+    dout = _dout(t, case, oracle.forward(t.item, case).shape)
+    reply = t.session.call(layer, "backward", dout)
+    _unchanged(t, case, {"dout": dout}, reply.args_after, f"{t.name}.backward", "mutates-dout", "dout")
+
+
+def check_aliases_output(t: Target, case: Case, explain: bool = False) -> None:
+    layer, _ = _forward(t, case)
+    dout = _dout(t, case, oracle.forward(t.item, case).shape)
+    reply = t.session.call(layer, "backward", dout)
+    for out, other in reply.aliases:
+        what = "dout itself" if other == "arg[0]" else f"the same array as {other}"
+        raise Finding("aliases-output", (
+            f"{t.name}.backward returned {what} as {out}: a caller that updates one gradient in place "
+            f"silently changes the other. Return a new array (dout * 1, dout.copy())."))
+
+
+def check_ignores_dout(t: Target, case: Case, explain: bool = False) -> None:
+    """A loss layer in the middle of a graph gets dout != 1: backward must scale with it."""
+    layer, _ = _forward(t, case)
+    dout = 0.5 + float(np.random.default_rng([case.seed, 3]).random()) * 2.0
+    _, expected = oracle.vjp(t.item, case, dout)
+    got = _grads(t, layer, t.session.call(layer, "backward", dout))
+    _check_grads(t, case, got, expected, dout, f"jax.vjp of reference.{t.item.reference.__name__} with dout = {dout!r}",
+                 tag="ignores-dout")
+
+
+# --- the network -----------------------------------------------------------------------------------
+
+PARAMS = ("W1", "b1", "W2", "b2")
+
+
+def _net(t: Target, case: Case) -> Ref:
+    """Build the net, then write the case's weights into its params in place (the book's own way
+    of changing them: the layers see the change only if they share the arrays)."""
+    net = _build(t, case)
+    for k in PARAMS:
+        current = as_array(t.session.get(net, "params", k), f"{t.name}: params['{k}']", "wrong-forward")
+        want = case.inputs[k]
+        if current.shape != want.shape:
+            raise Finding("wrong-shape", f"{t.name}: params['{k}'] has shape {current.shape}, expected {want.shape} "
+                                         f"for {dict(case.init)}.")
+        t.session.iadd(net, ("params", k), want - current)
+    return net
+
+
+def _net_repro(t: Target, case: Case, steps: list[str]) -> str:
+    init = ", ".join(f"{k}={v!r}" for k, v in case.init.items())
+    setup = [f"net = {t.name}({init})",
+             "for key, value in {" + ", ".join(f"'{k}': {k}" for k in PARAMS) + "}.items():",
+             "    net.params[key][...] = value  # in place, as the book's numerical_gradient does"]
+    return repro(t.origin, t.name, dict(case.inputs), setup + steps)
+
+
+def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
+    net = _net(t, case)
+    x, tt = case.inputs["x"], case.inputs["t"]
+    params = {k: case.inputs[k] for k in PARAMS}
+    from gradprop import reference
+    scores = np.asarray(reference.two_layer_net_predict(x, **params))
+    for method, args, expected, tag in (
+        ("predict", (x,), scores, "wrong-forward"),
+        ("loss", (x, tt), oracle.forward(t.item, case), "wrong-forward"),
+        ("accuracy", (x, tt), np.float64(np.mean(scores.argmax(axis=1) == (tt.argmax(axis=1) if tt.ndim == 2 else tt))), "wrong-forward"),
+    ):
+        reply = t.session.call(net, method, *args)
+        call = f"net.{method}({', '.join(['x', 't'][:len(args)])})"
+        assert_close(reply.value, expected, item=t.name, what=f"{method} output", against="the JAX reference network",
+                     rtol=t.item.rtol, atol=t.item.atol, tag=tag, gradient=False,
+                     reproduce=_net_repro(t, case, [f"print({call})"]))
+
+
+def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
+    net = _net(t, case)
+    reply = t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"])
+    _, expected = oracle.vjp(t.item, case, 1.0)
+    grads = _net_grads(t, reply)
+    for k in PARAMS:
+        assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']", against="jax.grad of the reference loss",
+                     rtol=t.item.rtol, atol=t.item.atol, tag="wrong-gradient", gradient=True,
+                     reproduce=_net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]))
+
+
+def _net_grads(t: Target, reply: Reply) -> Mapping[str, Any]:
+    value = reply.value
+    if not isinstance(value, dict) or any(k not in value for k in PARAMS):
+        raise Finding("wrong-gradient", f"{t.name}.gradient should return a dict with keys W1, b1, W2, b2; "
+                                        f"it returned {describe(value)}.")
+    return value
+
+
+def _net_loss(t: Target, net: Ref, case: Case) -> float:
+    return float(as_array(t.session.call(net, "loss", case.inputs["x"], case.inputs["t"]).value,
+                          f"{t.name}: loss", "wrong-forward").reshape(-1)[0])
+
+
+def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
+    """The book's check: perturb ``params`` in place, call ``loss``; here along a random direction."""
+    net = _net(t, case)
+    grads = _net_grads(t, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]))
+    got = {k: as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient") for k in PARAMS}
+    rng = np.random.default_rng([case.seed, 7])
+    u = {k: rng.standard_normal(case.inputs[k].shape) for k in PARAMS}
+
+    def moved(sign: float) -> float:
+        for k in PARAMS:
+            t.session.iadd(net, ("params", k), sign * STEP * u[k])
+        loss = _net_loss(t, net, case)
+        for k in PARAMS:
+            t.session.iadd(net, ("params", k), -sign * STEP * u[k])
+        return loss
+
+    numeric = (moved(1.0) - moved(-1.0)) / (2 * STEP)
+    if any(got[k].shape != u[k].shape for k in PARAMS):
+        return check_net_shapes(t, case, explain)
+    analytic = sum(float(np.sum(u[k] * got[k])) for k in PARAMS)
+    scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in PARAMS) + abs(numeric)
+    if abs(analytic - numeric) <= t.item.num_rtol * scale + 1e-9:
+        return
+    if explain:
+        for k in PARAMS:
+            expected = np.zeros_like(u[k])
+            for idx in np.ndindex(u[k].shape):
+                e = np.zeros_like(u[k])
+                e[idx] = STEP
+                t.session.iadd(net, ("params", k), e)
+                plus = _net_loss(t, net, case)
+                t.session.iadd(net, ("params", k), -2 * e)
+                minus = _net_loss(t, net, case)
+                t.session.iadd(net, ("params", k), e)
+                expected[idx] = (plus - minus) / (2 * STEP)
+            assert_close(got[k], expected, item=t.name, what=f"gradient()['{k}']",
+                         against="the book's numerical gradient of your loss (params perturbed in place)",
+                         rtol=t.item.num_rtol, atol=1e-9, tag="wrong-gradient", gradient=True,
+                         reproduce=_net_repro(t, case, ["grads = net.gradient(x, t)",
+                                                        "numerical = net.numerical_gradient(x, t)",
+                                                        f"print(grads['{k}'] - numerical['{k}'])"]))
+    raise Finding("wrong-gradient", (
+        f"{t.name}: gradient() disagrees with the change of loss() when params move in place along a "
+        f"random direction u: sum(u * grads) = {analytic!r}, central difference = {numeric!r}. If params "
+        f"are copies of the layers' arrays, moving them changes nothing."))
+
+
+def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
+    net = _net(t, case)
+    grads = _net_grads(t, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]))
+    for k in PARAMS:
+        shape = np.shape(as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient"))
+        if shape != case.inputs[k].shape:
+            raise Finding("wrong-shape", f"{t.name}: gradient()['{k}'] has shape {shape}, but params['{k}'] "
+                                         f"has shape {case.inputs[k].shape}.")
+
+
+def check_net_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
+    net = _net(t, case)
+    data = {"x": case.inputs["x"], "t": case.inputs["t"]}
+    for method in ("loss", "gradient"):
+        reply = t.session.call(net, method, *data.values())
+        _unchanged(t, case, data, reply.args_after, f"{t.name}.{method}", "mutates-input", "x, t")
+
+
+def check_net_regime(t: Target, case: Case, explain: bool = False) -> None:
+    check_net_forward(t, case, explain)
+    check_net_gradient(t, case, explain)
+
+
+# --- which properties apply to an item -------------------------------------------------------------
+
+
+def properties_for(item: Item) -> list[Property]:
+    """Every property of the item, core first, in a fixed order (pytest ids, grading weights)."""
+    props = [Property("forward", CORE, check_forward, "forward agrees with the JAX reference")]
+    if item.kind != "function":
+        props += [
+            Property("backward", CORE, check_backward, "backward agrees with jax.vjp of the reference"),
+            Property("numerical", CORE, check_numerical, "backward agrees with the numerical gradient of your forward"),
+            Property("shapes", CORE, check_shapes, "every gradient has the shape of what it differentiates"),
+        ]
+    props.append(Property("mutates-input", CORE, check_mutates_input, "forward leaves its inputs unchanged"))
+    if item.kind == "layer":
+        props.append(Property("stale-state", CORE, check_stale_state,
+                              "forward twice, then backward: the gradient at the second input"))
+    regime_check = check_net_regime if item.kind == "network" else check_regime
+    for name, kwargs in item.regimes.items():
+        props.append(Property(name, CORE, regime_check, f"correct on the '{name}' inputs", kwargs))
+    if item.kind == "layer":
+        if not item.loss:
+            props.append(Property("mutates-dout", STRICT, check_mutates_dout, "backward leaves dout unchanged"))
+        props.append(Property("aliases-output", STRICT, check_aliases_output,
+                              "backward returns new arrays, not dout itself or one array twice"))
+        if item.loss:
+            props.append(Property("ignores-dout", STRICT, check_ignores_dout, "backward scales with dout"))
+    return props

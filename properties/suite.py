@@ -1,0 +1,62 @@
+"""The layer set under test in a pytest run, and the verdict of one property on it."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import settings as Settings
+
+from gradprop.findings import STRICT
+from gradprop.session import InProcessSession, Session
+
+from .checks import Property, Target
+from .registry import Item
+from .runner import Outcome, run_property
+
+
+class StrictFinding(UserWarning):
+    """A strict-tier finding on a submission: reported, not failed (unless --gradprop-strict)."""
+
+
+def origin_of(path: str | None) -> str:
+    """The import line a student would write for the reproduction snippet."""
+    if path is None:
+        return "gradprop.layers"
+    p = Path(path)
+    return p.stem if p.suffix == ".py" else "common.layers"
+
+
+@dataclass
+class Suite:
+    session: Session
+    origin: str
+    #: strict findings fail the test (always for the project's own layers)
+    strict: bool = True
+
+    @classmethod
+    def own_layers(cls) -> "Suite":
+        import gradprop.layers as layers
+
+        return cls(InProcessSession(dict(vars(layers))), "gradprop.layers")
+
+    def target(self, item: Item) -> Target:
+        __tracebackhide__ = True
+        if self.session.import_error:
+            pytest.fail(f"[import-error] {self.session.import_error}", pytrace=False)
+        name = self.session.resolve(item.names)
+        if name is None:
+            pytest.fail(f"[not-found] {' / '.join(item.names)} is not defined by the layer set", pytrace=False)
+        return Target(self.session, item, name, self.origin)
+
+    def verify(self, item: Item, prop: Property, settings: Settings | None = None) -> Outcome:
+        __tracebackhide__ = True
+        outcome = run_property(self.target(item), prop, settings or Settings())
+        if outcome.passed:
+            return outcome
+        text = f"[{outcome.tag}] {outcome.message}"
+        if prop.tier == STRICT and not self.strict:
+            warnings.warn(StrictFinding(text))
+            return outcome
+        pytest.fail(text, pytrace=False)
