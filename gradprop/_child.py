@@ -1,0 +1,356 @@
+"""The sandbox child: loads one submission and runs the parent's requests against it.
+
+Started by ``gradprop.sandbox.SandboxSession`` (see ``BOOTSTRAP`` there) as
+
+    python -c BOOTSTRAP PACKAGE_DIR REQUEST_FD REPLY_FD DIAG_FD MEMORY_MB
+
+in its own session and process group, with stdin and stdout on /dev/null and stderr on the
+diagnostics pipe (until start-up is done). It imports only the standard library, numpy,
+``gradprop.wire``, ``gradprop.loader`` and ``gradprop.session`` (for ``alias_facts``); the
+bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
+
+Protocol: the child first sends a ``ready`` reply, then answers each request with one reply.
+Requests are ``(op, free_ids, *params)``; see ``_Child.op_*``. Replies are
+``{"ok": true, ...}`` or ``{"ok": false, "tag": ..., "message": ...}`` plus wire values.
+"""
+from __future__ import annotations
+
+import builtins
+import faulthandler
+import io
+import operator
+import os
+import random
+import resource
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from gradprop import wire
+from gradprop.loader import load_layer_set
+from gradprop.session import Ref, alias_facts
+
+OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
+MESSAGE_LIMIT = 2000
+BROKEN_STATUS = wire.BROKEN_STATUS
+
+_BUILTINS = builtins.__dict__
+_ORIG_BUILTINS = dict(_BUILTINS)
+_ORIG_KEYS = tuple(_ORIG_BUILTINS)
+_ORIG_VALUES = tuple(_ORIG_BUILTINS.values())
+
+
+def _builtins_untouched() -> bool:
+    return len(_BUILTINS) == len(_ORIG_KEYS) and all(
+        map(operator.is_, map(_BUILTINS.get, _ORIG_KEYS), _ORIG_VALUES))
+
+
+class _Fault(Exception):
+    def __init__(self, tag: str, message: str):
+        super().__init__(message)
+        self.tag = tag
+        self.message = message
+
+
+class _CappedBinary(io.RawIOBase):
+    def __init__(self, text: "_Capture"):
+        self._text = text
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        self._text.write(data.decode("utf-8", "replace"))
+        return len(data)
+
+
+class _Capture(io.TextIOBase):
+    """sys.stdout / sys.stderr for one op: keeps the first OUTPUT_LIMIT characters, counts the rest."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, limit: int = OUTPUT_LIMIT):
+        self._limit = limit
+        self._parts: list[str] = []
+        self._kept = 0
+        self.dropped = 0
+        self.buffer = _CappedBinary(self)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, s: Any) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        n = len(s)
+        room = self._limit - self._kept
+        if room > 0:
+            piece = s[:room]
+            self._parts.append(piece)
+            self._kept += len(piece)
+            self.dropped += n - len(piece)
+        else:
+            self.dropped += n
+        return n
+
+    def text(self) -> str:
+        text = "".join(self._parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters of output not shown]"
+        return text
+
+
+def _set_limits(memory_mb: int) -> None:
+    def limit(which: int, value: int) -> None:
+        try:
+            soft, hard = resource.getrlimit(which)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError):
+            pass
+
+    limit(resource.RLIMIT_CORE, 0)
+    if memory_mb > 0:
+        limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    limit(resource.RLIMIT_FSIZE, 512 * 1024 * 1024)
+    # A fork bomb: allow a few hundred tasks beyond what the whole machine runs now
+    # (the limit counts this user's tasks; it does not bind root).
+    try:
+        with open("/proc/loadavg") as f:
+            total = int(f.read().split()[3].split("/")[1])
+        limit(resource.RLIMIT_NPROC, total + 512)
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+def _watch_parent(parent: int) -> None:
+    """Leave if the grading process went away while a submission hangs."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(70)
+
+
+class _Child:
+    def __init__(self, reply_fd: int):
+        self.reply_fd = reply_fd
+        self.ns: dict[str, Any] = {}
+        self.objects: dict[int, Any] = {}
+        self.root = ""
+        self.capture = _Capture()
+        #: the builtins as the submission left them, when it changed them (e.g. patched ``abs``)
+        self.student_builtins: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def enter_student(self) -> None:
+        """Give the submission its own view of builtins (as it left them)."""
+        if self.student_builtins is not None:
+            _BUILTINS.clear()
+            _BUILTINS.update(self.student_builtins)
+
+    def leave_student(self) -> None:
+        """Back to the real builtins for the sandbox's own code, keeping the submission's changes."""
+        if _builtins_untouched():
+            self.student_builtins = None
+            return
+        self.student_builtins = dict(_BUILTINS)
+        _BUILTINS.clear()
+        _BUILTINS.update(_ORIG_BUILTINS)
+
+    def describe(self, exc: BaseException, where: str) -> str:
+        try:
+            msg = str(exc)
+        except BaseException:  # noqa: BLE001
+            msg = "<the exception's text could not be shown>"
+        if len(msg) > MESSAGE_LIMIT:
+            msg = msg[:MESSAGE_LIMIT] + "..."
+        text = f"{where} raised {type(exc).__name__}: {msg}"
+        try:
+            frames = traceback.extract_tb(exc.__traceback__)
+        except BaseException:  # noqa: BLE001
+            frames = []
+        mine = [f for f in frames if self.root and f.filename.startswith(self.root)]
+        if mine:
+            f = mine[-1]
+            text += f"\n  at line {f.lineno} of {os.path.basename(f.filename)}: {(f.line or '').strip()}"
+        elif isinstance(exc, SyntaxError) and exc.lineno:
+            name = os.path.basename(exc.filename or "")
+            text += f"\n  at line {exc.lineno} of {name}: {(exc.text or '').strip()}"
+        return text
+
+    def student(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.enter_student()
+        try:
+            value = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - the submission's failure is a finding
+            self.leave_student()
+            raise _Fault("exception", self.describe(exc, where)) from None
+        self.leave_student()
+        return value
+
+    def obj(self, ref_id: int, where: str) -> Any:
+        try:
+            return self.objects[ref_id]
+        except KeyError:
+            raise _Fault("exception", f"{where}: the object no longer exists in the sandbox") from None
+
+    def resolve_refs(self, args: tuple, kwargs: dict, where: str) -> tuple[tuple, dict]:
+        if any(type(a) is Ref for a in args):
+            args = tuple(self.obj(a.id, where) if type(a) is Ref else a for a in args)
+        if any(type(v) is Ref for v in kwargs.values()):
+            kwargs = {k: self.obj(v.id, where) if type(v) is Ref else v for k, v in kwargs.items()}
+        return args, kwargs
+
+    def send(self, doc: dict[str, Any], values: dict[str, Any] | None = None) -> None:
+        doc.setdefault("output", self.capture.text())
+        try:
+            buffers = wire.encode_reply(doc, values)
+            if len(buffers[1]) > wire.MAX_HEADER:
+                raise ValueError("header too large")
+        except (ValueError, TypeError, RecursionError, OverflowError, MemoryError) as exc:
+            where = doc.get("where", "the call")
+            buffers = wire.encode_reply({
+                "ok": False, "tag": "exception", "output": "",
+                "message": f"{where} returned a value that could not be sent back ({type(exc).__name__}: {exc})",
+            })
+        wire.write_all(self.reply_fd, buffers)
+
+    # ------------------------------------------------------------------ ops
+
+    def op_load(self, path: str, seed: int) -> None:
+        np.random.seed(seed)  # deterministic from the start, and the same after a restart
+        random.seed(seed)
+        root = os.path.realpath(path)
+        self.root = root if os.path.isdir(root) else os.path.dirname(root)
+        self.root = self.root.rstrip(os.sep) + os.sep
+        try:
+            ns = load_layer_set(path)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
+            self.leave_student()
+            raise _Fault("import-error", self.describe(exc, "importing the file")) from None
+        self.leave_student()
+        self.ns = ns
+        names = []
+        for k, v in list(ns.items()):
+            try:
+                if type(k) is str and callable(v):
+                    names.append(k)
+            except BaseException:  # noqa: BLE001
+                pass
+        self.send({"ok": True, "names": names})
+
+    def op_new(self, ref_id: int, item: str, where: str, args: tuple, kwargs: dict) -> None:
+        fn = self.ns.get(item)
+        if not callable(fn):
+            raise _Fault("not-found", f"{item} is not defined")
+        args, kwargs = self.resolve_refs(args, kwargs, where)
+        self.objects[ref_id] = self.student(where, fn, *args, **kwargs)
+        self.send({"ok": True})
+
+    def op_call(self, target: Any, method: str | None, where: str, args: tuple, kwargs: dict) -> None:
+        args, kwargs = self.resolve_refs(args, kwargs, where)
+        if type(target) is int:
+            obj = self.obj(target, where)
+            value = self.student(where, lambda: getattr(obj, method)(*args, **kwargs))
+        else:
+            fn = self.ns.get(target)
+            if not callable(fn):
+                raise _Fault("not-found", f"{target} is not defined")
+            value = self.student(where, fn, *args, **kwargs)
+        facts = [list(f) for f in alias_facts(args, value)]
+        self.send({"ok": True, "aliases": facts, "where": where}, {"value": value, "args": tuple(args)})
+
+    def op_get(self, ref_id: int, path: tuple[str, ...], where: str) -> None:
+        obj = self.obj(ref_id, where)
+
+        def read() -> Any:
+            value = getattr(obj, path[0])
+            for key in path[1:]:
+                value = value[key]
+            return value
+
+        value = self.student(where, read)
+        self.send({"ok": True, "where": where}, {"value": value})
+
+    def op_iadd(self, ref_id: int, path: tuple[str, ...], delta: Any, where: str) -> None:
+        obj = self.obj(ref_id, where)
+
+        def add() -> None:
+            target = getattr(obj, path[0])
+            for key in path[1:]:
+                target = target[key]
+            np.add(target, delta, out=target)
+
+        self.student(where, add)
+        self.send({"ok": True})
+
+    def op_seed(self, seed: int) -> None:
+        np.random.seed(seed)
+        random.seed(seed)
+        self.send({"ok": True})
+
+    def op_ping(self) -> None:
+        self.send({"ok": True})
+
+    # ------------------------------------------------------------------ loop
+
+    def handle(self, request: tuple) -> None:
+        op, free, *params = request
+        self.capture = _Capture()
+        sys.stdout = sys.stderr = self.capture
+        try:
+            for ref_id in free:
+                self.objects.pop(ref_id, None)
+            getattr(self, "op_" + op)(*params)
+        except _Fault as fault:
+            self.send({"ok": False, "tag": fault.tag, "message": fault.message})
+        except BaseException as exc:  # noqa: BLE001 - the submission may have broken the sandbox
+            self.send({"ok": False, "tag": "exception",
+                       "message": f"the sandbox failed while running {op}: {type(exc).__name__}: {exc}"})
+
+
+def main(argv: list[str]) -> None:
+    request_fd, reply_fd, diag_fd, memory_mb = (int(a) for a in argv[:4])
+    _set_limits(memory_mb)
+    faulthandler.enable(file=diag_fd, all_threads=True)
+    faulthandler.register(signal.SIGUSR1, file=diag_fd, all_threads=True, chain=False)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.dont_write_bytecode = True
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    child = _Child(reply_fd)
+    sys.stdout = sys.stderr = child.capture
+    child.send({"ok": True, "ready": True, "pid": os.getpid()})
+    while True:
+        try:
+            request = wire.read_request(request_fd)
+        except OSError:
+            request = None
+        if request is None:
+            os._exit(0)
+        try:
+            child.handle(request)
+        except BrokenPipeError:
+            os._exit(0)
+        except BaseException:  # noqa: BLE001 - the submission patched something the sandbox needs
+            os._exit(BROKEN_STATUS)
+
+
+if __name__ == "__main__":
+    # ``python -m gradprop._child ...`` works too (it runs gradprop/__init__.py first).
+    main(sys.argv[1:])

@@ -1,0 +1,588 @@
+"""``SandboxSession``: a submission's layer set runs in a child process.
+
+The grading process never imports or calls submission code and never unpickles what the child
+sends (see ``gradprop.wire``). One child serves a whole submission; it is killed and started
+again, transparently, after an op that hangs (``timeout``) or kills it (``exception``).
+
+- Time: each op must answer within ``time_limit`` seconds, loading within ``import_time_limit``.
+  After a timeout in an item, further ops of that item fail at once with the same fault.
+- Memory: ``RLIMIT_AS`` of ``memory_mb`` in the child (numpy's MemoryError is an ``exception``).
+- Output: the child keeps the first 8 KB a call prints (``Reply.output``); its fds 1 and 2 go to
+  /dev/null, so no flood can fill memory, disk or a pipe.
+- Processes: the child leads its own session and process group; the whole group is killed.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import select
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import wire
+from .findings import SubmissionFault
+from .session import Opaque, Ref, Reply, Session
+
+#: How the child starts. ``python -S`` skips the .pth files of site-packages (a quarter of the
+#: start-up time); the bootstrap puts the parent's site-packages folders on sys.path instead and
+#: adds the ``exit``/``quit`` builtins that ``site`` would. It registers ``gradprop`` as a bare
+#: package, so that ``gradprop/__init__.py`` (and whatever it may import one day) never runs in
+#: the child, and takes the cwd off sys.path.
+BOOTSTRAP = (
+    "import sys\n"
+    "del sys.path[0]\n"
+    "import types\n"
+    "if sys.argv[2]:\n"
+    "    import site; site.setquit()\n"
+    "    import os; sys.path.extend(sys.argv[2].split(os.pathsep))\n"
+    "p = types.ModuleType('gradprop'); p.__path__ = [sys.argv[1]]; sys.modules['gradprop'] = p\n"
+    "from gradprop._child import main\n"
+    "main(sys.argv[3:])\n"
+)
+
+PACKAGE_DIR = str(Path(__file__).resolve().parent)
+SITE_DIRS = [p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")]
+STARTUP_LIMIT = 60.0  # seconds for a fresh interpreter to import numpy (not the submission's time)
+OUTPUT_LIMIT = 16 * 1024  # characters of Reply.output accepted from the child
+MESSAGE_LIMIT = 8 * 1024
+
+_CHILD_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "JAX_PLATFORMS": "cpu",
+}
+_FRAME_LINE = re.compile(r'^\s*File "(.+)", line (\d+) in (\S+)')
+
+
+class _Died(Exception):
+    """The child went away (or sent garbage) while we waited for it."""
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Child:
+    """One running child process and its pipes (parent side)."""
+
+    def __init__(self, path: str, memory_mb: int):
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        diag_r, diag_w = os.pipe()
+        env = dict(os.environ)
+        env.update(_CHILD_ENV)
+        env.pop("PYTHONSTARTUP", None)
+        cwd = path if os.path.isdir(path) else os.path.dirname(path) or "."
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, *(["-S"] if SITE_DIRS else []), "-c", BOOTSTRAP, PACKAGE_DIR,
+                 os.pathsep.join(SITE_DIRS), str(req_r), str(rep_w), str(diag_w), str(memory_mb)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=diag_w,
+                pass_fds=(req_r, rep_w, diag_w), start_new_session=True, close_fds=True,
+                env=env, cwd=cwd if os.path.isdir(cwd) else None,
+            )
+        except BaseException:
+            for fd in (req_w, rep_r, diag_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (req_r, rep_w, diag_w):
+                os.close(fd)
+        self.req_w, self.rep_r, self.diag_r = req_w, rep_r, diag_r
+        os.set_blocking(req_w, False)
+        os.set_blocking(diag_r, False)
+        self.poll_in = select.poll()
+        self.poll_in.register(rep_r, select.POLLIN)
+        self.poll_out = select.poll()
+        self.poll_out.register(req_w, select.POLLOUT)
+        self.rbuf = bytearray()
+        self.closed = False
+
+    # -------------------------------------------------------------- low level
+
+    def peek(self, timeout: float = 0.0) -> int | None:
+        """The child's return code if it has ended, else None; without reaping it.
+
+        The dead child stays a zombie until ``kill`` so that its pid, which is also the id of its
+        process group, cannot be reused before the group has been killed.
+        """
+        end = time.monotonic() + timeout
+        while True:
+            if self.proc.returncode is not None:
+                return self.proc.returncode
+            try:
+                info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return self.proc.poll()
+            if info is not None and info.si_pid:
+                return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.005)
+
+    def alive(self) -> bool:
+        return self.peek() is None
+
+    def send(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.req_w, view)
+                view = view[n:]
+                continue
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, OSError):
+                raise _Died() from None
+            if not self._wait(self.poll_out, deadline):
+                raise _TimedOut()
+
+    def _wait(self, poller: Any, deadline: float) -> bool:
+        """Wait until ``poller`` fires; False at the deadline. Notices a dead child."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            # Slices, so that a child that died while a grandchild holds the pipe is noticed.
+            if poller.poll(math.ceil(min(left, 0.5) * 1000)):
+                return True
+            if not self.alive():
+                raise _Died()
+
+    def read(self, n: int, deadline: float) -> bytes | bytearray:
+        buf = self.rbuf
+        if len(buf) >= n:
+            out = bytes(buf[:n])
+            del buf[:n]
+            return out
+        if n - len(buf) > (1 << 20):
+            # large: read straight into the result
+            out = bytearray(n)
+            got = len(buf)
+            out[:got] = buf
+            buf.clear()
+            view = memoryview(out)
+            while got < n:
+                if not self._wait(self.poll_in, deadline):
+                    raise _TimedOut()
+                k = os.readv(self.rep_r, [view[got:]])
+                if k == 0:
+                    raise _Died()
+                got += k
+            return out
+        while len(buf) < n:
+            if not self._wait(self.poll_in, deadline):
+                raise _TimedOut()
+            chunk = os.read(self.rep_r, max(65536, n - len(buf)))
+            if not chunk:
+                raise _Died()
+            buf += chunk
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
+
+    def recv(self, deadline: float, keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            hlen, plen = wire.parse_frame_header(bytes(self.read(wire.FRAME_SIZE, deadline)))
+            doc = wire.decode_header(bytes(self.read(hlen, deadline)))
+            payload = self.read(plen, deadline) if plen else b""
+            values = wire.decode_values(doc, keys, payload, Opaque) if doc.get("ok") is True else {}
+        except wire.WireError as exc:
+            raise _Died(f"the process sent a malformed reply ({exc})") from None
+        return doc, values
+
+    def diagnostics(self, wait: float) -> str:
+        """What faulthandler wrote on the diagnostics pipe (a stack dump), up to 64 KB."""
+        chunks: list[bytes] = []
+        size = 0
+        end = time.monotonic() + wait
+        poller = select.poll()
+        poller.register(self.diag_r, select.POLLIN)
+        while size < 65536:
+            left = end - time.monotonic()
+            if not poller.poll(max(0, math.ceil(left * 1000)) if chunks == [] else 20):
+                break
+            try:
+                chunk = os.read(self.diag_r, 65536 - size)
+            except BlockingIOError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        pid = self.proc.pid
+        if self.proc.returncode is None:  # not reaped yet: pid and group id are still ours
+            for kill in (os.killpg, os.kill):  # the group, and the child even if it left the group
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            pass
+        for fd in (self.req_w, self.rep_r, self.diag_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def exit_status(self) -> str:
+        rc = self.peek(timeout=1.0)
+        if rc is None:
+            return "the process stopped answering"
+        if rc < 0:
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            text = f"the process was killed by {name}"
+            if -rc == signal.SIGKILL:
+                text += " (perhaps for using too much memory)"
+            return text
+        if rc == wire.BROKEN_STATUS:
+            return ("the sandbox's own code failed (did the submission patch builtins, numpy "
+                    "or the standard library?)")
+        return f"the process exited with status {rc}"
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Arguments as plain numpy/python data, so that the child never needs to import e.g. jax."""
+    t = type(value)
+    if value is None or t in (bool, int, float, str, np.ndarray, Ref) or isinstance(value, np.generic):
+        return value
+    if depth > 20:
+        return value
+    if t is tuple:
+        return tuple(_plain(v, depth + 1) for v in value)
+    if t is list:
+        return [_plain(v, depth + 1) for v in value]
+    if t is dict:
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
+    if hasattr(value, "__array__") and not isinstance(value, np.ndarray):
+        return np.asarray(value)
+    return value
+
+
+class SandboxSession(Session):
+    """Runs the layer set at ``path`` in a child process with time and memory limits."""
+
+    def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
+                 import_time_limit: float | None = None):
+        self.path = str(path)
+        self.time_limit = float(time_limit)
+        self.memory_mb = int(memory_mb)
+        self.import_time_limit = float(time_limit if import_time_limit is None else import_time_limit)
+        resolved = os.path.realpath(self.path)
+        root = resolved if os.path.isdir(resolved) else os.path.dirname(resolved)
+        self._root = root.rstrip(os.sep) + os.sep
+        self.import_error: str | None = None
+        #: what the submission printed while being imported
+        self.import_output = ""
+        self._names: frozenset[str] = frozenset()
+        self._lock = threading.RLock()
+        self._child: _Child | None = None
+        self._pending_load = False
+        self._broken: str | None = None
+        self._timed_out: dict[str, str] = {}
+        self._next_id = 0
+        self._min_live_id = 1
+        self._lost_reason = ""
+        self._freed: list[int] = []
+        #: np.random/random are seeded with this before the submission is imported (again)
+        self._last_seed = 0
+        #: seconds the first start took (interpreter + numpy + the submission's import)
+        self.startup_seconds = 0.0
+        self.restarts = 0
+        started = time.perf_counter()
+        self._spawn()
+        error = self._finish_load()
+        self.startup_seconds = time.perf_counter() - started
+        if error is not None:
+            self.import_error = error
+            self._stop_child()
+
+    # -------------------------------------------------------------- child management
+
+    def _spawn(self) -> None:
+        self._child = _Child(self.path, self.memory_mb)
+        self._pending_load = True
+        # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
+        try:
+            request = ("load", [], self.path, self._last_seed)
+            self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
+        except (_Died, _TimedOut):
+            pass  # reported by _finish_load
+
+    def _finish_load(self) -> str | None:
+        """Wait for the child started by _spawn to load the submission; the import error or None."""
+        child = self._child
+        assert child is not None
+        self._pending_load = False
+        try:
+            doc, _ = child.recv(time.monotonic() + STARTUP_LIMIT)
+            if not doc.get("ready"):
+                raise _Died("the process sent a malformed greeting")
+        except (_Died, _TimedOut) as exc:
+            status = child.exit_status() if not isinstance(exc, _TimedOut) else "it did not start in time"
+            diag = child.diagnostics(0.2).strip()
+            child.kill()
+            raise RuntimeError(f"the sandbox could not start ({status}): {diag[-2000:]}") from None
+        limit = self.import_time_limit
+        try:
+            doc, _ = child.recv(time.monotonic() + limit)
+        except _TimedOut:
+            where = self._where_stuck(child)
+            return f"importing the file did not finish within {limit:g} s{where}"
+        except _Died as exc:
+            if exc.args:
+                return f"importing the file failed: {exc.args[0]}"
+            return f"{child.exit_status()} while importing the file{self._where_crashed(child)}"
+        self.import_output = _text(doc.get("output"), OUTPUT_LIMIT)
+        if doc.get("ok") is not True:
+            return _text(doc.get("message"), MESSAGE_LIMIT) or "importing the file failed"
+        names = doc.get("names")
+        if type(names) is not list:
+            return "importing the file failed: the process sent a malformed reply"
+        self._names = frozenset(n for n in names if type(n) is str)
+        return None
+
+    def _stop_child(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child = None
+        self._pending_load = False
+
+    def _restart(self, reason: str) -> None:
+        self._stop_child()
+        self._min_live_id = self._next_id + 1
+        self._lost_reason = reason
+        self._freed.clear()
+        self.restarts += 1
+        try:
+            self._spawn()
+        except OSError as exc:  # pragma: no cover - e.g. out of processes
+            self._broken = f"the sandbox could not be restarted after {reason}: {exc}"
+
+    def _ready_child(self) -> _Child:
+        if self._broken:
+            raise SubmissionFault("exception", self._broken)
+        if self._child is None:
+            raise SubmissionFault("exception", "the session is closed")
+        if self._pending_load:
+            try:
+                error = self._finish_load()
+            except RuntimeError as exc:
+                error = str(exc)
+            if error is not None:
+                self._stop_child()
+                self._broken = f"the submission could not be loaded again after {self._lost_reason}: {error}"
+                raise SubmissionFault("exception", self._broken)
+        return self._child  # type: ignore[return-value]
+
+    def _where_stuck(self, child: _Child) -> str:
+        try:
+            os.kill(child.proc.pid, signal.SIGUSR1)
+        except OSError:
+            return ""
+        return self._frame_text(child.diagnostics(0.3))
+
+    def _where_crashed(self, child: _Child) -> str:
+        return self._frame_text(child.diagnostics(0.05))
+
+    def _frame_text(self, dump: str) -> str:
+        """The most recent line of the submission in a faulthandler dump, as ' (at line N of f.py: ...)'."""
+        for line in dump.splitlines():
+            m = _FRAME_LINE.match(line)
+            if not m:
+                continue
+            filename, lineno = m.group(1), int(m.group(2))
+            real = os.path.realpath(filename)
+            if not real.startswith(self._root):
+                continue
+            return f" (it was running line {lineno} of {os.path.basename(real)}: {_source_line(real, lineno)})"
+        return ""
+
+
+    # -------------------------------------------------------------- one request
+
+    def _request(self, request: tuple, where: str, item: str | None,
+                 keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+        with self._lock:
+            if item is not None and item in self._timed_out:
+                raise SubmissionFault("timeout", self._timed_out[item])
+            child = self._ready_child()
+            free = []
+            while self._freed:
+                free.append(self._freed.pop())
+            op, *params = request
+            data = wire.encode_request((op, free, *params))
+            deadline = time.monotonic() + self.time_limit
+            try:
+                child.send(data, deadline)
+                doc, values = child.recv(deadline, keys)
+            except _TimedOut:
+                message = f"{where} did not return within {self.time_limit:g} s{self._where_stuck(child)}"
+                if item is not None:
+                    self._timed_out[item] = message
+                self._restart(f"{where} timed out")
+                raise SubmissionFault("timeout", message) from None
+            except _Died as exc:
+                if exc.args:
+                    message = f"{exc.args[0]} while running {where}"
+                else:
+                    message = f"{child.exit_status()} while running {where}{self._where_crashed(child)}"
+                self._restart(f"{where} stopped the process")
+                raise SubmissionFault("exception", message) from None
+            if doc.get("ok") is not True:
+                tag = doc.get("tag")
+                tag = tag if tag in ("not-found", "exception") else "exception"
+                message = _text(doc.get("message"), MESSAGE_LIMIT) or f"{where} failed"
+                output = _text(doc.get("output"), 1000)
+                if output.strip():
+                    message += "\n  it printed: " + output.strip()
+                raise SubmissionFault(tag, message)
+            return doc, values
+
+    def _check_ref(self, ref: Ref) -> None:
+        if ref.item in self._timed_out:
+            raise SubmissionFault("timeout", self._timed_out[ref.item])
+        if ref.id < self._min_live_id:
+            raise SubmissionFault(
+                "exception",
+                f"this {ref.item} object was lost when the previous call was stopped ({self._lost_reason})",
+            )
+
+    # -------------------------------------------------------------- Session
+
+    def defines(self, name: str) -> bool:
+        return name in self._names
+
+    def new(self, item: str, *args: Any, **kwargs: Any) -> Ref:
+        if item in self._timed_out:
+            raise SubmissionFault("timeout", self._timed_out[item])
+        if not self.defines(item):
+            raise SubmissionFault("not-found", f"{item} is not defined")
+        with self._lock:
+            ref_id = self._next_id + 1
+            where = f"{item}(...)"
+            self._request(("new", ref_id, item, where, _plain(args), _plain(kwargs)), where, item)
+            self._next_id = ref_id
+            ref = Ref(ref_id, item)
+            fin = weakref.finalize(ref, self._freed.append, ref_id)
+            fin.atexit = False
+            return ref
+
+    def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
+        if isinstance(target, Ref):
+            self._check_ref(target)
+            where, item, wire_target = f"{target.item}.{method}", target.item, target.id
+        else:
+            if target in self._timed_out:
+                raise SubmissionFault("timeout", self._timed_out[target])
+            if not self.defines(target):
+                raise SubmissionFault("not-found", f"{target} is not defined")
+            where, item, wire_target = target, target, target
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, Ref):
+                self._check_ref(a)
+        doc, values = self._request(
+            ("call", wire_target, method, where, _plain(args), _plain(kwargs)), where, item, ("value", "args"))
+        args_after = values.get("args")
+        aliases = doc.get("aliases", [])
+        if type(args_after) is not tuple or type(aliases) is not list or not all(
+            type(a) is list and len(a) == 2 and all(type(x) is str for x in a) for a in aliases
+        ):
+            self._restart(f"{where} sent a malformed reply")
+            raise SubmissionFault("exception", f"the process sent a malformed reply while running {where}")
+        return Reply(
+            value=values.get("value"),
+            args_after=args_after,
+            aliases=tuple((a, b) for a, b in aliases),
+            output=_text(doc.get("output"), OUTPUT_LIMIT),
+        )
+
+    def get(self, ref: Ref, *path: str) -> Any:
+        self._check_ref(ref)
+        where = f"reading {ref.item}.{'.'.join(path)}"
+        _, values = self._request(("get", ref.id, tuple(path), where), where, ref.item, ("value",))
+        return values.get("value")
+
+    def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
+        self._check_ref(ref)
+        where = f"updating {ref.item}.{'.'.join(path)} in place"
+        self._request(("iadd", ref.id, tuple(path), _plain(delta), where), where, ref.item)
+
+    def seed(self, seed: int) -> None:
+        if self.import_error is not None:
+            return
+        self._request(("seed", int(seed)), "seeding np.random", None)
+        self._last_seed = int(seed)
+
+    def ping(self) -> None:
+        """One empty round trip (for benchmarks)."""
+        self._request(("ping",), "ping", None)
+
+    def close(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            self._stop_child()
+            self._broken = self._broken or "the session is closed"
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit anything may be gone
+            pass
+
+
+def _text(value: Any, limit: int) -> str:
+    if type(value) is not str:
+        return ""
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def _source_line(path: str, lineno: int) -> str:
+    """Line ``lineno`` of a regular file, read with care (the file belongs to the submission)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block us
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(4 * 1024 * 1024)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    lines = data.split(b"\n")
+    if not 1 <= lineno <= len(lines):
+        return ""
+    return lines[lineno - 1].decode("utf-8", "replace").strip()[:200]

@@ -1,0 +1,529 @@
+"""The sandbox: a submission runs in a child process; faults become findings, never crashes here."""
+from __future__ import annotations
+
+import re
+import struct
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from gradprop import wire
+from gradprop.findings import SubmissionFault
+from gradprop.sandbox import SandboxSession
+from gradprop.session import InProcessSession, Opaque, Ref
+
+GOOD = '''
+import numpy as np
+
+class MulLayer:
+    def __init__(self):
+        self.x = None
+        self.y = None
+
+    def forward(self, x, y):
+        self.x = x
+        self.y = y
+        return x * y
+
+    def backward(self, dout):
+        print("backward of MulLayer")
+        return dout * self.y, dout * self.x
+
+class Inplace:
+    def forward(self, x):
+        x *= 2          # writes into its input
+        return x        # and returns it
+
+def softmax(x):
+    x = x - np.max(x, axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+def pair(x):
+    return x, x
+
+def mixed(x):
+    return {"n": 3, "f": np.float64(2.5), "b": np.bool_(True), "t": (1, [2.0, None]), "s": "hi"}
+
+def returns_object(x):
+    return object()
+
+class FakeJax:
+    """Array-like with a numeric dtype, like a jax array."""
+    dtype = np.dtype("float32")
+    def __array__(self, dtype=None, copy=None):
+        return np.arange(3, dtype=np.float32)
+
+def returns_array_like(x):
+    return FakeJax()
+
+def returns_object_array(x):
+    return np.array([1, "a"], dtype=object)
+
+def raises(x):
+    y = x.original_x_shape
+    return y
+
+def modules(x):
+    import sys
+    return sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "hypothesis", "pytest", "gradprop"))
+'''
+
+
+def write(tmp_path, text: str, name: str = "sub.py") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    path = write(tmp_path_factory.mktemp("good"), GOOD)
+    with SandboxSession(path, time_limit=5) as s:
+        yield s, path
+
+
+# --------------------------------------------------------------------------- a correct layer set
+
+
+def same(a, b) -> None:
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            same(x, y)
+    else:
+        assert a == b
+
+
+def test_same_replies_as_in_process(good):
+    s, path = good
+    ip = InProcessSession(path=path)
+    assert s.import_error is None
+    assert s.defines("MulLayer") and s.defines("softmax") and not s.defines("Relu") and not s.defines("np")
+    assert s.resolve(["ReLU", "MulLayer"]) == "MulLayer"
+    rng = np.random.default_rng(0)
+    x, y, dout = rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    replies = []
+    for sess in (s, ip):
+        m = sess.new("MulLayer")
+        assert isinstance(m, Ref) and m.item == "MulLayer"
+        fwd = sess.call(m, "forward", x, y)
+        bwd = sess.call(m, "backward", dout)
+        sm = sess.call("softmax", None, x)
+        ip_ = sess.call(sess.new("Inplace"), "forward", x.copy())
+        pr = sess.call("pair", None, x)
+        replies.append((fwd, bwd, sm, ip_, pr, sess.get(m, "x")))
+    for got, want in zip(*replies):
+        if isinstance(got, np.ndarray):
+            same(got, want)
+            continue
+        same(got.value, want.value)
+        same(got.args_after, want.args_after)
+        assert got.aliases == want.aliases
+    fwd, bwd, sm, inplace, pr, _ = replies[0]
+    assert bwd.output == "backward of MulLayer\n"
+    assert inplace.aliases == (("return", "arg[0]"),)
+    same(inplace.args_after[0], x * 2)  # the in-place write is visible
+    assert ("return[1]", "return[0]") in pr.aliases and ("return[0]", "arg[0]") in pr.aliases
+    assert (x == replies[0][0].args_after[0]).all()  # the caller's arrays are never touched
+
+
+def test_values_iadd_seed(good):
+    s, _ = good
+    v = s.call("mixed", None, 0).value
+    assert v == {"n": 3, "f": 2.5, "b": True, "t": (1, [2.0, None]), "s": "hi"}
+    assert type(v["f"]) is float and type(v["b"]) is bool
+    m = s.new("MulLayer")
+    s.call(m, "forward", np.ones(3), np.zeros(3))
+    s.iadd(m, ("x",), np.full(3, 0.5))
+    same(s.get(m, "x"), np.full(3, 1.5))
+    with pytest.raises(SubmissionFault) as e:
+        s.get(m, "nope")
+    assert e.value.tag == "exception" and "AttributeError" in e.value.message
+
+
+def test_opaque_and_array_likes(good):
+    s, _ = good
+    v = s.call("returns_object", None, 1).value
+    assert isinstance(v, Opaque) and v.type_name == "object"
+    same(s.call("returns_array_like", None, 1).value, np.arange(3, dtype=np.float32))
+    assert isinstance(s.call("returns_object_array", None, 1).value, Opaque)
+    assert isinstance(s.get(s.new("MulLayer"), "backward"), Opaque)  # a bound method
+
+
+def test_the_child_stays_light(good):
+    s, _ = good
+    loaded = s.call("modules", None, 0).value
+    assert set(loaded) <= {"gradprop", "gradprop.wire", "gradprop.loader", "gradprop.session",
+                           "gradprop.findings", "gradprop._child"}, loaded
+
+
+def test_faults_not_found_and_exception(good):
+    s, _ = good
+    with pytest.raises(SubmissionFault) as e:
+        s.new("Affine")
+    assert e.value.tag == "not-found"
+    with pytest.raises(SubmissionFault) as e:
+        s.call("nope", None)
+    assert e.value.tag == "not-found"
+    with pytest.raises(SubmissionFault) as e:
+        s.call("raises", None, np.ones(2))
+    msg = e.value.message
+    assert e.value.tag == "exception"
+    assert "AttributeError: 'numpy.ndarray' object has no attribute 'original_x_shape'" in msg
+    assert "y = x.original_x_shape" in msg and "sub.py" in msg
+    s.call("softmax", None, np.ones(2))  # still fine
+
+
+def test_seed_is_deterministic(tmp_path):
+    path = write(tmp_path, """
+        import numpy as np
+        def draw(n):
+            return np.random.rand(n)
+    """)
+    with SandboxSession(path) as s:
+        first = s.call("draw", None, 2).value
+        s.seed(3)
+        a = s.call("draw", None, 4).value
+        s.seed(3)
+        b = s.call("draw", None, 4).value
+    same(a, b)
+    same(a, np.random.RandomState(3).rand(4))
+    with SandboxSession(path) as s:  # deterministic even without seed()
+        same(s.call("draw", None, 2).value, first)
+
+
+# --------------------------------------------------------------------------- import errors
+
+
+@pytest.mark.parametrize("source, expect", [
+    ("def f(:\n    pass\n", "SyntaxError"),
+    ("x = 1\nraise ValueError('boom at import')\n", "ValueError: boom at import"),
+    ("import sys\nsys.exit(4)\n", "SystemExit: 4"),
+    ("exit(2)\n", "SystemExit: 2"),
+    ("import os\nos._exit(3)\n", "exited with status 3"),
+    ("import time\nwhile True:\n    time.sleep(0.01)\n", "did not finish within"),
+])
+def test_import_errors(tmp_path, source, expect):
+    path = write(tmp_path, source, "notes.py")
+    with SandboxSession(path, time_limit=1) as s:
+        assert s.import_error is not None and expect in s.import_error, s.import_error
+        assert not s.defines("f") and s.resolve(["f", "MulLayer"]) is None
+        with pytest.raises(SubmissionFault) as e:
+            s.new("MulLayer")
+        assert e.value.tag == "not-found"
+    if "raise" in source:
+        assert "line 2 of notes.py" in s.import_error
+    if "while" in source:
+        assert "line 3 of notes.py" in s.import_error  # where it was stuck
+
+
+# --------------------------------------------------------------------------- hangs and crashes
+
+FAULTY = '''
+import os, sys, time
+import numpy as np
+
+class Hangs:
+    def forward(self, x):
+        while True:
+            pass
+
+class Exits:
+    def forward(self, x):
+        os._exit(3)
+
+class SysExits:
+    def forward(self, x):
+        sys.exit(5)
+
+class Fine:
+    def forward(self, x):
+        return x + 1
+
+class Segfaults:
+    def forward(self, x):
+        import ctypes
+        return ctypes.string_at(0)
+
+class Counted:
+    alive = 0
+    def __init__(self):
+        Counted.alive += 1
+    def __del__(self):
+        Counted.alive -= 1
+
+def alive(x):
+    return Counted.alive
+
+def flood(x):
+    while True:
+        print("x" * 1000)
+
+def big_print(x):
+    for _ in range(50_000):
+        print("y" * 1000)
+    return x
+
+def fd_flood(x):
+    for _ in range(20_000):
+        os.write(1, b"z" * 1000)
+        os.write(2, b"z" * 1000)
+    return x
+
+def huge(x):
+    return np.ones(10**11)
+
+def grow(x):
+    keep = []
+    while True:
+        keep.append(bytes(10**7))
+'''
+
+
+@pytest.fixture
+def faulty(tmp_path):
+    path = write(tmp_path, FAULTY)
+    with SandboxSession(path, time_limit=1.0, memory_mb=768) as s:
+        yield s
+
+
+def test_timeout_then_other_items_work_and_same_item_fails_fast(faulty):
+    s = faulty
+    fine = s.new("Fine")
+    h = s.new("Hangs")
+    t = time.monotonic()
+    with pytest.raises(SubmissionFault) as e:
+        s.call(h, "forward", np.ones(2))
+    assert 0.9 < time.monotonic() - t < 5
+    assert e.value.tag == "timeout"
+    assert "Hangs.forward did not return within 1 s" in e.value.message
+    # where it was stuck: the loop's line or its body
+    assert re.search(r"running line (7 of sub.py: while True:|8 of sub.py: pass)", e.value.message)
+    # the same item fails at once, without running anything
+    for op in (lambda: s.new("Hangs"), lambda: s.call(h, "forward", np.ones(2))):
+        t = time.monotonic()
+        with pytest.raises(SubmissionFault) as again:
+            op()
+        assert again.value.tag == "timeout" and time.monotonic() - t < 0.1
+    # other items work (the child was restarted); objects from before the restart are gone
+    with pytest.raises(SubmissionFault) as lost:
+        s.call(fine, "forward", np.ones(2))
+    assert lost.value.tag == "exception" and "lost when the previous call was stopped" in lost.value.message
+    same(s.call(s.new("Fine"), "forward", np.ones(2)).value, np.full(2, 2.0))
+    assert s.restarts == 1
+
+
+def test_exit_in_a_method_is_an_exception_and_the_next_op_works(faulty):
+    s = faulty
+    with pytest.raises(SubmissionFault) as e:
+        s.call(s.new("Exits"), "forward", np.ones(2))
+    assert e.value.tag == "exception"
+    assert "the process exited with status 3 while running Exits.forward" in e.value.message
+    same(s.call(s.new("Fine"), "forward", np.ones(2)).value, np.full(2, 2.0))
+    with pytest.raises(SubmissionFault) as e:
+        s.call(s.new("SysExits"), "forward", np.ones(2))
+    assert e.value.tag == "exception" and "SystemExit: 5" in e.value.message
+    with pytest.raises(SubmissionFault) as e:
+        s.call(s.new("Segfaults"), "forward", np.ones(2))
+    assert e.value.tag == "exception" and "killed by SIGSEGV while running Segfaults.forward" in e.value.message
+    assert "of sub.py: return ctypes.string_at(0)" in e.value.message
+    # not sticky: an exit is not a timeout
+    with pytest.raises(SubmissionFault) as e:
+        s.call(s.new("Exits"), "forward", np.ones(2))
+    assert e.value.tag == "exception"
+
+
+def test_dropped_refs_are_freed_in_the_child(faulty):
+    s = faulty
+    keep = s.new("Counted")
+    for _ in range(50):
+        s.new("Counted")  # dropped at once
+    assert s.call("alive", None, 0).value <= 2
+    assert s.call(keep, "__init__").value is None  # still there
+
+
+def test_print_floods_are_truncated(faulty):
+    s = faulty
+    with pytest.raises(SubmissionFault) as e:
+        s.call("flood", None, 1)
+    assert e.value.tag == "timeout"
+    r = s.call("big_print", None, 7)
+    assert r.value == 7
+    assert len(r.output) < 10_000 and r.output.startswith("y" * 1000)
+    assert "more characters of output not shown" in r.output
+    assert s.call("fd_flood", None, 8).value == 8  # writes to fds 1 and 2 go nowhere
+
+
+def test_memory_blowups_are_exceptions(faulty):
+    s = faulty
+    with pytest.raises(SubmissionFault) as e:
+        s.call("huge", None, 1)
+    assert e.value.tag == "exception" and "MemoryError" in e.value.message
+    with pytest.raises(SubmissionFault) as e:
+        s.call("grow", None, 1)
+    assert e.value.tag == "exception"
+    same(s.call(s.new("Fine"), "forward", np.ones(1)).value, np.full(1, 2.0))
+
+
+def test_patching_numpy_at_import_does_not_reach_the_parent(tmp_path):
+    real_allclose, real_assert = np.allclose, np.testing.assert_allclose
+    path = write(tmp_path, """
+        import builtins, numpy, numpy.testing
+        numpy.allclose = lambda *a, **k: True
+        numpy.testing.assert_allclose = lambda *a, **k: None
+        builtins.isinstance = lambda *a: True
+        builtins.abs = lambda x: 0
+        def check(x):
+            return numpy.allclose(x, x + 1)
+    """)
+    with SandboxSession(path) as s:
+        assert s.import_error is None
+        assert s.call("check", None, np.zeros(2)).value is True  # patched in the child only
+    assert np.allclose is real_allclose and np.testing.assert_allclose is real_assert
+    assert not np.allclose(np.zeros(2), np.ones(2))
+    assert isinstance(1, int) and not isinstance(1, str) and abs(-2) == 2
+
+
+def test_close_kills_the_process_group(tmp_path):
+    pidfile = tmp_path / "pid"
+    path = write(tmp_path, f"""
+        import os, time
+        def spawn(x):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(1000)
+                os._exit(0)
+            open({str(pidfile)!r}, "w").write(str(pid))
+            return pid
+    """)
+    s = SandboxSession(path)
+    proc = s._child.proc
+    grandchild = s.call("spawn", None, 0).value
+    assert int(pidfile.read_text()) == grandchild
+    s.close()
+    s.close()  # twice is fine
+    assert proc.returncode is not None  # reaped: no zombie
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{grandchild}/stat") as f:
+                if f.read().split(")")[-1].split()[0] in "ZX":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the child's child survived close()")
+    with pytest.raises(SubmissionFault):
+        s.call("spawn", None, 0)
+
+
+def test_folder_submission(tmp_path):
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "__init__.py").write_text("")
+    (tmp_path / "common" / "functions.py").write_text("import numpy as np\ndef relu(x):\n    return np.maximum(0, x)\n")
+    (tmp_path / "common" / "layers.py").write_text(
+        "from common.functions import *\nclass Relu:\n    def forward(self, x):\n        return relu(x)\n")
+    with SandboxSession(str(tmp_path)) as s:
+        assert s.import_error is None
+        assert s.defines("Relu") and s.defines("relu")
+        same(s.call(s.new("Relu"), "forward", np.array([-1.0, 2.0])).value, np.array([0.0, 2.0]))
+
+
+# --------------------------------------------------------------------------- the wire format
+
+
+def frame(header: dict, payload: bytes = b"") -> bytes:
+    import json
+    h = json.dumps(header).encode()
+    return struct.pack("<4sQQ", wire.MAGIC, len(h), len(payload)) + h + payload
+
+
+def test_wire_round_trip():
+    value = (np.arange(6, dtype=np.int32).reshape(2, 3), [1.5, float("nan")], {"k": np.float32(2)},
+             np.zeros((0, 4)), np.array(True), np.arange(3.0)[::2])
+    bufs = wire.encode_reply({"ok": True}, {"value": value})
+    doc, vals = wire.decode_frame(b"".join(bytes(b) for b in bufs))
+    got = vals["value"]
+    same(got[0], value[0])
+    assert got[1][0] == 1.5 and np.isnan(got[1][1])
+    assert got[2] == {"k": 2.0}
+    same(got[3], value[3])
+    same(got[4], value[4])
+    same(got[5], np.array([0.0, 2.0]))
+    assert got[0].flags.writeable
+
+
+@pytest.mark.parametrize("header, payload", [
+    ({"ok": True, "value": {"a": ["|O8", [1]]}}, bytes(16)),  # object dtype
+    ({"ok": True, "value": {"a": ["O", [1]]}}, bytes(16)),
+    ({"ok": True, "value": {"a": ["<c16", [1]]}}, bytes(16)),  # complex
+    ({"ok": True, "value": {"a": ["f8,f8", [1]]}}, bytes(16)),  # structured
+    ({"ok": True, "value": {"a": ["<f8", [4]]}}, bytes(16)),  # claims more data than sent
+    ({"ok": True, "value": {"a": ["<f8", [-1]]}}, bytes(16)),
+    ({"ok": True, "value": {"a": ["<f8", [1]]}}, bytes(64)),  # trailing data
+    ({"ok": True, "value": {"x": 1}}, b""),  # unknown tag
+    ({"ok": True, "value": {"o": ["a", 1]}}, b""),
+    ({"ok": True, "value": {"d": [[1, 2]]}}, b""),  # non-str key
+])
+def test_wire_refuses_bad_headers(header, payload):
+    with pytest.raises(wire.WireError):
+        wire.decode_frame(frame(header, payload))
+
+
+def test_wire_refuses_truncated_and_oversized_frames():
+    good = b"".join(bytes(b) for b in wire.encode_reply({"ok": True}, {"value": np.arange(4.0)}))
+    wire.decode_frame(good)
+    for cut in (3, wire.FRAME_SIZE, wire.FRAME_SIZE + 5, len(good) - 1):
+        with pytest.raises(wire.WireError):
+            wire.decode_frame(good[:cut])
+    with pytest.raises(wire.WireError):
+        wire.decode_frame(struct.pack("<4sQQ", wire.MAGIC, 2, wire.MAX_PAYLOAD + 1) + b"{}")
+    with pytest.raises(wire.WireError):
+        wire.decode_frame(struct.pack("<4sQQ", b"XXXX", 2, 0) + b"{}")
+    with pytest.raises(wire.WireError):  # nested deeper than the decoder allows
+        wire.decode_frame(frame({"ok": True, "value": _nest(200)}))
+    deep = b'{"value":' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # deeper than json can parse
+    with pytest.raises(wire.WireError):
+        wire.decode_frame(struct.pack("<4sQQ", wire.MAGIC, len(deep), 0) + deep)
+
+
+def _nest(n: int):
+    v = None
+    for _ in range(n):
+        v = [v]
+    return v
+
+
+def test_wire_encoder_never_fails():
+    a = []
+    a.append(a)  # a cycle
+    bufs = wire.encode_reply({"ok": True}, {"value": (a, object(), 1 + 2j, np.array([1 + 1j]), {1: 2}, 10 ** 5000)})
+    _, vals = wire.decode_frame(b"".join(bytes(b) for b in bufs), opaque=Opaque)
+    v = vals["value"]
+    assert all(isinstance(x, Opaque) for x in v[1:])
+    depth, node = 0, v[0]
+    while isinstance(node, list):
+        node, depth = node[0], depth + 1
+    assert isinstance(node, Opaque) and depth <= wire.MAX_DEPTH
+
+
+def test_startup_and_round_trip_are_fast(good):
+    s, _ = good
+    x = np.ones(3)
+    s.call("softmax", None, x)
+    times = []
+    for _ in range(200):
+        t = time.perf_counter()
+        s.call("softmax", None, x)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    assert times[len(times) // 2] < 0.02  # about 0.1 ms on an idle machine; loose for a loaded CI
+    assert s.startup_seconds < 30
