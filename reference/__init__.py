@@ -63,3 +63,8 @@ def two_layer_net_predict(x, W1, b1, W2, b2):
 
 def two_layer_net_loss(x, t, W1, b1, W2, b2):
     return softmax_with_loss(two_layer_net_predict(x, W1, b1, W2, b2), t)
+
+
+from .later import (  # noqa: E402 - the book's later layers (ch. 6-7)
+    batch_norm_layer, batch_normalization, batch_normalization_eval, convolution, dropout, pooling,
+)

@@ -1,0 +1,58 @@
+"""Pure JAX references for the book's later layers (ch. 6-7); differentiate them with ``jax.vjp``."""
+from __future__ import annotations
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402 - after x64 is on
+from jax import lax  # noqa: E402
+
+BOOK_EPS = 10e-7  # the book's BatchNormalization eps (= 1e-6)
+
+
+def dropout(x: jax.Array, mask: jax.Array, scale: float) -> jax.Array:
+    """``x * mask * scale``: book train mode is ``(mask, 1)``, book eval mode ``(ones, 1 - ratio)``."""
+    return x * mask * scale
+
+
+def _bn(x: jax.Array, gamma: jax.Array, beta: jax.Array, mean: jax.Array, var: jax.Array, eps: float) -> jax.Array:
+    return gamma * (x - mean) / jnp.sqrt(var + eps) + beta
+
+
+def batch_normalization(x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float = BOOK_EPS) -> jax.Array:
+    """Train-mode batch norm: per-feature batch mean and biased variance; rank > 2 flattened to ``(N, -1)``."""
+    x2 = x.reshape(x.shape[0], -1)
+    mean = x2.mean(axis=0)
+    var = jnp.mean((x2 - mean) ** 2, axis=0)
+    return _bn(x2, gamma, beta, mean, var, eps).reshape(x.shape)
+
+
+def batch_normalization_eval(x: jax.Array, gamma: jax.Array, beta: jax.Array, running_mean: jax.Array,
+                             running_var: jax.Array, eps: float = BOOK_EPS) -> jax.Array:
+    """Eval-mode batch norm: normalize with the given running statistics."""
+    x2 = x.reshape(x.shape[0], -1)
+    return _bn(x2, gamma, beta, running_mean, running_var, eps).reshape(x.shape)
+
+
+def convolution(x: jax.Array, W: jax.Array, b: jax.Array, stride: int = 1, pad: int = 0) -> jax.Array:
+    """NCHW cross-correlation with ``W`` of shape ``(FN, C, FH, FW)``, zero padding, plus ``b[f]``."""
+    out = lax.conv_general_dilated(
+        x, W, window_strides=(stride, stride), padding=[(pad, pad), (pad, pad)],
+        dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=lax.Precision.HIGHEST,
+    )
+    return out + b[None, :, None, None]
+
+
+def pooling(x: jax.Array, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> jax.Array:
+    """Max pooling over the input padded with zeros (as im2col pads), not with -inf."""
+    xp = jnp.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    return lax.reduce_window(xp, -jnp.inf, lax.max, (1, 1, pool_h, pool_w), (1, 1, stride, stride), "VALID")
+
+
+def batch_norm_layer(x: jax.Array, gamma: jax.Array, beta: jax.Array, running_mean: jax.Array,
+                     running_var: jax.Array, train_flg: bool = True, eps: float = BOOK_EPS) -> jax.Array:
+    """The layer as called: batch statistics in train mode, the running ones in eval mode."""
+    if train_flg:
+        return batch_normalization(x, gamma, beta, eps)
+    return batch_normalization_eval(x, gamma, beta, running_mean, running_var, eps)
