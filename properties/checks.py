@@ -6,8 +6,8 @@ more with ``explain=True`` on the smallest failing case, to localise the wrong e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from gradprop.session import Ref, Reply, Session
 
 from . import oracle
 from .assertions import as_array, assert_close, describe, repro
-from .registry import Case, Item
+from .model import Case, Item, Property
 
 #: central-difference step; inputs are O(1) and stay >= 1e-3 from kinks
 STEP = 1e-6
@@ -32,15 +32,6 @@ class Target:
     origin: str
 
 
-@dataclass(frozen=True)
-class Property:
-    name: str
-    tier: str
-    check: Callable[[Target, Case, bool], None]
-    about: str
-    regime: Mapping[str, Any] = field(default_factory=dict)
-
-
 # --- calling the layer set -------------------------------------------------------------------------
 
 
@@ -49,12 +40,19 @@ def _build(t: Target, case: Case) -> Ref:
     return t.session.new(t.name, *case.init.values())
 
 
-def _forward(t: Target, case: Case, inputs: Mapping[str, Any] | None = None) -> tuple[Ref | None, Reply]:
-    inputs = case.inputs if inputs is None else inputs
+def _forward(t: Target, case: Case) -> tuple[Ref | None, Reply, Case]:
+    """Build (for a layer) and call forward; the case comes back with what the entry reads off
+    the output for its reference (a dropout mask)."""
     if t.item.kind == "function":
-        return None, t.session.call(t.name, None, *inputs.values())
-    layer = _build(t, case)
-    return layer, t.session.call(layer, "forward", *inputs.values())
+        layer, reply = None, t.session.call(t.name, None, *case.inputs.values())
+    else:
+        layer = _build(t, case)
+        reply = t.session.call(layer, "forward", *case.inputs.values())
+    return layer, reply, _observed(t, case, reply)
+
+
+def _observed(t: Target, case: Case, reply: Reply) -> Case:
+    return t.item.observe(case, reply.value) if t.item.observe else case
 
 
 def _dout(t: Target, case: Case, shape: tuple[int, ...], salt: int = 0) -> Any:
@@ -123,7 +121,7 @@ def _against(t: Target, dout: Any) -> str:
 def check_forward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_forward(t, case, explain)
-    _, reply = _forward(t, case)
+    _, reply, case = _forward(t, case)
     assert_close(reply.value, oracle.forward(t.item, case), item=t.name, what="forward output",
                  against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
                  tag="wrong-forward", reproduce=_repro(t, case, "out"), gradient=False)
@@ -132,7 +130,7 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
 def check_backward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_gradient(t, case, explain)
-    layer, _ = _forward(t, case)
+    layer, _, case = _forward(t, case)
     out = oracle.forward(t.item, case)
     dout = _dout(t, case, out.shape)
     _, expected = oracle.vjp(t.item, case, dout)
@@ -150,7 +148,7 @@ def check_regime(t: Target, case: Case, explain: bool = False) -> None:
 def _own_objective(t: Target, case: Case, args: Mapping[str, Any], v: Any) -> float:
     """<v, forward(args)> computed by the layer set itself, on a fresh layer."""
     moved = Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed)
-    _, reply = _forward(t, moved)
+    _, reply, _ = _forward(t, moved)
     out = as_array(reply.value, f"{t.name}: forward output", "wrong-forward")
     if out.size != np.size(v):
         raise Finding("wrong-forward", f"{t.name}: forward output has shape {out.shape}, expected {np.shape(v)}.")
@@ -180,7 +178,7 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
     """
     if t.item.kind == "network":
         return check_net_numerical(t, case, explain)
-    layer, _ = _forward(t, case)
+    layer, _, case = _forward(t, case)
     v = _dout(t, case, oracle.forward(t.item, case).shape)
     got = _shape_checked(t, case, _grads(t, layer, t.session.call(layer, "backward", v)), v)
     args = oracle.arguments(case)
@@ -220,7 +218,7 @@ def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str)
 def check_shapes(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_shapes(t, case, explain)
-    layer, _ = _forward(t, case)
+    layer, _, case = _forward(t, case)
     dout = _dout(t, case, oracle.forward(t.item, case).shape)
     _shape_checked(t, case, _grads(t, layer, t.session.call(layer, "backward", dout)), dout)
 
@@ -246,7 +244,7 @@ def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, cal
 def check_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_mutates_input(t, case, explain)
-    _, reply = _forward(t, case)
+    _, reply, _ = _forward(t, case)
     call = t.name if t.item.kind == "function" else f"{t.name}.forward"
     _unchanged(t, case, case.inputs, reply.args_after, call, "mutates-input", ", ".join(case.inputs))
 
@@ -261,7 +259,7 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
     first = _earlier(case, t.item)
     layer = _build(t, case)
     t.session.call(layer, "forward", *first.values())
-    t.session.call(layer, "forward", *case.inputs.values())
+    case = _observed(t, case, t.session.call(layer, "forward", *case.inputs.values()))
     out = oracle.forward(t.item, case)
     dout = _dout(t, case, out.shape)
     _, expected = oracle.vjp(t.item, case, dout)
@@ -280,14 +278,14 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
 
 
 def check_mutates_dout(t: Target, case: Case, explain: bool = False) -> None:
-    layer, _ = _forward(t, case)
+    layer, _, case = _forward(t, case)
     dout = _dout(t, case, oracle.forward(t.item, case).shape)
     reply = t.session.call(layer, "backward", dout)
     _unchanged(t, case, {"dout": dout}, reply.args_after, f"{t.name}.backward", "mutates-dout", "dout")
 
 
 def check_aliases_output(t: Target, case: Case, explain: bool = False) -> None:
-    layer, _ = _forward(t, case)
+    layer, _, case = _forward(t, case)
     dout = _dout(t, case, oracle.forward(t.item, case).shape)
     reply = t.session.call(layer, "backward", dout)
     for out, other in reply.aliases:
@@ -299,7 +297,7 @@ def check_aliases_output(t: Target, case: Case, explain: bool = False) -> None:
 
 def check_ignores_dout(t: Target, case: Case, explain: bool = False) -> None:
     """A loss layer in the middle of a graph gets dout != 1: backward must scale with it."""
-    layer, _ = _forward(t, case)
+    layer, _, case = _forward(t, case)
     dout = 0.5 + float(np.random.default_rng([case.seed, 3]).random()) * 2.0
     _, expected = oracle.vjp(t.item, case, dout)
     got = _grads(t, layer, t.session.call(layer, "backward", dout))
@@ -472,4 +470,71 @@ def properties_for(item: Item) -> list[Property]:
                               "backward returns new arrays, not dout itself or one array twice"))
         if item.loss:
             props.append(Property("ignores-dout", STRICT, check_ignores_dout, "backward scales with dout"))
-    return props
+    return props + list(item.properties)
+
+
+# --- item-specific properties (named by their registry entries) ------------------------------------
+
+
+def _with_inputs(case: Case, **inputs: Any) -> Case:
+    return Case(case.init, {**case.inputs, **inputs}, case.seed, case.extra)
+
+
+def check_dropout_rate(t: Target, case: Case, explain: bool = False) -> None:
+    """On a 2000-entry batch the kept share is 1 - dropout_ratio within 6 standard deviations."""
+    ratio = case.init["dropout_ratio"]
+    x = np.random.default_rng([case.seed, 11]).uniform(0.5, 1.5, size=(40, 50))
+    big = _with_inputs(case, x=x)
+    _, reply, _ = _forward(t, big)
+    out = as_array(reply.value, f"{t.name}: forward output", "wrong-forward")
+    kept = float(np.mean(out != 0)) if out.shape == x.shape else float("nan")
+    sigma = np.sqrt(ratio * (1 - ratio) / x.size)
+    if not abs(kept - (1 - ratio)) <= 6 * sigma:
+        raise Finding("wrong-forward", (
+            f"{t.name}(dropout_ratio={ratio}): forward kept {kept:.3f} of {x.size} entries in train mode; "
+            f"expected about {1 - ratio:.3f} (each entry dropped with probability dropout_ratio)."))
+
+
+def check_dropout_eval(t: Target, case: Case, explain: bool = False) -> None:
+    """Eval output = the expected train output (book: x * (1 - ratio); inverted dropout: x), and it
+    depends on no mask: another seed gives the same output."""
+    ratio = case.init["dropout_ratio"]
+    _, _, train = _forward(t, _with_inputs(case, train_flg=True))
+    expected = np.asarray(case.inputs["x"]) * (1 - ratio) * train.extra["scale"]
+    ev = _with_inputs(case, train_flg=False)
+    _, reply, _ = _forward(t, ev)
+    convention = "x * (1 - dropout_ratio)" if train.extra["scale"] == 1.0 else "x (inverted dropout)"
+    assert_close(reply.value, expected, item=t.name, what="forward output with train_flg=False",
+                 against=f"the expected train output, {convention}", rtol=t.item.rtol, atol=t.item.atol,
+                 tag="wrong-forward", reproduce=_repro(t, ev, "out"), gradient=False)
+    _, again, _ = _forward(t, Case(ev.init, ev.inputs, ev.seed + 1))
+    assert_close(again.value, expected, item=t.name, what="forward output with train_flg=False (another seed)",
+                 against="the same call under another np.random seed: eval mode uses no mask",
+                 rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", reproduce=_repro(t, ev, "out"),
+                 gradient=False)
+
+
+def check_batchnorm_eval(t: Target, case: Case, explain: bool = False) -> None:
+    """Eval mode normalises with the running statistics given to the constructor."""
+    ev = _with_inputs(case, train_flg=False)
+    _, reply, ev = _forward(t, ev)
+    assert_close(reply.value, oracle.forward(t.item, ev), item=t.name, what="forward output with train_flg=False",
+                 against="reference.batch_normalization_eval with the running statistics", rtol=t.item.rtol,
+                 atol=t.item.atol, tag="wrong-forward", reproduce=_repro(t, ev, "out"), gradient=False)
+
+
+def check_running_stats(t: Target, case: Case, explain: bool = False) -> None:
+    """Train mode moves running_mean/var by momentum towards the batch's; eval mode leaves them."""
+    layer = _build(t, case)
+    x = np.asarray(case.inputs["x"]).reshape(len(case.inputs["x"]), -1)
+    m, mean0, var0 = case.init["momentum"], case.init["running_mean"], case.init["running_var"]
+    want = {"running_mean": m * mean0 + (1 - m) * x.mean(axis=0),
+            "running_var": m * var0 + (1 - m) * x.var(axis=0)}
+    t.session.call(layer, "forward", case.inputs["x"], True)
+    for when in ("after forward(x, train_flg=True)", "after a further forward(x, train_flg=False)"):
+        for name, expected in want.items():
+            assert_close(t.session.get(layer, name), expected, item=t.name, what=f"{name} {when}",
+                         against=f"momentum * {name} + (1 - momentum) * the batch's {name.split('_')[1]}",
+                         rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
+                         reproduce=_repro(t, case, f"layer.{name}"))
+        t.session.call(layer, "forward", np.asarray(case.inputs["x"])[::-1] * 2.0, False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from typing import Any, Mapping
 
 import jax
@@ -17,7 +18,7 @@ import numpy as np
 
 from gradprop import reference  # noqa: F401 - enables x64 before anything is traced
 
-from .registry import Case, Item
+from .model import Case, Item
 
 _MEMO: dict[bytes, Any] = {}
 _MEMO_LIMIT = 50_000
@@ -52,14 +53,29 @@ def _memo(key: bytes, compute):
 
 
 @functools.cache
-def _jitted_forward(item: Item):
-    return jax.jit(lambda kwargs: item.reference(**kwargs))
+def _parameters(reference) -> frozenset[str]:
+    return frozenset(inspect.signature(reference).parameters)
+
+
+def _split(item: Item, args: Mapping[str, Any]) -> tuple[dict, tuple]:
+    """The reference's arguments, split into traced arrays and static Python values (stride, pad,
+    train_flg: they change the program, so each value gets its own trace)."""
+    wanted = {k: v for k, v in args.items() if k in _parameters(item.reference)}
+    static = tuple(sorted((k, v) for k, v in wanted.items()
+                          if k not in item.wrt and isinstance(v, (bool, int, float, str, type(None)))))
+    traced = {k: v for k, v in wanted.items() if k not in dict(static)}
+    return traced, static
 
 
 @functools.cache
-def _jitted_vjp(item: Item, wrt: tuple[str, ...]):
+def _jitted_forward(item: Item, static: tuple):
+    return jax.jit(lambda kwargs: item.reference(**kwargs, **dict(static)))
+
+
+@functools.cache
+def _jitted_vjp(item: Item, static: tuple):
     def run(diff: dict, other: dict, dout):
-        out, pull = jax.vjp(lambda d: item.reference(**d, **other), diff)
+        out, pull = jax.vjp(lambda d: item.reference(**d, **other, **dict(static)), diff)
         return out, pull(dout)[0]
 
     return jax.jit(run)
@@ -70,7 +86,7 @@ def arguments(case: Case, item: Item | None = None) -> dict[str, Any]:
     constructor takes sizes, which its reference does not need)."""
     if item is not None and item.kind == "network":
         return dict(case.inputs)
-    return {**case.inputs, **case.init}
+    return {**case.inputs, **case.init, **case.extra}
 
 
 def _float(value: Any) -> Any:
@@ -80,20 +96,20 @@ def _float(value: Any) -> Any:
 
 def forward(item: Item, case: Case, args: Mapping[str, Any] | None = None) -> np.ndarray:
     """The reference output for the case (or for ``args`` in its place)."""
-    args = dict(arguments(case, item) if args is None else args)
-    key = _key(item.name, "forward", args)
-    return _memo(key, lambda: np.asarray(_jitted_forward(item)(args)))
+    traced, static = _split(item, arguments(case, item) if args is None else args)
+    key = _key(item.name, "forward", traced, repr(static))
+    return _memo(key, lambda: np.asarray(_jitted_forward(item, static)(traced)))
 
 
 def vjp(item: Item, case: Case, dout: Any, args: Mapping[str, Any] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(reference output, {argument name: expected gradient}) for the upstream gradient ``dout``."""
-    args = dict(arguments(case, item) if args is None else args)
-    diff = {k: _float(args[k]) for k in item.wrt}
-    other = {k: v for k, v in args.items() if k not in diff}
-    key = _key(item.name, "vjp", diff, other, dout)
+    traced, static = _split(item, arguments(case, item) if args is None else args)
+    diff = {k: _float(traced[k]) for k in item.wrt}
+    other = {k: v for k, v in traced.items() if k not in diff}
+    key = _key(item.name, "vjp", diff, other, repr(static), dout)
 
     def compute():
-        out, grads = _jitted_vjp(item, item.wrt)(diff, other, np.asarray(dout, dtype=np.float64))
+        out, grads = _jitted_vjp(item, static)(diff, other, np.asarray(dout, dtype=np.float64))
         return np.asarray(out), {k: np.asarray(v) for k, v in grads.items()}
 
     return _memo(key, compute)

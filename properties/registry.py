@@ -7,71 +7,14 @@ Every generic property in ``properties.checks`` runs over every entry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
-
 import numpy as np
 from hypothesis import strategies as st
 
 from gradprop import reference as ref
 
-from . import strategies as S
-
-
-@dataclass(frozen=True)
-class Case:
-    """One generated example: constructor arguments, forward inputs (both in call order), and a
-    seed from which the random ``dout`` and the random projection directions are drawn."""
-
-    init: Mapping[str, Any]
-    inputs: Mapping[str, Any]
-    seed: int
-
-
-@dataclass(frozen=True)
-class Grad:
-    """A gradient the item produces: its name, the argument it differentiates, and where it is.
-
-    ``source`` is ``"return"`` (backward's return value), ``"return[i]"`` (the i-th of a returned
-    tuple), ``"attr"`` (an attribute named ``name`` set by backward) or ``"dict"`` (the entry
-    ``wrt`` of the dict a network's ``gradient`` returns).
-    """
-
-    name: str
-    wrt: str
-    source: str
-
-
-@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per item
-class Item:
-    name: str
-    kind: Literal["layer", "function", "network"]
-    #: the pure JAX function, called with the case's inputs and init arguments by name
-    reference: Callable[..., Any]
-    #: ``cases(**regime)`` -> strategy of Case
-    cases: Callable[..., st.SearchStrategy[Case]]
-    grads: tuple[Grad, ...] = ()
-    #: other names the item may be defined under
-    aliases: tuple[str, ...] = ()
-    #: extra regimes, each a set of keyword arguments for ``cases``: "batch-1": {"batch": 1}
-    regimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    #: a loss layer: called with dout=1; strict check that it scales with dout
-    loss: bool = False
-    #: |yours - expected| <= atol + rtol * max|expected|, against the JAX reference
-    rtol: float = 1e-9
-    atol: float = 1e-12
-    #: the same, against the central-difference derivative of the item's own forward
-    num_rtol: float = 1e-6
-    why: str = ""
-    notes: str = ""
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return (self.name, *self.aliases)
-
-    @property
-    def wrt(self) -> tuple[str, ...]:
-        return tuple(g.wrt for g in self.grads)
+from . import checks as C, strategies as S
+from .model import Case, Grad, Item, Property
+from gradprop.findings import CORE
 
 
 # --- strategies for each item -------------------------------------------------------------------
@@ -215,4 +158,116 @@ ITEMS: tuple[Item, ...] = (
     ),
 )
 
+
+
+# --- the book's later layers (ch. 6-7) ------------------------------------------------------------
+
+
+@st.composite
+def dropout_cases(draw, batch=None, rank: int | None = None) -> Case:
+    shape = draw(S.batch_shape(batch, rank or draw(st.integers(2, 4))))
+    ratio = draw(st.sampled_from([0.2, 0.5, 0.7]))
+    # x keeps away from 0, so a dropped entry (0) is never mistaken for a kept one
+    return _case(draw, {"dropout_ratio": ratio}, {"x": S.array(shape, margin=0.1), "train_flg": True})
+
+
+def dropout_observe(case: Case, out) -> Case:
+    """The mask and scale the layer used, read off its output: kept entries are x * scale, with
+    scale 1 (the book) or 1 / (1 - ratio) (inverted dropout), whichever the output is nearer."""
+    x, ratio = np.asarray(case.inputs["x"]), case.init["dropout_ratio"]
+    out = np.asarray(out, dtype=float) if isinstance(out, np.ndarray) and out.shape == x.shape else np.zeros_like(x)
+    train = case.inputs.get("train_flg", True)
+    mask = (out != 0) if train else np.ones(x.shape, dtype=bool)
+    ratios = out[mask] / x[mask]
+    options = (1.0, 1.0 / (1.0 - ratio)) if train else (1.0 - ratio, 1.0)
+    seen = float(np.median(ratios)) if ratios.size else options[0]
+    scale = min(options, key=lambda s: abs(s - seen))
+    return Case(case.init, case.inputs, case.seed, {"mask": mask.astype(float), "scale": scale})
+
+
+@st.composite
+def batchnorm_cases(draw, batch=None, rank: int | None = None, train: bool = True) -> Case:
+    n = batch or draw(st.integers(2, 5))
+    shape = draw(S.batch_shape(n, rank or 2))
+    d = int(np.prod(shape[1:]))
+    # every feature spread out (a ramp 3 apart plus noise in [-0.5, 0.5]): eps, anything up to
+    # 1e-5, then moves the output by < eps / (2 var) < 1e-5
+    ramp = ((np.arange(n) - (n - 1) / 2) * 3.0).reshape((n,) + (1,) * (len(shape) - 1))
+    x = draw(S.array(shape, -0.5, 0.5)) + ramp
+    S.assume(np.all(x.reshape(n, -1).var(axis=0) > 0.5))
+    init = {"gamma": S.array((d,), 0.5, 2.0), "beta": S.array((d,)), "momentum": st.sampled_from([0.9, 0.5]),
+            "running_mean": S.array((d,)), "running_var": S.array((d,), 0.5, 2.0)}
+    return Case(S.draw_case(draw, **init), {"x": x, "train_flg": train}, draw(S.seeds))
+
+
+@st.composite
+def convolution_cases(draw, batch=None, stride=None, pad=None) -> Case:
+    stride = stride or draw(st.integers(1, 2))
+    pad = draw(st.integers(0, 1)) if pad is None else pad
+    n, c, fn = batch or draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    fh, fw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(max(1, fh - 2 * pad), 5)), draw(st.integers(max(1, fw - 2 * pad), 5))
+    return _case(draw, {"W": S.array((fn, c, fh, fw)), "b": S.array((fn,)), "stride": stride, "pad": pad},
+                 {"x": S.array((n, c, h, w))})
+
+
+@st.composite
+def pooling_cases(draw, batch=None, stride=None, pad=None) -> Case:
+    """Distinct values 0.05 apart and >= 0.025 from the zero padding: no ties inside a window."""
+    ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = stride or draw(st.integers(1, 2))
+    pad = draw(st.integers(0, 1)) if pad is None else pad
+    n, c = batch or draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h, w = draw(st.integers(max(1, ph - 2 * pad), 5)), draw(st.integers(max(1, pw - 2 * pad), 5))
+    order = np.array(draw(st.permutations(range(n * c * h * w))), dtype=float)
+    x = ((order - order.size / 2 + 0.5) * 0.05).reshape(n, c, h, w)
+    return _case(draw, {"pool_h": ph, "pool_w": pw, "stride": stride, "pad": pad}, {"x": x})
+
+
+LATER: tuple[Item, ...] = (
+    Item(
+        "Dropout", "layer", ref.dropout, dropout_cases,
+        grads=(Grad("dx", "x", "return"),), observe=dropout_observe,
+        regimes={**BATCH_1},
+        properties=(
+            Property("drop-rate", CORE, C.check_dropout_rate, "train mode drops a dropout_ratio share of entries"),
+            Property("eval-mode", CORE, C.check_dropout_eval,
+                     "eval mode returns the expected train output and uses no mask"),
+        ),
+        why=EXACT,
+        notes="the mask comes from np.random, seeded before each layer is built; the reference uses "
+              "the mask read off the layer's own output",
+    ),
+    Item(
+        "BatchNormalization", "layer", ref.batch_norm_layer, batchnorm_cases,
+        grads=(Grad("dx", "x", "return"), Grad("dgamma", "gamma", "attr"), Grad("dbeta", "beta", "attr")),
+        regimes={"rank-4": {"rank": 4}},
+        properties=(
+            Property("eval-mode", CORE, C.check_batchnorm_eval, "eval mode normalises with the running statistics"),
+            Property("running-stats", CORE, C.check_running_stats,
+                     "running statistics move by momentum in train mode only"),
+        ),
+        rtol=1e-4, atol=1e-9,
+        why="any eps up to 1e-5 in the square root is allowed; with every feature variance > 0.25 it "
+            "moves outputs and gradients by < 2e-5 relative",
+        notes="batch size >= 2: with one example the variance is 0 and everything hinges on eps",
+    ),
+    Item(
+        "Convolution", "layer", ref.convolution, convolution_cases,
+        grads=(Grad("dx", "x", "return"), Grad("dW", "W", "attr"), Grad("db", "b", "attr")),
+        regimes={**BATCH_1, "stride-2-pad-1": {"stride": 2, "pad": 1}, "pad-2": {"pad": 2}},
+        rtol=1e-9,
+        why="sums of at most 18 O(1) products (im2col @ W): round-off ~1e-15 of the largest entry",
+    ),
+    Item(
+        "Pooling", "layer", ref.pooling, pooling_cases,
+        grads=(Grad("dx", "x", "return"),),
+        regimes={**BATCH_1, "padding": {"pad": 1}, "stride-1": {"stride": 1}},
+        why="max picks one input exactly: no arithmetic, no round-off",
+        notes="inputs never tie inside a window (0.05 apart, far above the finite-difference step); "
+              "the book's own Pooling breaks for pad > 0 (its output size ignores the padding)",
+    ),
+)
+
+ITEMS = ITEMS + LATER
 REGISTRY: dict[str, Item] = {item.name: item for item in ITEMS}

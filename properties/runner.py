@@ -12,7 +12,7 @@ from hypothesis.errors import Flaky
 from gradprop.findings import Finding
 
 from .checks import Property, Target
-from .registry import Case
+from .model import Case
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,27 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
                                            "hidden randomness or state kept between calls.")
         return failed(target.name, prop, finding)
     return Outcome(target.name, prop.name, prop.tier, prop.about)
+
+
+def evaluate_item(session, item, origin: str, settings: Settings | None = None,
+                  until: str | None = None) -> list[Outcome]:
+    """Every property of ``item`` on the layer set behind ``session``, in order.
+
+    An import error or a missing name fails every property at once, with that finding. With
+    ``until``, stop at the first outcome tagged ``until`` (a meta-test that only needs to know a
+    fixture is caught).
+    """
+    from .checks import properties_for
+
+    props = properties_for(item)
+    if session.import_error or session.resolve(item.names) is None:
+        finding = (Finding("import-error", session.import_error) if session.import_error else
+                   Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
+        return [failed(item.name, prop, finding) for prop in props]
+    target = Target(session, item, session.resolve(item.names), origin)
+    outcomes = []
+    for prop in props:
+        outcomes.append(run_property(target, prop, settings))
+        if until is not None and outcomes[-1].tag == until:
+            break
+    return outcomes

@@ -12,7 +12,7 @@ from gradprop.findings import STRICT
 from gradprop.session import InProcessSession, Session
 
 from .checks import Property, Target
-from .registry import Item
+from .model import Item
 from .runner import Outcome, run_property
 
 

@@ -1,0 +1,81 @@
+"""The registry's vocabulary: a generated case, a gradient, a property, an item."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
+
+from hypothesis import strategies as st
+
+
+@dataclass(frozen=True)
+class Case:
+    """One generated example: constructor arguments, forward inputs (both in call order), and a
+    seed from which the random ``dout`` and the random projection directions are drawn."""
+
+    init: Mapping[str, Any]
+    inputs: Mapping[str, Any]
+    seed: int
+    #: arguments for the reference only, read off the layer's own output (a dropout mask)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Property:
+    """One generic or item-specific check: ``check(target, case, explain)`` raises a Finding."""
+
+    name: str
+    tier: str
+    check: Callable[..., None]
+    about: str
+    #: keyword arguments for the item's ``cases`` (a regime), or none
+    regime: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Grad:
+    """A gradient the item produces: its name, the argument it differentiates, and where it is.
+
+    ``source`` is ``"return"`` (backward's return value), ``"return[i]"`` (the i-th of a returned
+    tuple), ``"attr"`` (an attribute named ``name`` set by backward) or ``"dict"`` (the entry
+    ``wrt`` of the dict a network's ``gradient`` returns).
+    """
+
+    name: str
+    wrt: str
+    source: str
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per item
+class Item:
+    name: str
+    kind: Literal["layer", "function", "network"]
+    #: the pure JAX function, called with the case's inputs and init arguments by name
+    reference: Callable[..., Any]
+    #: ``cases(**regime)`` -> strategy of Case
+    cases: Callable[..., st.SearchStrategy[Case]]
+    grads: tuple[Grad, ...] = ()
+    #: other names the item may be defined under
+    aliases: tuple[str, ...] = ()
+    #: extra regimes, each a set of keyword arguments for ``cases``: "batch-1": {"batch": 1}
+    regimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: a loss layer: called with dout=1; strict check that it scales with dout
+    loss: bool = False
+    #: |yours - expected| <= atol + rtol * max|expected|, against the JAX reference
+    rtol: float = 1e-9
+    atol: float = 1e-12
+    #: the same, against the central-difference derivative of the item's own forward
+    num_rtol: float = 1e-6
+    why: str = ""
+    notes: str = ""
+    #: reads reference-only arguments off the layer's forward output: ``observe(case, out) -> case``
+    observe: Callable[[Case, Any], Case] | None = None
+    #: checks only this item needs (BatchNormalization's running statistics)
+    properties: tuple[Property, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+    @property
+    def wrt(self) -> tuple[str, ...]:
+        return tuple(g.wrt for g in self.grads)
