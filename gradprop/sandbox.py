@@ -292,7 +292,7 @@ class SandboxSession(Session):
 
     def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
                  import_time_limit: float | None = None):
-        self.path = str(path)
+        self.path = os.path.abspath(str(path))  # the child runs in the submission's folder
         self.time_limit = float(time_limit)
         self.memory_mb = int(memory_mb)
         self.import_time_limit = float(time_limit if import_time_limit is None else import_time_limit)

@@ -115,6 +115,20 @@ def _against(t: Target, dout: Any) -> str:
     return f"jax.vjp of reference.{t.item.reference.__name__} with {how}"
 
 
+def reproduction(t: Target, case: Case) -> str:
+    """The whole call sequence for a case (build, forward, backward), for findings that are not
+    about one value: an exception, a timeout."""
+    if t.item.kind == "network":
+        return _net_repro(t, case, ["grads = net.gradient(x, t)"])
+    if t.item.kind == "function":
+        return _repro(t, case, "out")
+    try:
+        dout = _dout(t, case, oracle.forward(t.item, case).shape)
+    except Exception:  # noqa: BLE001 - the reference needs what only the layer's output tells
+        dout = _dout(t, case, np.shape(case.inputs.get("x", ())))
+    return _repro(t, case, "grads", dout)
+
+
 # --- layer and function properties -----------------------------------------------------------------
 
 
@@ -223,7 +237,8 @@ def check_shapes(t: Target, case: Case, explain: bool = False) -> None:
     _shape_checked(t, case, _grads(t, layer, t.session.call(layer, "backward", dout)), dout)
 
 
-def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, call: str, tag: str, look: str) -> None:
+def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, call: str, tag: str, look: str,
+               dout: Any = None) -> None:
     for (name, before), now in zip(sent.items(), after):
         if not isinstance(before, np.ndarray):
             continue
@@ -238,7 +253,7 @@ def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, cal
             "compute dx as a new array (np.where(mask, 0, dout) or dout * mask) instead of writing into dout"
         raise Finding(tag, f"{call} changed its argument {name} in place ({changed} entries);{example} "
                            f"The caller still needs it: {fix}.\n\nReproduce:\n"
-                      + _repro(t, case, look, None))
+                      + _repro(t, case, look, dout))
 
 
 def check_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
@@ -281,7 +296,7 @@ def check_mutates_dout(t: Target, case: Case, explain: bool = False) -> None:
     layer, _, case = _forward(t, case)
     dout = _dout(t, case, oracle.forward(t.item, case).shape)
     reply = t.session.call(layer, "backward", dout)
-    _unchanged(t, case, {"dout": dout}, reply.args_after, f"{t.name}.backward", "mutates-dout", "dout")
+    _unchanged(t, case, {"dout": dout}, reply.args_after, f"{t.name}.backward", "mutates-dout", "dout", dout)
 
 
 def check_aliases_output(t: Target, case: Case, explain: bool = False) -> None:

@@ -220,7 +220,7 @@ def pooling_cases(draw, batch=None, stride=None, pad=None) -> Case:
     n, c = batch or draw(st.integers(1, 2)), draw(st.integers(1, 2))
     h, w = draw(st.integers(max(1, ph - 2 * pad), 5)), draw(st.integers(max(1, pw - 2 * pad), 5))
     order = np.array(draw(st.permutations(range(n * c * h * w))), dtype=float)
-    x = ((order - order.size / 2 + 0.5) * 0.05).reshape(n, c, h, w)
+    x = ((order - order.size // 2 + 0.5) * 0.05).reshape(n, c, h, w)  # k + 1/2: never 0
     return _case(draw, {"pool_h": ph, "pool_w": pw, "stride": stride, "pad": pad}, {"x": x})
 
 

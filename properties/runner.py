@@ -11,8 +11,8 @@ from hypothesis.errors import Flaky
 
 from gradprop.findings import Finding
 
-from .checks import Property, Target
-from .model import Case
+from .checks import Target, reproduction
+from .model import Case, Property
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
         if finding is None:
             finding = Finding("exception", f"{target.name} gave different results for the same input: "
                                            "hidden randomness or state kept between calls.")
+        if "Reproduce:" not in finding.message:
+            text = "\n".join("    " + line if line else "" for line in reproduction(target, failing[-1]).splitlines())
+            finding = Finding(finding.tag, f"{finding.message}\n\nReproduce (the smallest failing input):\n{text}")
         return failed(target.name, prop, finding)
     return Outcome(target.name, prop.name, prop.tier, prop.about)
 

@@ -1,0 +1,61 @@
+"""Meta-tests: the suite catches every broken fixture with its tag and passes every correct one.
+
+Fixtures are files in ``fixtures/broken`` and ``fixtures/correct``, each a layer set defining one
+item, whose first line says what must happen::
+
+    # gradprop-fixture: item=Affine expect=wrong-gradient
+
+Run under the derandomized ``ci`` profile, so a pass here is a pass on every machine.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+from gradprop.findings import CORE, TAGS
+from gradprop.properties.registry import REGISTRY
+from gradprop.properties.runner import evaluate_item
+from gradprop.session import InProcessSession
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+HEADER = re.compile(r"#\s*gradprop-fixture:\s*item=(\S+)\s+expect=(\S+)")
+
+
+def header(path: Path) -> tuple[str, str]:
+    match = HEADER.match(path.read_text(encoding="utf-8").splitlines()[0])
+    assert match, f"{path.name}: first line must be '# gradprop-fixture: item=NAME expect=TAG'"
+    return match.group(1), match.group(2)
+
+
+def fixtures(kind: str) -> list:
+    return [pytest.param(p, id=p.stem) for p in sorted((FIXTURES / kind).glob("*.py"))]
+
+
+def outcomes(path: Path, until: str | None = None):
+    item, _ = header(path)
+    session = InProcessSession(path=str(path))
+    return evaluate_item(session, REGISTRY[item], path.stem, settings.get_profile("ci"), until=until)
+
+
+@pytest.mark.parametrize("path", fixtures("broken"))
+def test_broken_fixture_is_caught(path: Path):
+    item, expect = header(path)
+    assert item in REGISTRY and expect in TAGS, f"{path.name}: unknown item or tag in the header"
+    found = {o.tag for o in outcomes(path, until=expect) if not o.passed}
+    assert expect in found, f"{path.name} ({item}) should be caught as {expect}; found {sorted(found) or 'nothing'}"
+
+
+@pytest.mark.parametrize("path", fixtures("correct"))
+def test_correct_variant_passes(path: Path):
+    item, expect = header(path)
+    assert expect == "pass", f"{path.name}: correct variants expect=pass"
+    wrong = [o for o in outcomes(path) if not o.passed and o.tier == CORE]
+    assert not wrong, "\n\n".join(f"{o.prop}: [{o.tag}] {o.message}" for o in wrong)
+
+
+def test_there_are_enough_fixtures():
+    """The issue asks for the notes' bugs plus 25 classic ones, and 5 correct variants at least."""
+    assert len(fixtures("broken")) >= 29 and len(fixtures("correct")) >= 5
