@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -52,23 +52,23 @@ def _index(idx: tuple[int, ...]) -> str:
 
 
 def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, against: str,
-                 rtol: float, atol: float, tag: str, reproduce: str, gradient: bool) -> None:
+                 rtol: float, atol: float, tag: str, reproduce: Callable[[], str], gradient: bool) -> None:
     """Raise a Finding unless ``got`` matches ``expected``: |got - expected| <= atol + rtol*max|expected|.
 
     The message names the item and the value (``dW``), the worst entry, yours vs expected, how
-    many entries are off, the tolerance, and a snippet that reproduces it.
+    many entries are off, the tolerance, and a snippet that reproduces it (``reproduce`` builds
+    it, on failure only).
     """
     __tracebackhide__ = True
     expected = np.asarray(expected, dtype=np.float64)
     got = as_array(got, f"{item}: {what}", tag)
     if got.shape != expected.shape and got.size == expected.size == 1:
         got = got.reshape(expected.shape)  # a loss returned as [0.3] instead of 0.3
-    tail = f"\n\nReproduce:\n{_indent(reproduce)}"
     if got.shape != expected.shape:
         shape_tag = "wrong-shape" if gradient else tag
         raise Finding(shape_tag, f"{item}: {what} has shape {got.shape}, expected {expected.shape}"
                                  f" (the shape of what it {'differentiates' if gradient else 'computes'})."
-                      + tail)
+                      + f"\n\nReproduce:\n{_indent(reproduce())}")
     bad_nonfinite = ~np.isfinite(got) & np.isfinite(expected)
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     bound = atol + rtol * scale
@@ -76,6 +76,7 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
     off = bad_nonfinite | (err > bound)
     if not off.any():
         return
+    tail = f"\n\nReproduce:\n{_indent(reproduce())}"  # built only for a failure: printing arrays costs
     worst = np.unravel_index(int(np.argmax(np.where(off, err, -1.0))), got.shape) if got.ndim else ()
     found = "non-finite" if bad_nonfinite.any() else tag
     if found == "non-finite":

@@ -247,9 +247,11 @@ LATER: tuple[Item, ...] = (
             Property("running-stats", CORE, C.check_running_stats,
                      "running statistics move by momentum in train mode only"),
         ),
-        rtol=1e-4, atol=1e-9,
-        why="any eps up to 1e-5 in the square root is allowed; with every feature variance > 0.25 it "
-            "moves outputs and gradients by < 2e-5 relative",
+        rtol=1e-4, atol=1e-4,
+        why="any eps up to 1e-5 in the square root is allowed; with every feature variance > 0.5 it "
+            "moves outputs and gradients by < 1e-5 relative to gamma * dout (O(1)). atol, not just "
+            "rtol: with two examples per feature the output is +-1 whatever x, so dx is nothing but "
+            "that eps effect, ~1e-7, and only an absolute bound can accept every eps",
         notes="batch size >= 2: with one example the variance is 0 and everything hinges on eps",
     ),
     Item(
