@@ -11,6 +11,7 @@ from hypothesis.errors import Flaky
 
 from gradprop.findings import Finding
 
+from . import profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .checks import Target, reproduction
 from .model import Case, Property
 
@@ -38,7 +39,8 @@ def failed(item: str, prop: Property, finding: Finding) -> Outcome:
 
 def run_property(target: Target, prop: Property, settings: Settings | None = None) -> Outcome:
     """Search for a failing case; on failure, explain the smallest one Hypothesis found."""
-    settings = Settings(settings or Settings(), verbosity=Verbosity.quiet)
+    # one failure per run (the shrunk one), and no chatter: the Outcome is the report
+    settings = Settings(settings or Settings(), verbosity=Verbosity.quiet, report_multiple_bugs=False)
     failing: list[Case] = []
 
     @settings
@@ -84,6 +86,8 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
                    Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
         return [failed(item.name, prop, finding) for prop in props]
     target = Target(session, item, session.resolve(item.names), origin)
+    if until is not None:  # the property named like the tag first (mutates-input, stale-state, ...)
+        props.sort(key=lambda prop: prop.name != until)
     outcomes = []
     for prop in props:
         outcomes.append(run_property(target, prop, settings))
