@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import copy
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -155,7 +156,10 @@ class InProcessSession(Session):
 
     def _run(self, where: str, fn, *args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            # a layer's RuntimeWarnings (overflow in exp) are not findings: non-finite results are
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - the layer set's failure is a finding
             raise SubmissionFault("exception", describe_exception(exc, where)) from None
 
