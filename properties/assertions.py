@@ -68,7 +68,7 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
         shape_tag = "wrong-shape" if gradient else tag
         raise Finding(shape_tag, f"{item}: {what} has shape {got.shape}, expected {expected.shape}"
                                  f" (the shape of what it {'differentiates' if gradient else 'computes'})."
-                      + f"\n\nReproduce:\n{_indent(reproduce())}")
+                      + reproduce_block(reproduce()))
     bad_nonfinite = ~np.isfinite(got) & np.isfinite(expected)
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     bound = atol + rtol * scale
@@ -76,7 +76,7 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
     off = bad_nonfinite | (err > bound)
     if not off.any():
         return
-    tail = f"\n\nReproduce:\n{_indent(reproduce())}"  # built only for a failure: printing arrays costs
+    tail = reproduce_block(reproduce())  # built only for a failure: printing arrays costs
     worst = np.unravel_index(int(np.argmax(np.where(off, err, -1.0))), got.shape) if got.ndim else ()
     found = "non-finite" if bad_nonfinite.any() else tag
     if found == "non-finite":
@@ -90,5 +90,7 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
     ) + tail)
 
 
-def _indent(text: str) -> str:
-    return "\n".join("    " + line if line else "" for line in text.splitlines())
+def reproduce_block(snippet: str, heading: str = "Reproduce") -> str:
+    """The tail of every finding message: the snippet, indented under a heading."""
+    body = "\n".join("    " + line if line else "" for line in snippet.splitlines())
+    return f"\n\n{heading}:\n{body}"

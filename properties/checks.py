@@ -15,7 +15,7 @@ from gradprop.findings import CORE, STRICT, Finding
 from gradprop.session import Ref, Reply, Session
 
 from . import oracle
-from .assertions import as_array, assert_close, describe, repro
+from .assertions import as_array, assert_close, describe, repro, reproduce_block
 from .model import Case, Item, Property
 
 #: central-difference step; inputs are O(1) and stay >= 1e-3 from kinks
@@ -177,8 +177,8 @@ def _shape_checked(t: Target, case: Case, got: Mapping[str, Any], dout: Any) -> 
         want = np.shape(args[g.wrt])
         if a.shape != want:
             raise Finding("wrong-shape", f"{t.name}: {g.name} has shape {a.shape}, but {g.wrt} has shape {want}: "
-                                         f"a gradient has the shape of what it differentiates.\n\nReproduce:\n"
-                                         + _repro(t, case, _look(t, g.wrt), dout))
+                                         f"a gradient has the shape of what it differentiates."
+                                         + reproduce_block(_repro(t, case, _look(t, g.wrt), dout)))
         arrays[g.wrt] = a
     return arrays
 
@@ -214,8 +214,8 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
                          reproduce=lambda: _repro(t, case, _look(t, k), v), gradient=True)
     raise Finding("wrong-gradient", (
         f"{t.name}: backward disagrees with the derivative of your own forward along a random "
-        f"direction u: sum(u * grads) = {analytic!r}, central difference = {numeric!r}.\n\nReproduce:\n"
-        + _repro(t, case, "grads", v)))
+        f"direction u: sum(u * grads) = {analytic!r}, central difference = {numeric!r}."
+        + reproduce_block(_repro(t, case, "grads", v))))
 
 
 def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str) -> np.ndarray:
@@ -252,8 +252,8 @@ def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, cal
         fix = "work on a copy (x = x.copy()) or build a new array" if tag == "mutates-input" else \
             "compute dx as a new array (np.where(mask, 0, dout) or dout * mask) instead of writing into dout"
         raise Finding(tag, f"{call} changed its argument {name} in place ({changed} entries);{example} "
-                           f"The caller still needs it: {fix}.\n\nReproduce:\n"
-                      + _repro(t, case, look, dout))
+                           f"The caller still needs it: {fix}."
+                      + reproduce_block(_repro(t, case, look, dout)))
 
 
 def check_mutates_input(t: Target, case: Case, explain: bool = False) -> None:

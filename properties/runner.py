@@ -12,6 +12,7 @@ from hypothesis.errors import Flaky
 from gradprop.findings import Finding
 
 from . import profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
+from .assertions import reproduce_block
 from .checks import Target, reproduction
 from .model import Case, Property
 
@@ -63,9 +64,9 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
         if finding is None:
             finding = Finding("exception", f"{target.name} gave different results for the same input: "
                                            "hidden randomness or state kept between calls.")
-        if "Reproduce:" not in finding.message:
-            text = "\n".join("    " + line if line else "" for line in reproduction(target, failing[-1]).splitlines())
-            finding = Finding(finding.tag, f"{finding.message}\n\nReproduce (the smallest failing input):\n{text}")
+        if "Reproduce" not in finding.message:
+            finding = Finding(finding.tag, finding.message + reproduce_block(
+                reproduction(target, failing[-1]), "Reproduce (the smallest failing input)"))
         return failed(target.name, prop, finding)
     return Outcome(target.name, prop.name, prop.tier, prop.about)
 
