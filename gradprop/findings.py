@@ -22,6 +22,12 @@ TAGS: dict[str, tuple[str, str]] = {
 }
 
 
+#: findings about running the code at all, not about its values: a fault costs its whole item, is
+#: never shrunk (a crash restarts the submission's process on every try), and is reported on the
+#: first input that showed it
+FAULTS = frozenset({"import-error", "not-found", "exception", "timeout"})
+
+
 def tier(tag: str) -> str:
     return TAGS[tag][0]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import Verbosity, given, settings as Settings
+from hypothesis import Phase, Verbosity, given, settings as Settings
 from hypothesis.errors import Flaky
 
-from gradprop.findings import Finding
+from gradprop.findings import CORE, FAULTS, Finding
 
 from . import profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
@@ -38,13 +38,34 @@ def failed(item: str, prop: Property, finding: Finding) -> Outcome:
     return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message)
 
 
+def _quiet(settings: Settings | None, shrink: bool = True) -> Settings:
+    """One failure per run and no chatter (the Outcome is the report); optionally no shrinking."""
+    base = settings or Settings()
+    phases = base.phases if shrink else [p for p in base.phases if p is not Phase.shrink]
+    return Settings(base, verbosity=Verbosity.quiet, report_multiple_bugs=False, phases=phases)
+
+
+def explain(target: Target, prop: Property, case: Case, finding: Finding | None) -> Outcome:
+    """The outcome of a property that failed on ``case``: rerun the check there in its detailed
+    form (which entries are wrong), and make sure the message says how to reproduce it."""
+    try:
+        prop.check(target, case, True)
+    except Finding as detailed:
+        finding = detailed
+    if finding is None:
+        finding = Finding("exception", f"{target.name} gave different results for the same input: "
+                                       "hidden randomness or state kept between calls.")
+    if "Reproduce" not in finding.message:
+        finding = Finding(finding.tag, finding.message + reproduce_block(
+            reproduction(target, case), "Reproduce (the smallest failing input)"))
+    return failed(target.name, prop, finding)
+
+
 def run_property(target: Target, prop: Property, settings: Settings | None = None) -> Outcome:
     """Search for a failing case; on failure, explain the smallest one Hypothesis found."""
-    # one failure per run (the shrunk one), and no chatter: the Outcome is the report
-    settings = Settings(settings or Settings(), verbosity=Verbosity.quiet, report_multiple_bugs=False)
     failing: list[Case] = []
 
-    @settings
+    @_quiet(settings)
     @given(target.item.cases(**prop.regime))
     def search(case: Case) -> None:
         try:
@@ -56,28 +77,62 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
     try:
         search()
     except (Finding, Flaky) as exc:
-        finding = exc if isinstance(exc, Finding) else None
-        try:
-            prop.check(target, failing[-1], True)  # the detailed message, on the smallest case
-        except Finding as detailed:
-            finding = detailed
-        if finding is None:
-            finding = Finding("exception", f"{target.name} gave different results for the same input: "
-                                           "hidden randomness or state kept between calls.")
-        if "Reproduce" not in finding.message:
-            finding = Finding(finding.tag, finding.message + reproduce_block(
-                reproduction(target, failing[-1]), "Reproduce (the smallest failing input)"))
-        return failed(target.name, prop, finding)
+        return explain(target, prop, failing[-1], exc if isinstance(exc, Finding) else None)
     return Outcome(target.name, prop.name, prop.tier, prop.about)
+
+
+_EXAMPLES: dict[tuple, list[Case]] = {}
+
+
+def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]:
+    """The cases Hypothesis generates for ``item.cases(**regime)`` under ``settings``, drawn once
+    per process and kept: derandomized generation is a function of the strategy and the settings
+    alone, so every layer set screened in this process meets the same cases (and a grader pays for
+    drawing them once, not once per submission)."""
+    settings = _quiet(settings, shrink=False)
+    key = (item.name, repr(sorted(regime.items())), settings.max_examples, settings.derandomize)
+    if key not in _EXAMPLES or not settings.derandomize:
+        drawn: list[Case] = []
+
+        @settings
+        @given(item.cases(**regime))
+        def collect(case: Case) -> None:
+            drawn.append(case)
+
+        collect()
+        _EXAMPLES[key] = drawn
+    return _EXAMPLES[key]
+
+
+def screen(target: Target, props: list[Property], settings: Settings | None = None) -> dict[str, tuple[Finding, Case]]:
+    """Every property on shared examples: the cases of each input strategy (the item's own, and
+    one per regime) are drawn once, and each is put through every property that has not failed
+    yet. Returns, per failed property, its first finding and the case."""
+    found: dict[str, tuple[Finding, Case]] = {}
+    groups: dict[str, tuple[dict, list[Property]]] = {}
+    for prop in props:
+        groups.setdefault(repr(sorted(prop.regime.items())), (dict(prop.regime), []))[1].append(prop)
+    for regime, group in groups.values():
+        for case in examples(target.item, regime, settings):
+            for prop in group:
+                if prop.name not in found:
+                    try:
+                        prop.check(target, case, False)
+                    except Finding as finding:
+                        found[prop.name] = (finding, case)
+    return found
 
 
 def evaluate_item(session, item, origin: str, settings: Settings | None = None,
                   until: str | None = None) -> list[Outcome]:
     """Every property of ``item`` on the layer set behind ``session``, in order.
 
-    An import error or a missing name fails every property at once, with that finding. With
-    ``until``, stop at the first outcome tagged ``until`` (a meta-test that only needs to know a
-    fixture is caught).
+    First a screen over shared examples (cheap: a correct layer set costs one Hypothesis run per
+    input strategy). Then each property that failed is searched again on its own, with shrinking,
+    to report the smallest failing input; a fault, a strict warning, and a wrong value the second
+    search does not meet again, are reported on the input that showed them. An import error or a missing name
+    fails every property at once. ``until`` is accepted for callers that only need one tag; the
+    screen finds every tag anyway.
     """
     from .checks import properties_for
 
@@ -87,11 +142,17 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
                    Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
         return [failed(item.name, prop, finding) for prop in props]
     target = Target(session, item, session.resolve(item.names), origin)
-    if until is not None:  # the property named like the tag first (mutates-input, stale-state, ...)
-        props.sort(key=lambda prop: prop.name != until)
+    first = screen(target, props, settings)
     outcomes = []
     for prop in props:
-        outcomes.append(run_property(target, prop, settings))
-        if until is not None and outcomes[-1].tag == until:
-            break
+        if prop.name not in first:
+            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about))
+            continue
+        finding, case = first[prop.name]
+        outcome = None
+        if finding.tag not in FAULTS and prop.tier == CORE and until is None:
+            outcome = run_property(target, prop, settings)  # search again, to shrink the input
+        if outcome is None or outcome.passed:
+            outcome = explain(target, prop, case, finding)
+        outcomes.append(outcome)
     return outcomes
