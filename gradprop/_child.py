@@ -10,7 +10,7 @@ diagnostics pipe (until start-up is done). It imports only the standard library,
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
 Protocol: the child first sends a ``ready`` reply, then answers each request with one reply.
-Requests are ``(op, free_ids, *params)``; see ``_Child.op_*``. Replies are
+Requests are ``(op, (free_ids, seed), *params)``; see ``_Child.op_*``. Replies are
 ``{"ok": true, ...}`` or ``{"ok": false, "tag": ..., "message": ...}`` plus wire values.
 """
 from __future__ import annotations
@@ -307,12 +307,15 @@ class _Child:
     # ------------------------------------------------------------------ loop
 
     def handle(self, request: tuple) -> None:
-        op, free, *params = request
+        op, (free, seed), *params = request
         self.capture = _Capture()
         sys.stdout = sys.stderr = self.capture
         try:
             for ref_id in free:
                 self.objects.pop(ref_id, None)
+            if seed is not None:  # a seed() the parent sent along with this request
+                np.random.seed(seed)
+                random.seed(seed)
             getattr(self, "op_" + op)(*params)
         except _Fault as fault:
             self.send({"ok": False, "tag": fault.tag, "message": fault.message})

@@ -314,6 +314,7 @@ class SandboxSession(Session):
         self._freed: list[int] = []
         #: np.random/random are seeded with this before the submission is imported (again)
         self._last_seed = 0
+        self._pending_seed: int | None = None
         #: seconds the first start took (interpreter + numpy + the submission's import)
         self.startup_seconds = 0.0
         self.restarts = 0
@@ -332,7 +333,7 @@ class SandboxSession(Session):
         self._pending_load = True
         # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
         try:
-            request = ("load", [], self.path, self._last_seed)
+            request = ("load", ([], None), self.path, self._last_seed)
             self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
         except (_Died, _TimedOut):
             pass  # reported by _finish_load
@@ -439,7 +440,8 @@ class SandboxSession(Session):
             while self._freed:
                 free.append(self._freed.pop())
             op, *params = request
-            data = wire.encode_request((op, free, *params))
+            seed, self._pending_seed = self._pending_seed, None
+            data = wire.encode_request((op, (free, seed), *params))
             deadline = time.monotonic() + self.time_limit
             try:
                 child.send(data, deadline)
@@ -539,8 +541,8 @@ class SandboxSession(Session):
     def seed(self, seed: int) -> None:
         if self.import_error is not None:
             return
-        self._request(("seed", int(seed)), "seeding np.random", None)
-        self._last_seed = int(seed)
+        # sent along with the next request: a seed always precedes a call, and saves a round trip
+        self._pending_seed = self._last_seed = int(seed)
 
     def ping(self) -> None:
         """One empty round trip (for benchmarks)."""
