@@ -1,0 +1,499 @@
+"""Grading: one submission in, one result out; results.json, grades.csv and the rubric.
+
+The grade of a submission is built from the suite's own properties (``properties_for`` through
+``evaluate_item``), run against a ``SandboxSession``: the submission's code runs only in the
+sandbox's child process, and this process only compares what comes back.
+
+Scoring (CONTRACT.md section 4):
+
+- every registry item counts, with weight ``DEFAULT_WEIGHT`` (1 point), unless a rubric says
+  otherwise; an item's ``max_score`` is its weight;
+- within an item, credit is the share of its core properties that hold (with ``strict``, strict
+  properties count like core ones), rounded half up to 2 decimals;
+- a fault (``import-error``, ``not-found``, ``exception``, ``timeout``) costs the whole item: a
+  layer that raises, hangs or crashes on some input is not usable;
+- strict findings are warnings unless ``strict``: they are reported and tagged, and cost nothing.
+
+The same submission gets the same result on every run: the grading profile is derandomized with
+no example database, and nothing here depends on time or order, except an item that exceeds its
+time budget (a hang is a hang on every machine; a submission that is merely slow may not be).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import __version__
+from .findings import CORE, FAULTS, STRICT, SubmissionFault, tier
+from .loader import submission_name
+from .session import Ref, Reply, Session
+
+#: points per item when the rubric does not say
+DEFAULT_WEIGHT = 1
+#: characters of one finding's message shown to the student
+MESSAGE_LIMIT = 4000
+#: characters of what the submission printed while being imported, shown to the student
+PRINT_LIMIT = 1000
+
+
+class GradingError(ValueError):
+    """A mistake in what the instructor asked for (a rubric, duplicate names): nothing is graded."""
+
+
+# --- the rubric ------------------------------------------------------------------------------------
+
+
+def _weight(value: Any, where: str) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GradingError(f"{where}: weight must be a number, not {value!r}")
+    try:
+        w = Fraction(Decimal(str(value)))  # 0.1 means 1/10, not the float nearest to it
+    except (InvalidOperation, ValueError):
+        raise GradingError(f"{where}: weight must be a finite number, not {value!r}") from None
+    if w < 0:
+        raise GradingError(f"{where}: weight must be >= 0, not {value!r}")
+    if w * 100 != int(w * 100):
+        raise GradingError(f"{where}: weight {value!r} has more than 2 decimals")
+    return w
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """Which items count and what each is worth, in registry order.
+
+    A rubric file (TOML)::
+
+        default_weight = 1        # optional
+        [items.Affine]
+        weight = 2
+        [items.TwoLayerNet]
+        count = false
+    """
+
+    weights: tuple[tuple[str, Fraction], ...]
+    source: str = "default"
+
+    @classmethod
+    def default(cls) -> "Rubric":
+        return cls.from_dict({}, "default")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Rubric":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except OSError as exc:
+            raise GradingError(f"cannot read the rubric {path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise GradingError(f"the rubric {path} is not valid TOML: {exc}") from None
+        return cls.from_dict(doc, Path(path).name)  # feedback names the file, not where it lives
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric") -> "Rubric":
+        from .properties.registry import ITEMS
+
+        known = [item.name for item in ITEMS]
+        unknown_keys = sorted(set(doc) - {"default_weight", "items"})
+        if unknown_keys:
+            raise GradingError(f"{source}: unknown key(s) {', '.join(unknown_keys)}; "
+                               "a rubric has `default_weight` and `[items.NAME]` tables")
+        default = _weight(doc.get("default_weight", DEFAULT_WEIGHT), f"{source}: default_weight")
+        items = doc.get("items", {})
+        if not isinstance(items, Mapping):
+            raise GradingError(f"{source}: `items` must be a table of tables ([items.Affine])")
+        aliases = {alias: item.name for item in ITEMS for alias in item.aliases}
+        for name, entry in items.items():
+            if name not in known:
+                hint = (f" (write it as {aliases[name]})" if name in aliases else "")
+                raise GradingError(f"{source}: unknown item {name!r}{hint}; the items are {', '.join(known)}")
+            if not isinstance(entry, Mapping):
+                raise GradingError(f"{source}: [items.{name}] must be a table, e.g. weight = 2")
+            bad = sorted(set(entry) - {"weight", "count"})
+            if bad:
+                raise GradingError(f"{source}: [items.{name}] has unknown key(s) {', '.join(bad)}; "
+                                   "an item takes `weight` and `count`")
+            if "count" in entry and not isinstance(entry["count"], bool):
+                raise GradingError(f"{source}: [items.{name}] count must be true or false")
+        weights = []
+        for name in known:
+            entry = items.get(name, {})
+            if entry.get("count", True):
+                w = _weight(entry["weight"], f"{source}: [items.{name}]") if "weight" in entry else default
+                weights.append((name, w))
+        if not weights:
+            raise GradingError(f"{source}: no item counts")
+        return cls(tuple(weights), source)
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.weights)
+
+
+# --- options and results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    """How to grade. Plain data: it crosses to the worker processes of ``-j N``."""
+
+    rubric: Rubric = field(default_factory=Rubric.default)
+    strict: bool = False
+    #: seconds one call into the submission may take
+    time_limit: float = 10.0
+    memory_mb: int = 2048
+    #: examples per property; None: the grading profile's fixed budget
+    max_examples: int | None = None
+
+    @property
+    def item_budget(self) -> float:
+        """Seconds of the submission's own running time one item may use in all."""
+        return max(120.0, 20 * self.time_limit)
+
+    def settings(self):
+        from hypothesis import settings as Settings
+
+        from .properties import profiles  # noqa: F401 - registers the grading profile
+
+        base = Settings.get_profile("grading")
+        return base if self.max_examples is None else Settings(base, max_examples=self.max_examples)
+
+    def describe(self) -> str:
+        examples = self.settings().max_examples
+        return (f"gradprop {__version__}: {examples} generated examples per check (derandomized: the same "
+                f"inputs on every run), {self.time_limit:g} s per call, rubric: {self.rubric.source}"
+                + (", strict" if self.strict else ""))
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    name: str
+    score: Fraction
+    max_score: Fraction
+    status: str  # "passed" / "failed"
+    tags: tuple[str, ...]
+    output: str
+    #: why gradprop itself could not grade the item (a bug of ours), or None
+    error: str | None = None
+
+    def gradescope(self) -> dict[str, Any]:
+        return {"name": self.name, "score": float(self.score), "max_score": float(self.max_score),
+                "status": self.status, "output": self.output, "tags": list(self.tags)}
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    name: str
+    path: str
+    items: tuple[ItemResult, ...]
+    output: str
+    execution_time: float = 0.0
+
+    @property
+    def score(self) -> Fraction:
+        return sum((r.score for r in self.items), Fraction(0))
+
+    @property
+    def max_score(self) -> Fraction:
+        return sum((r.max_score for r in self.items), Fraction(0))
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return tuple(f"{r.name}: {r.error}" for r in self.items if r.error)
+
+    def gradescope(self) -> dict[str, Any]:
+        """The results.json document Gradescope reads."""
+        return {
+            "score": float(self.score),
+            "max_score": float(self.max_score),
+            "execution_time": round(self.execution_time, 1),
+            "output": self.output,
+            "output_format": "text",
+            "test_output_format": "text",
+            "tests": [r.gradescope() for r in self.items],
+        }
+
+    def csv_row(self) -> list[str]:
+        if self.errors:  # not graded: blank, so that nobody mistakes it for a grade
+            return [self.name, "", _points(self.max_score), *("" if r.error else _points(r.score) for r in self.items)]
+        return [self.name, _points(self.score), _points(self.max_score), *(_points(r.score) for r in self.items)]
+
+
+def _round2(x: Fraction) -> Fraction:
+    """Half up to 2 decimals, exactly (no float in between)."""
+    return Fraction(math.floor(x * 100 + Fraction(1, 2)), 100)
+
+
+def _points(x: Fraction) -> str:
+    return f"{float(x):.2f}"
+
+
+# --- one item --------------------------------------------------------------------------------------
+
+
+class _ItemSession(Session):
+    """One item's view of the submission's session, with a cap on the item's total running time.
+
+    The cap counts the time spent in calls into the submission (not the grader's own work, such as
+    compiling the reference): past ``budget`` seconds, that call and every later one of the item
+    is a ``timeout``. The sandbox's per-call limit catches a hang; this catches an item that is
+    merely slow on every call, whose checks would otherwise take hours.
+    """
+
+    def __init__(self, inner: Session, item: str, budget: float):
+        self._inner = inner
+        self._item = item
+        self._budget = budget
+        self._used = 0.0
+        self.import_error = inner.import_error
+
+    def _do(self, fn, *args: Any, **kwargs: Any) -> Any:
+        if self._used > self._budget:
+            raise SubmissionFault("timeout", f"{self._item} used more than {self._budget:g} s of running time "
+                                             f"in all, and its checks were stopped. Is a loop much slower than "
+                                             f"it needs to be?")
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._used += time.perf_counter() - start
+
+    def defines(self, name: str) -> bool:
+        return self._inner.defines(name)
+
+    def new(self, item: str, *args: Any, **kwargs: Any) -> Ref:
+        return self._do(self._inner.new, item, *args, **kwargs)
+
+    def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
+        return self._do(self._inner.call, target, method, *args, **kwargs)
+
+    def get(self, ref: Ref, *path: str) -> Any:
+        return self._do(self._inner.get, ref, *path)
+
+    def iadd(self, ref: Ref, path: tuple[str, ...], delta: Any) -> None:
+        return self._do(self._inner.iadd, ref, path, delta)
+
+    def seed(self, seed: int) -> None:
+        return self._do(self._inner.seed, seed)
+
+
+def evaluate(session: Session, item: Any, origin: str, settings: Any) -> list[Any]:
+    """The outcomes of every property of ``item``: the suite's ``evaluate_item``, nothing else."""
+    from .properties.runner import evaluate_item
+
+    return evaluate_item(session, item, origin, settings)
+
+
+def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: bool = False) -> ItemResult:
+    """The score, status, tags and feedback of one item from its outcomes (``runner.Outcome``)."""
+    counted = [o for o in outcomes if o.tier == CORE or strict]
+    failed = [o for o in counted if not o.passed]
+    fault = next((o for o in failed if o.tag in FAULTS), None)
+    if fault is not None or not counted:
+        score = Fraction(0)
+    else:
+        score = _round2(weight * (len(counted) - len(failed)) / len(counted))
+    tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
+    status = "failed" if failed else "passed"
+    return ItemResult(name, score, _round2(weight), status, tags,
+                      item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None))
+
+
+def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fraction, max_score: Fraction,
+                  faulted: bool) -> str:
+    """What was checked and what went wrong, one block per distinct finding."""
+    counted = [o for o in outcomes if o.tier == CORE or strict]
+    held = [o for o in counted if o.passed]
+    lines = [f"{name}: {len(held)} of {len(counted)} checks hold ({_points(score)} / {_points(max_score)})."]
+    passed = [o.prop for o in outcomes if o.passed]
+    if passed:
+        lines.append("✓ " + ", ".join(passed))
+    failures = [o for o in outcomes if not o.passed]
+    if failures and len(failures) == len(outcomes) and len({(o.tag, o.message) for o in failures}) == 1:
+        o = failures[0]
+        lines += [f"✗ every check [{o.tag}]", _indent(_clip(o.message))]
+        return "\n".join(lines)
+    if faulted:
+        lines.append("A fault (a raise, a hang or a crash) costs the whole item.")
+    groups: dict[tuple[str, str], list[Any]] = {}  # one block per distinct finding, in order
+    for o in failures:
+        groups.setdefault((o.tag, o.message), []).append(o)
+    for (tag, message), group in groups.items():
+        first, *same = group
+        mark = _mark(first, strict)
+        note = "" if mark == "✗" else " (a warning: it costs nothing unless graded with --strict)"
+        lines += [f"{mark} {first.prop} — {first.about} [{tag}]{note}", _indent(_clip(message))]
+        if same:
+            lines.append("  the same finding: " + ", ".join(f"{_mark(o, strict)} {o.prop}" for o in same))
+    return "\n".join(lines)
+
+
+def _mark(outcome: Any, strict: bool) -> str:
+    return "✗" if outcome.tier == CORE or strict else "⚠"
+
+
+def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    text = text.rstrip()
+    return text if len(text) <= limit else text[:limit] + "\n... (cut)"
+
+
+def _indent(text: str, by: str = "    ") -> str:
+    return "\n".join(by + line if line.strip() else "" for line in text.splitlines())
+
+
+def grader_error_item(name: str, weight: Fraction, error: str) -> ItemResult:
+    return ItemResult(name, Fraction(0), _round2(weight), "failed", (),
+                      f"{name}: gradprop itself failed while grading this item; this is not a fault of "
+                      f"your code, and the item has not been graded. Please tell your instructor.\n"
+                      f"    {error}", error=error)
+
+
+# --- one submission --------------------------------------------------------------------------------
+
+
+def _short_error(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def grade_submission(path: str | os.PathLike, options: GradeOptions | None = None,
+                     name: str | None = None) -> SubmissionResult:
+    """Grade the layer set at ``path`` (a .py file or a folder). Never raises for the
+    submission's faults; gradprop's own failures become items with ``error`` set."""
+    from .properties.registry import REGISTRY
+    from .properties.suite import origin_of
+    from .sandbox import SandboxSession
+
+    options = options or GradeOptions()
+    path = os.path.abspath(path)  # the sandbox's child runs in the submission's folder
+    name = name or submission_name(path)
+    started = time.perf_counter()
+    settings = options.settings()
+    origin = origin_of(path)
+    items: list[ItemResult] = []
+    session = None
+    try:
+        session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb)
+    except Exception as exc:  # noqa: BLE001 - the sandbox could not start: ours, not theirs
+        error = f"the sandbox could not start: {_short_error(exc)}"
+        items = [grader_error_item(n, w, error) for n, w in options.rubric.weights]
+    if session is not None:
+        with session:
+            for item_name, weight in options.rubric.weights:
+                item = REGISTRY[item_name]
+                view = _ItemSession(session, item.name, options.item_budget)
+                try:
+                    outcomes = evaluate(view, item, origin, settings)
+                except Exception as exc:  # noqa: BLE001 - a bug of ours must not cost the row
+                    items.append(grader_error_item(item.name, weight, _short_error(exc)))
+                    continue
+                items.append(score_item(item.name, weight, outcomes, options.strict))
+        import_error, printed = session.import_error, getattr(session, "import_output", "")
+    else:
+        import_error, printed = None, ""
+    result = SubmissionResult(name, path, tuple(items), "", time.perf_counter() - started)
+    return replace(result, output=submission_feedback(result, options, import_error, printed))
+
+
+def submission_feedback(result: SubmissionResult, options: GradeOptions, import_error: str | None,
+                        printed: str) -> str:
+    lines = [f"Score: {_points(result.score)} / {_points(result.max_score)}", ""]
+    if result.errors:
+        lines += ["gradprop itself failed on part of this submission (not a fault of your code); those "
+                  "items are not graded yet:", *("  " + e for e in result.errors), ""]
+    if import_error:
+        lines += ["Your file could not be imported, so no item could be checked:", _indent(_clip(import_error)), ""]
+    for r in result.items:
+        mark = "✓" if r.status == "passed" else "✗"
+        extra = f"  [{', '.join(r.tags)}]" if r.tags else ""
+        extra += "  (warnings only)" if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
+        lines.append(f"{mark} {r.name:<20} {_points(r.score):>6} / {_points(r.max_score)}{extra}")
+    lines += ["", "Each item is checked on generated inputs: forward against a JAX reference, backward "
+              "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
+              "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "
+              "an item is the share of its checks that hold; " + ("strict checks count too." if options.strict
+                                                                   else "warnings (⚠) cost nothing.")]
+    if printed.strip():
+        lines += ["", "Your file printed this while being imported:", _indent(_clip(printed, PRINT_LIMIT))]
+    lines += ["", options.describe()]
+    return "\n".join(lines)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def results_json(result: SubmissionResult) -> str:
+    return json.dumps(result.gradescope(), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_results(result: SubmissionResult, out_dir: str | os.PathLike) -> Path:
+    """DIR/<name>/results.json."""
+    folder = Path(out_dir) / result.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "results.json"
+    _atomic_write(target, results_json(result))
+    return target
+
+
+def grades_csv(results: Iterable[SubmissionResult], rubric: Rubric) -> str:
+    """grades.csv: a header and one row per submission, by name; fixed formatting, no times."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["submission", "score", "max_score", *rubric.items])
+    for r in sorted(results, key=lambda r: r.name):
+        writer.writerow(r.csv_row())
+    return buf.getvalue()
+
+
+def write_csv(results: Iterable[SubmissionResult], rubric: Rubric, out_dir: str | os.PathLike) -> Path:
+    target = Path(out_dir) / "grades.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(target, grades_csv(results, rubric))
+    return target
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def submission_names(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
+    """(name, path) for each PATH; a missing path or two paths with one name is an error."""
+    named: dict[str, list[str]] = {}
+    for p in paths:
+        if not os.path.exists(p):
+            raise GradingError(f"no such file or folder: {p}")
+        named.setdefault(submission_name(p), []).append(str(p))
+    clashes = {n: ps for n, ps in named.items() if len(ps) > 1}
+    if clashes:
+        text = "; ".join(f"{n!r}: {', '.join(ps)}" for n, ps in sorted(clashes.items()))
+        raise GradingError(f"two submissions would be reported under one name ({text}). A submission is named "
+                           f"after its file's stem or its folder: pass each student's folder instead "
+                           f"(gradprop grade submissions/*/ --out DIR), or rename the files.")
+    if "grades.csv" in named:
+        raise GradingError("a submission named 'grades.csv' would clash with the grade sheet")
+    return [(n, ps[0]) for n, ps in named.items()]
+
+
+def grader_failure(name: str, path: str, rubric: Rubric, error: str) -> SubmissionResult:
+    """A row for a submission whose grading process itself died or failed: not graded."""
+    text = (f"This submission could not be graded: {error}. Nothing has been recorded for it; "
+            f"please tell your instructor.")
+    items = tuple(ItemResult(n, Fraction(0), _round2(w), "failed", (), f"{n}: not graded ({error}).", error=error)
+                  for n, w in rubric.weights)
+    return SubmissionResult(name, os.path.abspath(path), items, text)
