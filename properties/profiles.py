@@ -12,7 +12,7 @@ _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Healt
                report_multiple_bugs=False)
 
 settings.register_profile("dev", max_examples=15, **_COMMON)
-settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=False, **_COMMON)
+settings.register_profile("ci", max_examples=20, derandomize=True, database=None, print_blob=False, **_COMMON)
 settings.register_profile("grading", max_examples=25, derandomize=True, database=None, print_blob=False, **_COMMON)
 
 PROFILES = ("dev", "ci", "grading")
