@@ -10,7 +10,7 @@ diagnostics pipe (until start-up is done). It imports only the standard library,
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
 Protocol: the child first sends a ``ready`` reply, then answers each request with one reply.
-Requests are ``(op, (free_ids, seed), *params)``; see ``_Child.op_*``. Replies are
+Requests are ``(op, (free_ids, seed, deferred_ops), *params)``; see ``_Child.op_*``. Replies are
 ``{"ok": true, ...}`` or ``{"ok": false, "tag": ..., "message": ...}`` plus wire values.
 """
 from __future__ import annotations
@@ -147,6 +147,7 @@ class _Child:
         self.reply_fd = reply_fd
         self.ns: dict[str, Any] = {}
         self.objects: dict[int, Any] = {}
+        self.quiet = False  # while running ops deferred by the parent
         self.root = ""
         self.capture = _Capture()
         #: the builtins as the submission left them, when it changed them (e.g. patched ``abs``)
@@ -214,6 +215,8 @@ class _Child:
         return args, kwargs
 
     def send(self, doc: dict[str, Any], values: dict[str, Any] | None = None) -> None:
+        if self.quiet:  # a deferred op's "ok": the request it came with answers for it
+            return
         doc.setdefault("output", self.capture.text())
         try:
             buffers = wire.encode_reply(doc, values)
@@ -307,15 +310,23 @@ class _Child:
     # ------------------------------------------------------------------ loop
 
     def handle(self, request: tuple) -> None:
-        op, (free, seed), *params = request
+        op, (free, seed, deferred), *params = request
         self.capture = _Capture()
         sys.stdout = sys.stderr = self.capture
         try:
-            for ref_id in free:
-                self.objects.pop(ref_id, None)
             if seed is not None:  # a seed() the parent sent along with this request
                 np.random.seed(seed)
                 random.seed(seed)
+            # constructions and in-place updates the parent sent along (they answer nothing of
+            # their own): run in order, a fault in one is the reply to this request
+            self.quiet = True
+            try:
+                for deferred_op, *deferred_params in deferred:
+                    getattr(self, "op_" + deferred_op)(*deferred_params)
+            finally:
+                self.quiet = False
+            for ref_id in free:
+                self.objects.pop(ref_id, None)
             getattr(self, "op_" + op)(*params)
         except _Fault as fault:
             self.send({"ok": False, "tag": fault.tag, "message": fault.message})

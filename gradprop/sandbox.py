@@ -315,6 +315,9 @@ class SandboxSession(Session):
         #: np.random/random are seeded with this before the submission is imported (again)
         self._last_seed = 0
         self._pending_seed: int | None = None
+        #: new/iadd ops sent along with the next request: a layer is always built, and params
+        #: always updated, right before a call that answers for them (a round trip each saved)
+        self._deferred: list[tuple] = []
         #: seconds the first start took (interpreter + numpy + the submission's import)
         self.startup_seconds = 0.0
         self.restarts = 0
@@ -333,7 +336,7 @@ class SandboxSession(Session):
         self._pending_load = True
         # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
         try:
-            request = ("load", ([], None), self.path, self._last_seed)
+            request = ("load", ([], None, []), self.path, self._last_seed)
             self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
         except (_Died, _TimedOut):
             pass  # reported by _finish_load
@@ -382,6 +385,7 @@ class SandboxSession(Session):
         self._min_live_id = self._next_id + 1
         self._lost_reason = reason
         self._freed.clear()
+        self._deferred.clear()
         self.restarts += 1
         try:
             self._spawn()
@@ -441,7 +445,8 @@ class SandboxSession(Session):
                 free.append(self._freed.pop())
             op, *params = request
             seed, self._pending_seed = self._pending_seed, None
-            data = wire.encode_request((op, (free, seed), *params))
+            deferred, self._deferred = self._deferred, []
+            data = wire.encode_request((op, (free, seed, deferred), *params))
             deadline = time.monotonic() + self.time_limit
             try:
                 child.send(data, deadline)
@@ -491,7 +496,7 @@ class SandboxSession(Session):
         with self._lock:
             ref_id = self._next_id + 1
             where = f"{item}(...)"
-            self._request(("new", ref_id, item, where, _plain(args), _plain(kwargs)), where, item)
+            self._deferred.append(("new", ref_id, item, where, _plain(args), _plain(kwargs)))
             self._next_id = ref_id
             ref = Ref(ref_id, item)
             fin = weakref.finalize(ref, self._freed.append, ref_id)
@@ -536,7 +541,8 @@ class SandboxSession(Session):
     def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
         self._check_ref(ref)
         where = f"updating {ref.item}.{'.'.join(path)} in place"
-        self._request(("iadd", ref.id, tuple(path), _plain(delta), where), where, ref.item)
+        with self._lock:
+            self._deferred.append(("iadd", ref.id, tuple(path), _plain(delta), where))
 
     def seed(self, seed: int) -> None:
         if self.import_error is not None:

@@ -68,7 +68,8 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def new(self, item: str, *args: Any, **kwargs: Any) -> Ref:
-        """Construct ``item(*args, **kwargs)``."""
+        """Construct ``item(*args, **kwargs)``. A session may construct it lazily, with the next
+        request (the sandbox does): a constructor's fault then comes from that request."""
 
     @abc.abstractmethod
     def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:

@@ -181,6 +181,17 @@ def test_faults_not_found_and_exception(good):
     s.call("softmax", None, np.ones(2))  # still fine
 
 
+def test_a_constructor_fault_is_reported_by_the_next_call(tmp_path):
+    """new() travels with the next request (a round trip saved): its fault is that call's fault."""
+    path = write(tmp_path, "class Broken:\n    def __init__(self, W):\n        self.W = W.T.T.nope\n"
+                           "    def forward(self, x):\n        return x\n")
+    with SandboxSession(path, time_limit=5) as s:
+        ref = s.new("Broken", np.ones((2, 2)))
+        with pytest.raises(SubmissionFault) as e:
+            s.call(ref, "forward", np.ones(2))
+        assert e.value.tag == "exception" and "Broken(...)" in e.value.message and "nope" in e.value.message
+
+
 def test_seed_is_deterministic(tmp_path):
     path = write(tmp_path, """
         import numpy as np
