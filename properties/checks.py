@@ -86,6 +86,8 @@ def _repro(t: Target, case: Case, look: str, dout: Any = None, twice: Mapping[st
     if t.item.kind == "function":
         return repro(t.origin, t.name, assign, [f"out = {t.name}({args})", f"print({look})"])
     steps = [f"layer = {t.name}({', '.join(case.init)})"]
+    if t.item.observe is not None:  # a random layer: the mask the check saw comes from this seed
+        steps.insert(0, f"np.random.seed({case.seed % 2**31})")
     if twice is not None:
         assign |= {f"{k}_first": v for k, v in twice.items()}
         steps.append(f"layer.forward({', '.join(f'{k}_first' for k in twice)})  # an earlier batch")
