@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from gradprop import reference
 from gradprop.findings import CORE, STRICT, Finding
 from gradprop.session import Ref, Reply, Session
 
@@ -55,12 +56,19 @@ def _observed(t: Target, case: Case, reply: Reply) -> Case:
     return t.item.observe(case, reply.value) if t.item.observe else case
 
 
-def _dout(t: Target, case: Case, shape: tuple[int, ...], salt: int = 0) -> Any:
+def _dout(t: Target, case: Case, shape: tuple[int, ...]) -> Any:
     """The upstream gradient: 1 for a loss layer (the book's call), else random normal, never ones."""
     if t.item.loss:
         return 1.0
-    rng = np.random.default_rng([case.seed, salt])
+    rng = np.random.default_rng([case.seed, 0])
     return float(rng.standard_normal()) if shape == () else rng.standard_normal(shape)
+
+
+def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
+    """Build, forward, then backward with the case's dout (shaped like the reference's output)."""
+    layer, _, case = _forward(t, case)
+    dout = _dout(t, case, oracle.forward(t.item, case).shape)
+    return layer, t.session.call(layer, "backward", dout), case, dout
 
 
 def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
@@ -104,11 +112,11 @@ def _look(t: Target, wrt: str) -> str:
 
 
 def _check_grads(t: Target, case: Case, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
-                 dout: Any, against: str, tag: str = "wrong-gradient", rtol: float | None = None,
+                 dout: Any, against: str, tag: str = "wrong-gradient",
                  twice: Mapping[str, Any] | None = None) -> None:
     for g in t.item.grads:
         assert_close(got[g.wrt], expected[g.wrt], item=t.name, what=g.name, against=against,
-                     rtol=t.item.rtol if rtol is None else rtol, atol=t.item.atol, tag=tag,
+                     rtol=t.item.rtol, atol=t.item.atol, tag=tag,
                      reproduce=lambda: _repro(t, case, _look(t, g.wrt), dout, twice), gradient=True)
 
 
@@ -146,11 +154,8 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
 def check_backward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_gradient(t, case, explain)
-    layer, _, case = _forward(t, case)
-    out = oracle.forward(t.item, case)
-    dout = _dout(t, case, out.shape)
+    layer, reply, case, dout = _backward(t, case)
     _, expected = oracle.vjp(t.item, case, dout)
-    reply = t.session.call(layer, "backward", dout)
     _check_grads(t, case, _grads(t, layer, reply), expected, dout, _against(t, dout))
 
 
@@ -194,9 +199,8 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
     """
     if t.item.kind == "network":
         return check_net_numerical(t, case, explain)
-    layer, _, case = _forward(t, case)
-    v = _dout(t, case, oracle.forward(t.item, case).shape)
-    got = _shape_checked(t, case, _grads(t, layer, t.session.call(layer, "backward", v)), v)
+    layer, reply, case, v = _backward(t, case)
+    got = _shape_checked(t, case, _grads(t, layer, reply), v)
     args = oracle.arguments(case)
     rng = np.random.default_rng([case.seed, 7])
     u = {k: rng.standard_normal(np.shape(args[k])) for k in t.item.wrt}
@@ -234,9 +238,8 @@ def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str)
 def check_shapes(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_shapes(t, case, explain)
-    layer, _, case = _forward(t, case)
-    dout = _dout(t, case, oracle.forward(t.item, case).shape)
-    _shape_checked(t, case, _grads(t, layer, t.session.call(layer, "backward", dout)), dout)
+    layer, reply, case, dout = _backward(t, case)
+    _shape_checked(t, case, _grads(t, layer, reply), dout)
 
 
 def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, call: str, tag: str, look: str,
@@ -301,16 +304,12 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
 
 
 def check_mutates_dout(t: Target, case: Case, explain: bool = False) -> None:
-    layer, _, case = _forward(t, case)
-    dout = _dout(t, case, oracle.forward(t.item, case).shape)
-    reply = t.session.call(layer, "backward", dout)
+    _, reply, case, dout = _backward(t, case)
     _unchanged(t, case, {"dout": dout}, reply.args_after, f"{t.name}.backward", "mutates-dout", "dout", dout)
 
 
 def check_aliases_output(t: Target, case: Case, explain: bool = False) -> None:
-    layer, _, case = _forward(t, case)
-    dout = _dout(t, case, oracle.forward(t.item, case).shape)
-    reply = t.session.call(layer, "backward", dout)
+    _, reply, _, _ = _backward(t, case)
     for out, other in reply.aliases:
         what = "dout itself" if other == "arg[0]" else f"the same array as {other}"
         raise Finding("aliases-output", (
@@ -359,7 +358,6 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
     net = _net(t, case)
     x, tt = case.inputs["x"], case.inputs["t"]
     params = {k: case.inputs[k] for k in PARAMS}
-    from gradprop import reference
     scores = np.asarray(reference.two_layer_net_predict(x, **params))
     checks = [("predict", (x,), scores), ("loss", (x, tt), oracle.forward(t.item, case))]
     top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else None
@@ -375,22 +373,22 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
 
 
 def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
-    net = _net(t, case)
-    reply = t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"])
+    _, grads = _net_gradient(t, case)
     _, expected = oracle.vjp(t.item, case, 1.0)
-    grads = _net_grads(t, reply)
     for k in PARAMS:
         assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']", against="jax.grad of the reference loss",
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-gradient", gradient=True,
                      reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]))
 
 
-def _net_grads(t: Target, reply: Reply) -> Mapping[str, Any]:
-    value = reply.value
+def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
+    """Build the net with the case's weights and call ``gradient(x, t)``: (net, the dict it returned)."""
+    net = _net(t, case)
+    value = t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
     if not isinstance(value, dict) or any(k not in value for k in PARAMS):
         raise Finding("wrong-gradient", f"{t.name}.gradient should return a dict with keys W1, b1, W2, b2; "
                                         f"it returned {describe(value)}.")
-    return value
+    return net, value
 
 
 def _net_loss(t: Target, net: Ref, case: Case) -> float:
@@ -400,9 +398,10 @@ def _net_loss(t: Target, net: Ref, case: Case) -> float:
 
 def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
     """The book's check: perturb ``params`` in place, call ``loss``; here along a random direction."""
-    net = _net(t, case)
-    grads = _net_grads(t, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]))
+    net, grads = _net_gradient(t, case)
     got = {k: as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient") for k in PARAMS}
+    if any(got[k].shape != case.inputs[k].shape for k in PARAMS):
+        return check_net_shapes(t, case, explain)
     rng = np.random.default_rng([case.seed, 7])
     u = {k: rng.standard_normal(case.inputs[k].shape) for k in PARAMS}
 
@@ -415,8 +414,6 @@ def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
         return loss
 
     numeric = (moved(1.0) - moved(-1.0)) / (2 * STEP)
-    if any(got[k].shape != u[k].shape for k in PARAMS):
-        return check_net_shapes(t, case, explain)
     analytic = sum(float(np.sum(u[k] * got[k])) for k in PARAMS)
     scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in PARAMS) + abs(numeric)
     if abs(analytic - numeric) <= t.item.num_rtol * scale + 1e-9:
@@ -446,8 +443,7 @@ def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
 
 
 def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
-    net = _net(t, case)
-    grads = _net_grads(t, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]))
+    _, grads = _net_gradient(t, case)
     for k in PARAMS:
         shape = np.shape(as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient"))
         if shape != case.inputs[k].shape:
@@ -504,12 +500,16 @@ def _with_inputs(case: Case, **inputs: Any) -> Case:
     return Case(case.init, {**case.inputs, **inputs}, case.seed, case.extra)
 
 
+def _big_batch(case: Case) -> np.ndarray:
+    """2000 entries in [0.5, 1.5]: enough that a drop rate is measurable and some entry is kept."""
+    return np.random.default_rng([case.seed, 11]).uniform(0.5, 1.5, size=(40, 50))
+
+
 def check_dropout_rate(t: Target, case: Case, explain: bool = False) -> None:
     """On a 2000-entry batch the kept share is 1 - dropout_ratio within 6 standard deviations."""
     ratio = case.init["dropout_ratio"]
-    x = np.random.default_rng([case.seed, 11]).uniform(0.5, 1.5, size=(40, 50))
-    big = _with_inputs(case, x=x)
-    _, reply, _ = _forward(t, big)
+    x = _big_batch(case)
+    _, reply, _ = _forward(t, _with_inputs(case, x=x))
     out = as_array(reply.value, f"{t.name}: forward output", "wrong-forward")
     kept = float(np.mean(out != 0)) if out.shape == x.shape else float("nan")
     sigma = np.sqrt(ratio * (1 - ratio) / x.size)
@@ -524,8 +524,7 @@ def check_dropout_eval(t: Target, case: Case, explain: bool = False) -> None:
     depends on no mask: another seed gives the same output."""
     ratio = case.init["dropout_ratio"]
     # the train convention, read off a batch large enough that some entries are surely kept
-    big = np.random.default_rng([case.seed, 11]).uniform(0.5, 1.5, size=(40, 50))
-    _, _, train = _forward(t, _with_inputs(case, x=big, train_flg=True))
+    _, _, train = _forward(t, _with_inputs(case, x=_big_batch(case), train_flg=True))
     expected = np.asarray(case.inputs["x"]) * (1 - ratio) * train.extra["scale"]
     ev = _with_inputs(case, train_flg=False)
     _, reply, _ = _forward(t, ev)

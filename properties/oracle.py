@@ -114,9 +114,9 @@ def _float(value: Any) -> Any:
     return a.astype(np.float64) if a.dtype.kind in "biu" and a.dtype != bool else a
 
 
-def forward(item: Item, case: Case, args: Mapping[str, Any] | None = None) -> np.ndarray:
-    """The reference output for the case (or for ``args`` in its place)."""
-    traced, static = _split(item, arguments(case, item) if args is None else args)
+def forward(item: Item, case: Case) -> np.ndarray:
+    """The reference output for the case."""
+    traced, static = _split(item, arguments(case, item))
     key = _key(item.name, "forward", traced, repr(static))
 
     def compute():
@@ -125,9 +125,9 @@ def forward(item: Item, case: Case, args: Mapping[str, Any] | None = None) -> np
     return _memo(key, compute)
 
 
-def vjp(item: Item, case: Case, dout: Any, args: Mapping[str, Any] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def vjp(item: Item, case: Case, dout: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(reference output, {argument name: expected gradient}) for the upstream gradient ``dout``."""
-    traced, static = _split(item, arguments(case, item) if args is None else args)
+    traced, static = _split(item, arguments(case, item))
     diff = {k: _float(traced[k]) for k in item.wrt}
     other = {k: v for k, v in traced.items() if k not in diff}
     key = _key(item.name, "vjp", diff, other, repr(static), dout)

@@ -5,6 +5,7 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from hypothesis import Phase, Verbosity, given, settings as Settings
 from hypothesis.errors import Flaky
@@ -87,13 +88,17 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
 _EXAMPLES: dict[tuple, list[Case]] = {}
 
 
+def _regime_key(regime: Mapping[str, Any]) -> str:
+    return repr(sorted(regime.items()))
+
+
 def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]:
     """The cases Hypothesis generates for ``item.cases(**regime)`` under ``settings``, drawn once
     per process and kept: derandomized generation is a function of the strategy and the settings
     alone, so every layer set screened in this process meets the same cases (and a grader pays for
     drawing them once, not once per submission)."""
     settings = _quiet(settings, shrink=False)
-    key = (item.name, repr(sorted(regime.items())), settings.max_examples, settings.derandomize)
+    key = (item.name, _regime_key(regime), settings.max_examples, settings.derandomize)
     if key not in _EXAMPLES or not settings.derandomize:
         drawn: list[Case] = []
 
@@ -114,7 +119,7 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
     found: dict[str, tuple[Finding, Case]] = {}
     groups: dict[str, tuple[dict, list[Property]]] = {}
     for prop in props:
-        groups.setdefault(repr(sorted(prop.regime.items())), (dict(prop.regime), []))[1].append(prop)
+        groups.setdefault(_regime_key(prop.regime), (dict(prop.regime), []))[1].append(prop)
     for regime, group in groups.values():
         for case in examples(target.item, regime, settings):
             for prop in group:
