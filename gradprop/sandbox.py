@@ -303,6 +303,10 @@ class SandboxSession(Session):
         #: what the submission printed while being imported
         self.import_output = ""
         self._names: frozenset[str] = frozenset()
+        self.kinds: dict[str, bool] = {}
+        #: the item -> file and the notes the child's loader sent (see gradprop.loader.Loaded)
+        self.origins: dict[str, str] = {}
+        self.load_notes: tuple[str, ...] = ()
         self._lock = threading.RLock()
         self._child: _Child | None = None
         self._pending_load = False
@@ -372,6 +376,11 @@ class SandboxSession(Session):
         if type(names) is not list:
             return "importing the file failed: the process sent a malformed reply"
         self._names = frozenset(n for n in names if type(n) is str)
+        classes = doc.get("classes") if type(doc.get("classes")) is list else []
+        self.kinds = {n: n in classes for n in self._names}
+        origins, notes = doc.get("origins"), doc.get("notes")
+        self.origins = {k: _text(v, 300) for k, v in origins.items()} if type(origins) is dict else {}
+        self.load_notes = tuple(_text(n, 500) for n in notes[:50]) if type(notes) is list else ()
         return None
 
     def _stop_child(self) -> None:

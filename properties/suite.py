@@ -25,6 +25,8 @@ def origin_of(path: str | None) -> str:
     if path is None:
         return "gradprop.layers"
     p = Path(path)
+    if p.suffix == ".ipynb":
+        return f"# run this in a new cell at the end of {p.name}, after its definition cells"
     return p.stem if p.suffix == ".py" else "common.layers"
 
 
@@ -47,8 +49,9 @@ class Suite:
             pytest.fail(f"[import-error] {self.session.import_error}", pytrace=False)
         name = self.session.resolve(item.names)
         if name is None:
-            pytest.fail(f"[not-found] {' / '.join(item.names)} is not defined by the layer set", pytrace=False)
-        return Target(self.session, item, name, self.origin)
+            read = "".join(f"\n  {note}" for note in self.session.load_notes)
+            pytest.fail(f"[not-found] {' / '.join(item.names)} is not defined by the layer set{read}", pytrace=False)
+        return Target(self.session, item, name, self.session.origin(name, self.origin))
 
     def verify(self, item: Item, prop: Property, settings: Settings | None = None) -> Outcome:
         __tracebackhide__ = True
