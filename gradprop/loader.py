@@ -330,6 +330,13 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str]) -> dict[str, Any
     return namespace
 
 
+def _file_of(obj: Any) -> str | None:
+    """The file that defines a class or function (its module's ``__file__``)."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    return os.path.realpath(file) if file else None
+
+
 def _choose(group: tuple[str, ...], wanted: dict, modules: dict[str, types.ModuleType], network: str | None,
             namespace: dict[str, Any], notes: list[str], net_ns: Mapping[str, Any] | None = None) -> str | None:
     """Put the item's definition from the right file into ``namespace``; return that file."""
@@ -343,7 +350,9 @@ def _choose(group: tuple[str, ...], wanted: dict, modules: dict[str, types.Modul
         return None
     rel, real, obj = options[0]
     if len(options) > 1:
-        used = [o for o in options if any(v is o[2] for v in (net_ns or {}).values())]
+        # By file, not identity: the network may import the same file under another module name.
+        imported = {(_file_of(v), getattr(v, "__name__", None)) for v in (net_ns or {}).values() if callable(v)}
+        used = [o for o in options if (_file_of(o[2]), o[1]) in imported]
         if used:
             rel, real, obj = used[0]
             why = f"{network} imports it"
@@ -371,8 +380,7 @@ def _origins(namespace: Mapping[str, Any], root: str, notes: list[str]) -> dict[
             if len(close) > 1:
                 notes.append(f"{group[0]}: {' and '.join(close)} could both be it; not guessing (name one {group[0]})")
             continue
-        module = sys.modules.get(getattr(namespace[real], "__module__", None) or "")
-        file = getattr(module, "__file__", None)
+        file = _file_of(namespace[real])
         if file and _under(file, root):
             origins[real] = _rel(file, root)
         if real not in group:

@@ -25,7 +25,7 @@ class Split:
     kept: ast.Module
     #: (line, why) of each top-level statement left out, in order
     left_out: list[tuple[int, str]] = field(default_factory=list)
-    #: names the kept code defines at its top level: name -> is it a class
+    #: names the kept code defines (not imports) at its top level: name -> is it a class
     defines: dict[str, bool] = field(default_factory=dict)
 
 
@@ -143,23 +143,25 @@ def _why_not(stmt: ast.stmt, known: set[str], notebook: bool) -> str | None:
     return kind
 
 
-def _bound(stmt: ast.stmt) -> dict[str, bool]:
+def _bound(stmt: ast.stmt, imports: bool = True) -> dict[str, bool]:
     """Names a kept statement binds at the top level: name -> is it a class."""
     if isinstance(stmt, ast.ClassDef):
         return {stmt.name: True}
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return {stmt.name: False}
     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        if not imports:
+            return {}
         return {(a.asname or a.name).split(".")[0]: False for a in stmt.names if a.name != "*"}
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         return {n: False for t in _targets(stmt) for n in (_names_of(t) or [])}
     out: dict[str, bool] = {}
     for body in ("body", "orelse", "finalbody"):
         for inner in getattr(stmt, body, []):
-            out.update(_bound(inner))
+            out.update(_bound(inner, imports))
     for handler in getattr(stmt, "handlers", []):
         for inner in handler.body:
-            out.update(_bound(inner))
+            out.update(_bound(inner, imports))
     return out
 
 
@@ -173,9 +175,8 @@ def split(tree: ast.Module, *, notebook: bool = False, known: set[str] | None = 
         if why is None:
             if not _is_main_guard(stmt):
                 out.kept.body.append(stmt)
-                defined = _bound(stmt)
-                out.defines.update(defined)
-                known.update(defined)
+                out.defines.update(_bound(stmt, imports=False))
+                known.update(_bound(stmt))
         else:
             out.left_out.append((stmt.lineno, why))
     return out
