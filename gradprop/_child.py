@@ -6,7 +6,7 @@ Started by ``gradprop.sandbox.SandboxSession`` (see ``BOOTSTRAP`` there) as
 
 in its own session and process group, with stdin and stdout on /dev/null and stderr on the
 diagnostics pipe (until start-up is done). It imports only the standard library, numpy,
-``gradprop.wire``, ``gradprop.loader`` and ``gradprop.session`` (for ``alias_facts``); the
+``gradprop.wire``, ``gradprop.loader`` (with ``gradprop.notebook``) and ``gradprop.session`` (for ``alias_facts``); the
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
 Protocol: the child first sends a ``ready`` reply, then answers each request with one reply.
