@@ -44,7 +44,7 @@ BOOK_FILES = (
     "two_layer_net.py",
 )
 _CHAPTER5 = re.compile(r"(^|/)(ch|chapter)[_ -]?0?5(/|$)", re.IGNORECASE)
-_NOT_SUBMISSION = {"__pycache__", "node_modules", "site-packages", "venv", "env"}
+_NOT_SUBMISSION = {"__pycache__", "node_modules", "site-packages", "dist-packages", "venv", "env"}
 _MAX_DEPTH = 5
 _MAX_FILES = 2000
 
@@ -96,6 +96,14 @@ def _under(path: str, root: str) -> bool:
     return os.path.realpath(path).startswith(root)
 
 
+def _own(path: str, root: str) -> bool:
+    """Is ``path`` one of the submission's files (not an installed package in a venv beside it)?"""
+    if not _under(path, root):
+        return False
+    parts = Path(_rel(path, root)).parts[:-1]
+    return not any(p.startswith(".") or p in _NOT_SUBMISSION or p.endswith(".egg-info") for p in parts)
+
+
 def _rel(path: str, root: str) -> str:
     return Path(os.path.relpath(os.path.realpath(path), root)).as_posix()
 
@@ -126,7 +134,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not (spec.origin or "").endswith(".py") or not _under(spec.origin, self.root):
+        if spec is None or not (spec.origin or "").endswith(".py") or not _own(spec.origin, self.root):
             return None
         return self.spec(fullname, spec.origin, spec.submodule_search_locations)
 

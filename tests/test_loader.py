@@ -382,3 +382,57 @@ def test_sandbox_finds_variants_in_a_folder_and_never_runs_its_training(tmp_path
         assert s.origin("Mullayer", "fallback") == "common.layer"
         layer = s.new("Mullayer")
         assert s.call(layer, "forward", 2.0, 3.0).value == 6.0
+
+
+def test_grade_on_the_notes_notebook_gives_the_notes_files_grades(tmp_path):
+    from gradprop.cli import main
+
+    nb = tmp_path / "in" / "notes_nb.ipynb"
+    nb.parent.mkdir()
+    nb.write_bytes((EXAMPLES / "notes.ipynb").read_bytes())
+    out = tmp_path / "out"
+    assert main(["grade", str(EXAMPLES / "notes.py"), str(nb), "--out", str(out),
+                 "--max-examples", "3", "--time-limit", "5", "-j", "1"]) == 0
+    rows = {line.split(",", 1)[0]: line.split(",", 1)[1] for line in (out / "grades.csv").read_text().splitlines()[1:]}
+    assert rows["notes_nb"] == rows["notes"]
+    assert rows["notes"].startswith("4.00,13.00,")  # MulLayer, AddLayer, Relu, Sigmoid (examples/notes.py)
+    py, ipynb = (json.loads((out / name / "results.json").read_text()) for name in ("notes", "notes_nb"))
+    assert [(t["name"], t["score"], t["tags"]) for t in ipynb["tests"]] == \
+           [(t["name"], t["score"], t["tags"]) for t in py["tests"]]
+    affine = next(t["output"] for t in ipynb["tests"] if t["name"] == "Affine")
+    assert "at cell 9, line 78 of notes_nb.ipynb: dX = dX.reshape(*self.original_x_shape)" in affine
+    assert "# run this in a new cell at the end of notes_nb.ipynb, after its definition cells" in affine
+    assert "How your submission was read:" in ipynb["output"] and "cell 11 stopped" in ipynb["output"]
+
+
+# --- reproduction snippets -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("files, submission, expected", [
+    ({"common/functions.py": FUNCTIONS, "ch05/cross_entropy_error.py": FUNCTIONS.replace("1e-7)) /", "1e-7)) * 2 /")},
+     ".", "from ch05.cross_entropy_error import cross_entropy_error"),
+    ({"hw.py": FUNCTIONS.replace("1e-7)) /", "1e-7)) * 2 /")}, "hw.py", "from hw import cross_entropy_error"),
+])
+def test_the_snippet_imports_the_item_from_the_file_that_defines_it(tmp_path, files, submission, expected):
+    from hypothesis import settings
+
+    from gradprop.properties.registry import REGISTRY
+    from gradprop.properties.runner import evaluate_item
+
+    build(tmp_path, files)
+    if submission == ".":  # the broken copy must be the one taken: the book's file is correct
+        (tmp_path / "two_layer_net.py").write_text("from ch05.cross_entropy_error import *\n" + NET)
+    with InProcessSession(path=str(tmp_path / submission)) as s:
+        outcomes = evaluate_item(s, REGISTRY["cross_entropy_error"], "common.layers",
+                                 settings(max_examples=5, database=None, derandomize=True))
+    wrong = [o for o in outcomes if o.tag == "wrong-forward"]
+    assert wrong and expected in wrong[0].message
+
+
+def test_packages_installed_beside_the_submission_are_imported_whole(tmp_path):
+    build(tmp_path, {"venv/lib/python3/site-packages/helper.py": "VALUE = len([1, 2])\n",
+                     "hw.py": "from helper import VALUE\nimport numpy as np\n" + MUL.format(name="MulLayer")})
+    sys.path.insert(0, str(tmp_path / "venv/lib/python3/site-packages"))
+    loaded = load(tmp_path / "hw.py")
+    assert loaded.namespace["VALUE"] == 2  # computed by a call: the module ran whole
+    assert loaded.notes == []
