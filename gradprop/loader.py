@@ -147,11 +147,12 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 def _forget(root: str) -> None:
     """Drop modules an earlier load in this process imported from a folder with the same names."""
-    tops = {p.stem if p.suffix == ".py" else p.name for p in Path(root).iterdir()} if os.path.isdir(root) else set()
-    tops -= set(sys.stdlib_module_names) | {"numpy", "gradprop"}
+    tops = {p.stem if p.suffix == ".py" else p.name for p in Path(root).iterdir()}
+    keep = set(sys.stdlib_module_names) | {"numpy", "gradprop", "jax", "hypothesis", "pytest", "_pytest"}
     for name, module in list(sys.modules.items()):
+        top = name.split(".")[0]
         file = getattr(module, "__file__", None) or ""
-        if name.split(".")[0] in tops or (file and _under(file, root)):
+        if top not in keep and (top in tops or (file and _under(file, root))):
             del sys.modules[name]
 
 
