@@ -31,6 +31,7 @@ import numpy as np
 
 from . import wire
 from .findings import SubmissionFault
+from .notebook import cell_line, where as where_in
 from .session import Opaque, Ref, Reply, Session
 
 #: How the child starts. ``python -S`` skips the .pth files of site-packages (a quarter of the
@@ -437,7 +438,8 @@ class SandboxSession(Session):
             real = os.path.realpath(filename)
             if not real.startswith(self._root):
                 continue
-            return f" (it was running line {lineno} of {os.path.basename(real)}: {_source_line(real, lineno)})"
+            text = cell_line(real, lineno) if "#cell" in real else _source_line(real, lineno)
+            return f" (it was running {where_in(real, lineno)}: {text})"
         return ""
 
 

@@ -436,3 +436,14 @@ def test_packages_installed_beside_the_submission_are_imported_whole(tmp_path):
     loaded = load(tmp_path / "hw.py")
     assert loaded.namespace["VALUE"] == 2  # computed by a call: the module ran whole
     assert loaded.notes == []
+
+
+def test_a_hang_in_a_notebook_layer_is_placed_in_its_cell(tmp_path):
+    nb = notebook(tmp_path / "hw.ipynb", "import numpy as np",
+                  "class Relu:\n    def forward(self, x):\n        while True:\n            x = x + 0\n")
+    with SandboxSession(nb, time_limit=1) as s:
+        with pytest.raises(Exception) as info:
+            s.call(s.new("Relu"), "forward", np.ones(2))
+    assert "[timeout]" in str(info.value)
+    assert "cell 2, line 4 of hw.ipynb: x = x + 0" in str(info.value) or \
+           "cell 2, line 3 of hw.ipynb: while True:" in str(info.value)
