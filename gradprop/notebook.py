@@ -104,7 +104,7 @@ def _why_not_constant(value: ast.expr | None, known: set[str]) -> str | None:
     for node in ast.walk(value):
         if isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
             return "it is not a plain constant"
-        if isinstance(node, ast.Name) and node.id not in known and node.id not in _BUILTIN_NAMES:
+        if isinstance(node, ast.Name) and not ({node.id, "*"} & known) and node.id not in _BUILTIN_NAMES:
             return f"it uses {node.id}, which is left out"
     return None
 
@@ -135,7 +135,9 @@ def _why_not(stmt: ast.stmt, known: set[str], notebook: bool) -> str | None:
         return None
     kind = {ast.For: "it runs a loop", ast.While: "it runs a loop", ast.With: "it opens a with block",
             ast.Delete: "it deletes names"}.get(type(stmt), "it runs code")
-    call = _first_call(stmt)
+    # a loop's body says what it does better than its ``range(...)``
+    body = _first_call(ast.Module(body=stmt.body, type_ignores=[])) if isinstance(stmt, (ast.For, ast.While)) else None
+    call = body or _first_call(stmt)
     if call is not None:
         return f"it {_call_text(call)}" if kind == "it runs code" else f"{kind} that {_call_text(call)}"
     if isinstance(stmt, ast.Expr):
@@ -152,7 +154,8 @@ def _bound(stmt: ast.stmt, imports: bool = True) -> dict[str, bool]:
     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
         if not imports:
             return {}
-        return {(a.asname or a.name).split(".")[0]: False for a in stmt.names if a.name != "*"}
+        # ``*`` stands for whatever a star import brings: later constants may use those names
+        return {(a.asname or a.name).split(".")[0]: False for a in stmt.names}
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         return {n: False for t in _targets(stmt) for n in (_names_of(t) or [])}
     out: dict[str, bool] = {}

@@ -321,7 +321,7 @@ def test_a_notebook_is_graded_on_its_definitions(tmp_path):
         "hw.ipynb cell 1: left out lines 1, 3 (IPython magic or shell command)",
         "hw.ipynb cell 2: took its definitions only; left out line 9 (it calls MulLayer) and 1 more statement",
         "hw.ipynb cell 5 skipped: it calls TwoLayerNet (line 1)",
-        "hw.ipynb cell 6 skipped: it runs a loop that calls range (line 1)",
+        "hw.ipynb cell 6 skipped: it runs a loop that calls network.gradient on x_train[...] (line 1)",
         "hw.ipynb cell 7 skipped: it is a %%time cell, not Python",
     ]
     assert loaded.origins == {"MulLayer": "hw.ipynb", "Affine": "hw.ipynb"}
@@ -447,3 +447,42 @@ def test_a_hang_in_a_notebook_layer_is_placed_in_its_cell(tmp_path):
     assert "[timeout]" in str(info.value)
     assert "cell 2, line 4 of hw.ipynb: x = x + 0" in str(info.value) or \
            "cell 2, line 3 of hw.ipynb: while True:" in str(info.value)
+
+
+# --- what counts as a definition -----------------------------------------------------------------
+
+
+def _left_out(source: str, notebook: bool = False) -> list[tuple[int, str]]:
+    import ast
+
+    from gradprop.notebook import split
+
+    return split(ast.parse(textwrap.dedent(source)), notebook=notebook).left_out
+
+
+def test_definitions_kept_and_the_rest_named():
+    source = """
+        import sys, os
+        sys.path.append(os.pardir)
+        try:
+            import cupy as xp
+        except ImportError:
+            import numpy as xp
+        from common.functions import *
+        EPS = delta * 2
+        SHAPE = (2, 3)
+        plt.plot(x, y)
+        (x_train, t_train), _ = load_mnist(normalize=True)
+        for i in range(3):
+            network.gradient(x_train, t_train)
+        cache[0] = 1
+
+        if __name__ == "__main__":
+            main()
+    """
+    assert _left_out(source) == [(11, "it calls plt.plot on x"), (12, "it calls load_mnist"),
+                                 (13, "it runs a loop that calls network.gradient on x_train"),
+                                 (15, "it stores into an object, it does not define a name")]
+    assert _left_out(source, notebook=True)[-1] == (17, "it is the main block")
+    assert _left_out("import numpy as np\nX = np.ones(3)\nY = X\n") == [(2, "it calls np.ones"),
+                                                                     (3, "it uses X, which is left out")]
