@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gradprop import wire
+from gradprop import _steady, wire
 from gradprop.loader import load_layer_set
 from gradprop.session import Ref, alias_facts
 
@@ -210,6 +210,7 @@ class _Child:
     def op_load(self, path: str, seed: int) -> None:
         np.random.seed(seed)  # deterministic from the start, and the same after a restart
         random.seed(seed)
+        _steady.reset(seed)
         root = os.path.realpath(path)
         self.root = root if os.path.isdir(root) else os.path.dirname(root)
         self.root = self.root.rstrip(os.sep) + os.sep
@@ -321,6 +322,7 @@ def main(argv: list[str]) -> None:
     os.close(devnull)
     sys.dont_write_bytecode = True
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    _steady.install()  # after the thread took the real time.sleep; before any submission code
     child = _Child(reply_fd)
     sys.stdout = sys.stderr = child.capture
     child.send({"ok": True, "ready": True, "pid": os.getpid()})

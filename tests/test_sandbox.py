@@ -162,7 +162,7 @@ def test_the_child_stays_light(good):
     s, _ = good
     loaded = s.call("modules", None, 0).value
     assert set(loaded) <= {"gradprop", "gradprop.wire", "gradprop.loader", "gradprop.session",
-                           "gradprop.findings", "gradprop._child", "gradprop._jail"}, loaded
+                           "gradprop.findings", "gradprop._child", "gradprop._jail", "gradprop._steady"}, loaded
 
 
 def test_faults_not_found_and_exception(good):
