@@ -366,3 +366,251 @@ def test_isolation_in_force_is_printed_and_recorded(run):
     assert f"isolation: {', '.join(iso.on)}" in run["proc"].stderr
     doc = json.loads((run["out"] / "honest" / "results.json").read_text(encoding="utf-8"))
     assert doc["extra_data"]["gradprop"]["isolation"]["on"] == list(iso.on)
+
+
+# --- determinism: clocks, entropy and files next to the submission -----------------------------
+
+FICKLE = '''
+import os, time
+import numpy as np
+
+SEEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen.txt")
+EARLIER_RUN = os.path.exists(SEEN)   # a file left by an earlier run
+open(SEEN, "w").write("seen")
+
+class MulLayer:
+    """Now and then wrong, by the clock or by an unseeded generator's whim."""
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        wrong = int(time.time() * 1e6) % 7 == 0 or np.random.default_rng().random() < 0.05
+        return x * y * (2.0 if wrong else 1.0)
+    def backward(self, dout):
+        return dout * self.y, dout * self.x
+
+class AddLayer:
+    """Right on a first run, wrong on every later one."""
+    def forward(self, x, y):
+        return x + y + (1.0 if EARLIER_RUN else 0.0)
+    def backward(self, dout):
+        return dout * 1, dout * 1
+'''
+
+
+def test_a_fickle_submission_gets_the_same_grade_and_feedback_on_every_run(tmp_path):
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+
+    path = tmp_path / "fickle.py"
+    path.write_text(FICKLE)
+    rubric = Rubric.from_dict({"items": {n: {"count": False} for n in (
+        "Relu", "Sigmoid", "Affine", "softmax", "cross_entropy_error", "SoftmaxWithLoss", "TwoLayerNet",
+        "Dropout", "BatchNormalization", "Convolution", "Pooling")}})
+    options = GradeOptions(rubric=rubric, max_examples=10, time_limit=5.0)
+    runs = [grade_submission(path, options) for _ in range(3)]
+    outcomes = [[(r.score, r.tags, r.output) for r in run.items] for run in runs]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert runs[0].items[1].score == 1  # AddLayer: every run is a first run
+    assert not (tmp_path / "seen.txt").exists()  # it wrote into its scratch copy, not here
+
+
+# --- the CLI: bad values, odd names, interruptions, a wedged worker ------------------------------
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--time-limit", "nan"], "--time-limit must be"),
+    (["--time-limit", "inf"], "--time-limit must be"),
+    (["--time-limit", "1e-9"], "--time-limit must be"),
+    (["--memory-mb", "0"], "--memory-mb must be at least"),
+    (["--memory-mb", "-1"], "--memory-mb must be at least"),
+    (["-j", "-3"], "-j must be at least 1"),
+    (["-j", "0"], "-j must be at least 1"),
+])
+def test_bad_values_are_clear_errors(tmp_path, capsys, flags, error):
+    from gradprop import cli
+
+    sub = tmp_path / "s.py"
+    sub.write_text(HONEST)
+    assert cli.main(["grade", str(sub), "--out", str(tmp_path / "out"), *flags]) == 2
+    assert error in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_path_that_is_a_file_and_a_nameless_submission_are_clear_errors(tmp_path, capsys, monkeypatch):
+    from gradprop import cli
+
+    (tmp_path / "s.py").write_text(HONEST)
+    (tmp_path / "taken").write_text("not a folder")
+    assert cli.main(["grade", str(tmp_path / "s.py"), "--out", str(tmp_path / "taken")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    inner = tmp_path / "a" / "b"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    assert cli.main(["grade", "..", "--out", str(tmp_path / "out")]) == 2
+    assert "not a relative path like '..'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "a" / "results.json").exists()
+
+
+def test_odd_file_names_cannot_stop_the_run(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    latin1 = os.path.join(os.fsencode(subs), b"caf\xe9.py")  # an LMS export that is not UTF-8
+    with open(latin1, "wb") as f:
+        f.write(MUL_ONLY.encode())
+    (subs / "grades.csv.tmp.py").write_text(MUL_ONLY)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "out"
+    paths = [os.fsdecode(latin1), str(subs / "grades.csv.tmp.py")]
+    proc = grade_run(paths, out, {**os.environ, "TMPDIR": str(tmp_path)}, "--rubric", str(tmp_path / "rubric.toml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = sheet(out)
+    assert rows["caf\ufffd"][1] == "1.00" and rows["grades.csv.tmp"][1] == "1.00"
+    assert os.path.isfile(os.path.join(os.fsencode(out), b"caf\xe9", b"results.json"))
+
+
+def test_ctrl_c_keeps_what_finished_and_a_rerun_grades_only_the_rest(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("a", "b", "c"):
+        (subs / f"{name}.py").write_text(HONEST)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "gradprop.cli", "grade", *map(str, sorted(subs.glob("*.py"))), "--out", str(out),
+           "--max-examples", "3", "-j", "1", "--rubric", str(tmp_path / "rubric.toml")]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "a" / "results.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    finished = sheet(out)
+    assert "a" in finished and finished["a"][1] == "3.00"
+    assert live_processes_mentioning(str(tmp_path)) == []
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    assert f"{len(finished)} submission(s) kept from an earlier run" in again.stderr
+    assert {n: r[1] for n, r in sheet(out).items()} == {"a": "3.00", "b": "3.00", "c": "3.00"}
+
+
+def test_a_stopped_worker_is_killed_and_its_submission_tried_again(tmp_path, monkeypatch):
+    """The attack (SIGSTOP of a worker) cannot come from a submission any more; the CLI must still
+    never wait without a timeout. The test stops the first worker that starts a job."""
+    from gradprop import cli
+    from gradprop.grading import GradeOptions, Rubric
+
+    (tmp_path / "s.py").write_text(HONEST)
+    rubric = Rubric.load(_write(tmp_path / "rubric.toml", RUBRIC))
+    options = GradeOptions(rubric=rubric, max_examples=3)
+    stopped: list[int] = []
+    real_deadline = cli._Worker.deadline
+
+    def deadline(self, opts):
+        if self.started_at is not None and not stopped:
+            os.kill(self.proc.pid, signal.SIGSTOP)  # wedged right after it said "started"
+            stopped.append(self.proc.pid)
+        return self.started_at + 3.0 if self.started_at is not None else real_deadline(self, opts)
+
+    monkeypatch.setattr(cli._Worker, "deadline", deadline)
+    results = cli.grade_all([("s", str(tmp_path / "s.py"))], options, 1, lambda r: None)
+    assert stopped and not os.path.exists(f"/proc/{stopped[0]}/status")  # killed (and reaped)
+    assert [float(r.score) for r in results] == [3.0]
+
+
+def test_a_malformed_reply_costs_its_item_only(tmp_path):
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+
+    path = tmp_path / "forger.py"
+    path.write_text(MUL_ONLY.replace("        return dout * self.y, dout * self.x", '''        import os, sys, struct
+        fd = int(sys.argv[-2])  # the reply pipe: forge a frame the parent must refuse
+        head = b'{"ok": true, "value": {"a": ["<f8", [3, 99999999999]]}, "args": {"t": []}, "aliases": [[1]]}'
+        os.write(fd, struct.pack("<4sQQ", b"GPW1", len(head), 8) + head + bytes(8))
+        return dout * self.y, dout * self.x''') + HONEST.split("class AddLayer:")[0].split("class MulLayer:")[0] + "\nclass AddLayer:\n" + HONEST.split("class AddLayer:")[1].split("class Relu:")[0])
+    rubric = Rubric.from_dict({"items": {n: {"count": False} for n in (
+        "Relu", "Sigmoid", "Affine", "softmax", "cross_entropy_error", "SoftmaxWithLoss", "TwoLayerNet", "Dropout",
+        "BatchNormalization", "Convolution", "Pooling")}})
+    result = grade_submission(path, GradeOptions(rubric=rubric, max_examples=3))
+    mul, add = result.items
+    assert mul.score == 0 and "malformed reply" in mul.output
+    assert add.score == 1 and not result.errors
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+# --- each layer on its own: what the child can reach --------------------------------------------
+
+
+def test_the_child_can_write_only_its_scratch_and_read_nothing_of_the_graders(tmp_path):
+    from gradprop.sandbox import SandboxSession
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    outside = tmp_path / "written.txt"
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "probe.py").write_text(textwrap.dedent(f'''
+        import os
+        def attempt(what):
+            try:
+                if what == "read":
+                    return open({str(secret)!r}).read()
+                if what == "write":
+                    open({str(outside)!r}, "w").write("x")
+                    return "written"
+                if what == "home":
+                    return sorted(os.listdir(os.path.expanduser("~root")))
+                if what == "scratch":
+                    open("mine.txt", "w").write("x")
+                    return open("mine.txt").read()
+                if what == "env":
+                    return sorted(os.environ)
+            except OSError as exc:
+                return type(exc).__name__
+    '''))
+    with SandboxSession(sub / "probe.py") as s:
+        assert s.call("attempt", None, "read").value in ("PermissionError", "FileNotFoundError")
+        assert s.call("attempt", None, "write").value in ("PermissionError", "FileNotFoundError", "OSError")
+        assert s.call("attempt", None, "home").value in ("PermissionError", "FileNotFoundError")
+        assert s.call("attempt", None, "scratch").value == "x"
+        names = s.call("attempt", None, "env").value
+    assert not outside.exists()
+    assert "GRADPROP_SECRET" not in names and set(names) <= {
+        "PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PWD", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "PYTHONHASHSEED",
+        "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "PYTHONIOENCODING", "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH", "LC_CTYPE"}
+
+
+def test_the_child_can_neither_signal_out_nor_connect(tmp_path, monkeypatch):
+    from gradprop.sandbox import SandboxSession
+
+    monkeypatch.setenv("GRADPROP_SECRET", SECRET)
+    victim = subprocess.Popen(["sleep", "600"])
+    listener = Listener()
+    path = tmp_path / "probe.py"
+    path.write_text(textwrap.dedent(f'''
+        import os, signal, socket
+        def attempt(what):
+            try:
+                if what == "signal":
+                    os.kill({victim.pid}, signal.SIGKILL)
+                    return "sent"
+                if what == "tcp":
+                    socket.create_connection(("127.0.0.1", {listener.port}), timeout=2).sendall(b"x")
+                    return "connected"
+            except OSError as exc:
+                return type(exc).__name__
+    '''))
+    try:
+        with SandboxSession(path) as s:
+            assert s.call("attempt", None, "signal").value in ("ProcessLookupError", "PermissionError")
+            assert s.call("attempt", None, "tcp").value != "connected"
+        time.sleep(0.3)
+        assert victim.poll() is None and listener.connections == 0
+    finally:
+        victim.kill()
+        victim.wait()
+        listener.close()
