@@ -614,3 +614,17 @@ def test_the_child_can_neither_signal_out_nor_connect(tmp_path, monkeypatch):
         victim.kill()
         victim.wait()
         listener.close()
+
+
+def test_strict_isolation_refuses_to_grade_without_every_layer(tmp_path, capsys, monkeypatch):
+    from gradprop import cli, isolation
+
+    lacking = isolation.Isolation(("scratch", "env", "rlimits"), (("namespaces", "no bwrap here"),))
+    with pytest.raises(isolation.IsolationError, match="no bwrap here"):
+        lacking.require("strict")
+    lacking.require("auto")  # auto grades with what there is
+    monkeypatch.setattr(cli, "probe", lambda: lacking)
+    (tmp_path / "s.py").write_text(HONEST)
+    assert cli.main(["grade", str(tmp_path / "s.py"), "--out", str(tmp_path / "out"), "--isolation", "strict"]) == 2
+    assert "--isolation strict: this machine lacks namespaces (no bwrap here)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
