@@ -313,10 +313,10 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str]) -> dict[str, Any
     scripts = [s for s in sources if s.left_out and s.rel not in chosen_files and s.error is None]
     if scripts:
         notes.append(_scripts_note(scripts))
-    # Sibling imports (``from functions import softmax``) from any folder that holds a chosen file.
-    for folder in reversed([str(root)] + sorted({str((root / rel).parent) for rel in chosen_files})):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+    # The folder first (``from common.layers import *``), then each folder holding a chosen file
+    # (sibling imports: ``from functions import softmax``).
+    folders = list(dict.fromkeys([str(root)] + sorted(str((root / rel).parent) for rel in chosen_files)))
+    sys.path[:] = folders + [p for p in sys.path if p not in folders]
     modules: dict[str, types.ModuleType] = {}
     first_error: BaseException | None = None
     for rel in chosen_files:
