@@ -365,10 +365,8 @@ def _choose(group: tuple[str, ...], wanted: dict, modules: dict[str, types.Modul
         if used:
             rel, real, obj = used[0]
             why = f"{network} imports it"
-        elif network:
-            why = f"{network} imports none of them; the first in the book's order"
         else:
-            why = "no network file imports one; the first in the book's order"
+            why = "the first in the book's order" + (f"; {network} imports none of them" if network else "")
         files = ", ".join(o[0] for o in options)
         notes.append(f"{group[0]} is defined in {len(options)} files ({files}); took the one in {rel} ({why})")
     for other_rel, other_real, other in options:
