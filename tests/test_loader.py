@@ -486,3 +486,11 @@ def test_definitions_kept_and_the_rest_named():
     assert _left_out(source, notebook=True)[-1] == (17, "it is the main block")
     assert _left_out("import numpy as np\nX = np.ones(3)\nY = X\n") == [(2, "it calls np.ones"),
                                                                      (3, "it uses X, which is left out")]
+
+
+def test_an_nbformat_3_notebook(tmp_path):
+    doc = {"nbformat": 3, "worksheets": [{"cells": [
+        {"cell_type": "code", "input": ["import numpy as np\n"]},
+        {"cell_type": "code", "input": MUL.format(name="MulLayer").splitlines(True)}]}]}
+    (tmp_path / "old.ipynb").write_text(json.dumps(doc))
+    assert items(load(tmp_path / "old.ipynb")) == {"MulLayer"}
