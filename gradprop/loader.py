@@ -2,7 +2,8 @@
 
 A folder is read by what its files *define* (parsed with ``ast``, never run to find out): the
 files that define an item are imported, with only their definitions (a training script's top
-level never runs), and each item is taken from the file that defines it. When two files define
+level never runs), and each item is taken from the file that defines it. Files that do more
+than define things and define no item are not imported at all, and are named. When two files define
 one item, the one the folder's own network file imports wins. Everything skipped or chosen is
 said in ``Loaded.notes``, in sentences for the student.
 
@@ -77,14 +78,15 @@ def match_name(wanted: Sequence[str], defined: Mapping[str, bool]) -> str | None
 
     An exact name first; else the one defined name that differs only in case and underscores
     (``ReLu``, ``Mullayer``, ``soft_max_with_loss``) and is of the item's kind: a class for a
-    layer (capitalised in the book), a function for a function. Two such names: no guess.
+    layer (capitalised in the book), a function for a function. Two such names, or only a
+    private one (``_Relu``): no guess.
     """
     for name in wanted:
         if name in defined:
             return name
     is_class = wanted[0][:1].isupper()
     keys = {_key(w) for w in wanted}
-    hits = [n for n, c in defined.items() if c == is_class and _key(n) in keys]
+    hits = [n for n, c in defined.items() if c == is_class and _key(n) in keys and not n.startswith("_")]
     return hits[0] if len(hits) == 1 else None
 
 

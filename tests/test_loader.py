@@ -123,6 +123,7 @@ def test_book_items_match_the_registry():
     (("Relu", "ReLU"), {"RELU": True, "Relu": True}, "Relu"),  # the exact name first
     (("Relu", "ReLU"), {"ReLu": True, "RELU": True}, None),    # two variants: no guess
     (("Relu", "ReLU"), {"relu": False}, None),                 # a function is not the Relu layer
+    (("Relu", "ReLU"), {"_Relu": True}, None),                 # a private helper is not the item
     (("softmax",), {"Softmax": True}, None),                   # ... nor a class the softmax function
     (("cross_entropy_error",), {"crossEntropyError": False}, "crossEntropyError"),
     (("SoftmaxWithLoss",), {"Softmaxwithloss": True}, "Softmaxwithloss"),
