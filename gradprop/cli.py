@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     grade = sub.add_parser("grade", help="grade submissions into results.json files and grades.csv",
-                           description="Grade each PATH (a .py file or a folder in the book's layout) "
+                           description="Grade each PATH (a .py file, a .ipynb notebook or a folder) "
                                        "in an isolated process; write OUT/<name>/results.json "
                                        "(Gradescope's format) and OUT/grades.csv.")
     grade.add_argument("paths", nargs="+", metavar="PATH")
