@@ -442,7 +442,7 @@ def test_packages_installed_beside_the_submission_are_imported_whole(tmp_path):
 def test_a_hang_in_a_notebook_layer_is_placed_in_its_cell(tmp_path):
     nb = notebook(tmp_path / "hw.ipynb", "import numpy as np",
                   "class Relu:\n    def forward(self, x):\n        while True:\n            x = x + 0\n")
-    with SandboxSession(nb, time_limit=1) as s:
+    with SandboxSession(nb, time_limit=1, import_time_limit=30) as s:
         with pytest.raises(Exception) as info:
             s.call(s.new("Relu"), "forward", np.ones(2))
     assert "[timeout]" in str(info.value)
