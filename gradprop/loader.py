@@ -22,6 +22,7 @@ import linecache
 import os
 import re
 import sys
+import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,15 +321,23 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str]) -> dict[str, Any
     folders = list(dict.fromkeys([str(root)] + sorted(str((root / rel).parent) for rel in chosen_files)))
     sys.path[:] = folders + [p for p in sys.path if p not in folders]
     modules: dict[str, types.ModuleType] = {}
-    first_error: BaseException | None = None
+    errors: dict[str, BaseException] = {}
     for rel in chosen_files:
         try:
             modules[rel] = _import(root, next(s for s in sources if s.rel == rel), finder, notes)
-        except Exception as exc:  # noqa: BLE001 - named below; one broken scratch file costs only itself
-            first_error = first_error or exc
-            notes.append(f"{rel} could not be imported ({type(exc).__name__}: {exc}); nothing was taken from it")
+        except Exception as exc:  # noqa: BLE001 - one broken file costs only the items it alone defines
+            errors[rel] = exc
+            notes.append(f"{rel} could not be imported: {_error_text(exc, finder.root)}")
     if not modules:
-        raise first_error  # type: ignore[misc]
+        raise next(iter(errors.values()))
+    for group, srcs in wanted.items():
+        # an item only unimportable files define: a stand-in that raises the import's error when
+        # used, so that the item fails with that error rather than "not defined"
+        if srcs and all(src.rel in errors for src in srcs):
+            src = min(srcs, key=lambda s: _rank(s.rel))
+            modules.setdefault(src.rel, _unimportable(root / src.rel, errors[src.rel], finder.root))
+            real = match_name(group, src.defines)
+            setattr(modules[src.rel], real, _stand_in(real, src.defines[real], modules[src.rel]))
     namespace: dict[str, Any] = {}
     for rel in reversed(chosen_files):  # the preferred file's names win
         if rel in modules:
@@ -339,6 +348,36 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str]) -> dict[str, Any
         if group != ("TwoLayerNet",):
             _choose(group, wanted, modules, network, namespace, notes, net_ns)
     return namespace
+
+
+def _error_text(exc: BaseException, root: str) -> str:
+    """``NameError: name 'np' is not defined (line 3 of common/layers.py)``."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _under(f.filename, root)]
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        where = f" (line {exc.lineno} of {_rel(exc.filename, root)})"
+    else:
+        where = f" (line {frames[-1].lineno} of {_rel(frames[-1].filename, root)})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _unimportable(path: Path, exc: BaseException, root: str) -> types.ModuleType:
+    """A module standing for a file that could not be imported (it holds the stand-ins)."""
+    module = types.ModuleType(f"gradprop_unimportable_{next(_counter)}_{_safe(path.stem)}")
+    module.__file__ = str(path)
+    module.__gradprop_error__ = f"{_rel(str(path), root)} could not be imported: {_error_text(exc, root)}"
+    sys.modules[module.__name__] = module
+    return module
+
+
+def _stand_in(name: str, is_class: bool, module: types.ModuleType) -> Any:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise ImportError(module.__gradprop_error__)
+
+    if is_class:
+        return type(name, (), {"__init__": fail, "__module__": module.__name__})
+    fail.__name__ = fail.__qualname__ = name
+    fail.__module__ = module.__name__
+    return fail
 
 
 def _file_of(obj: Any) -> str | None:

@@ -294,9 +294,25 @@ def test_a_broken_scratch_file_costs_only_itself(tmp_path):
                      "plots.py": "import not_a_module_anywhere\n" + RELU.format(name="Relu"),
                      "typo.py": "class Sigmoid(:\n"})
     loaded = load(tmp_path)
-    assert items(loaded) == {"Affine"}
-    assert any(n.startswith("plots.py could not be imported (ModuleNotFoundError") for n in loaded.notes)
+    assert items(loaded) == {"Affine", "Relu"}
+    assert "plots.py could not be imported: ModuleNotFoundError: No module named 'not_a_module_anywhere' " \
+           "(line 1 of plots.py)" in loaded.notes
     assert any(n.startswith("typo.py skipped: it is not valid Python (line 1") for n in loaded.notes)
+    # Relu is defined only by the file that cannot be imported: it fails with that file's error
+    assert loaded.origins["Relu"] == "plots.py"
+    with pytest.raises(ImportError, match="^plots.py could not be imported: ModuleNotFoundError"):
+        loaded.namespace["Relu"]()
+
+
+def test_an_item_whose_file_fails_says_why_through_the_sandbox(tmp_path):
+    build(tmp_path, {"common/functions.py": FUNCTIONS,
+                     "common/layers.py": "import numpy as np\nfrom common.function import softmax\n" + AFFINE.format(bug="")})
+    with SandboxSession(tmp_path, time_limit=5) as s:
+        assert s.import_error is None
+        assert s.call("softmax", None, np.zeros(2)).value.tolist() == [0.5, 0.5]
+        with pytest.raises(Exception, match="common/layers.py could not be imported: ModuleNotFoundError: No module "
+                                            "named 'common.function' \\(line 2 of common/layers.py\\)"):
+            s.call(s.new("Affine", np.eye(2), np.zeros(2)), "forward", np.ones((1, 2)))
 
 
 # --- notebooks -----------------------------------------------------------------------------------
