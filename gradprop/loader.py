@@ -285,6 +285,11 @@ def _import(root: Path, src: _Source, finder: _Finder, notes: list[str]) -> type
     if src.rel.endswith(".ipynb"):
         return _exec_notebook(path, finder.root, notes)
     dotted = module_name(src.rel)
+    if dotted is not None and (root / "__init__.py").is_file() and root.name.isidentifier():
+        # the folder is a package itself: its modules may import each other relatively
+        if str(root.parent) not in sys.path:
+            sys.path.append(str(root.parent))
+        return importlib.import_module(f"{root.name}.{dotted}")
     if dotted is not None:
         return importlib.import_module(dotted)
     spec = finder.spec(f"gradprop_submission_{next(_counter)}_{_safe(path.stem)}", str(path))

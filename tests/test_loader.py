@@ -511,3 +511,14 @@ def test_an_nbformat_3_notebook(tmp_path):
         {"cell_type": "code", "input": MUL.format(name="MulLayer").splitlines(True)}]}]}
     (tmp_path / "old.ipynb").write_text(json.dumps(doc))
     assert items(load(tmp_path / "old.ipynb")) == {"MulLayer"}
+
+
+def test_a_folder_that_is_a_package_with_relative_imports(tmp_path):
+    hw = build(tmp_path / "hw", {"__init__.py": "", "functions.py": FUNCTIONS,
+                                 "layers.py": "import numpy as np\nfrom .functions import softmax\n"
+                                              "\nclass SoftmaxWithLoss:\n    def forward(self, x, t):\n"
+                                              "        return softmax(x)\n"})
+    loaded = load(hw)
+    assert loaded.origins == {"softmax": "functions.py", "cross_entropy_error": "functions.py",
+                              "SoftmaxWithLoss": "layers.py"}
+    assert loaded.namespace["SoftmaxWithLoss"]().forward(np.zeros(2), None).tolist() == [0.5, 0.5]
