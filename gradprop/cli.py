@@ -303,7 +303,7 @@ MEMORY_FLOOR_MB = 256
 
 
 def _options(args: argparse.Namespace) -> GradeOptions:
-    rubric = Rubric.load(args.rubric) if args.rubric else Rubric.default()
+    rubric = Rubric.load(args.rubric, args.chapter) if args.rubric else Rubric.default(args.chapter)
     if not math.isfinite(args.time_limit) or args.time_limit < TIME_LIMIT_FLOOR:
         raise GradingError(f"--time-limit must be a number of seconds >= {TIME_LIMIT_FLOOR:g}, not {args.time_limit:g}")
     if args.time_limit > 3600:
@@ -347,6 +347,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _grading_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rubric", metavar="FILE", help="a TOML rubric: item weights and which items count")
+    p.add_argument("--chapter", type=int, metavar="N",
+                   help="grade as of chapter N: the items and the extensions (label indices, rank > 2 input, "
+                        "padding) the book has introduced by then count; replaces the rubric's `chapter`")
     p.add_argument("--strict", action="store_true",
                    help="strict findings (mutates-dout, aliases-output, ignores-dout) cost marks")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S",

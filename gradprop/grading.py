@@ -81,26 +81,33 @@ def _weight(value: Any, where: str) -> Fraction:
 
 @dataclass(frozen=True)
 class Rubric:
-    """Which items count and what each is worth, in registry order.
+    """Which items count, what each is worth, and which of their extensions count, in registry order.
 
     A rubric file (TOML)::
 
         default_weight = 1        # optional
+        chapter = 7               # optional: the items and extensions of chapters <= 7 count
         [items.Affine]
         weight = 2
+        extensions = ["rank>2"]   # these extensions count, whatever the chapter
         [items.TwoLayerNet]
         count = false
+
+    Without ``chapter`` every item counts and no extension does (each item as its chapter's text
+    writes it); an item's own ``count`` and ``extensions`` win over ``chapter``.
     """
 
     weights: tuple[tuple[str, Fraction], ...]
     source: str = "default"
+    #: the extensions that cost marks, per item (items with none are left out)
+    extensions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
-    def default(cls) -> "Rubric":
-        return cls.from_dict({}, "default")
+    def default(cls, chapter: int | None = None) -> "Rubric":
+        return cls.from_dict({}, "default", chapter)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Rubric":
+    def load(cls, path: str | os.PathLike, chapter: int | None = None) -> "Rubric":
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
@@ -112,17 +119,23 @@ class Rubric:
             raise GradingError(f"cannot read the rubric {path}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise GradingError(f"the rubric {path} is not valid TOML: {exc}") from None
-        return cls.from_dict(doc, Path(path).name)  # feedback names the file, not where it lives
+        return cls.from_dict(doc, Path(path).name, chapter)  # feedback names the file, not where it lives
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric") -> "Rubric":
-        from .properties.registry import ITEMS
+    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric", chapter: int | None = None) -> "Rubric":
+        """The rubric ``doc`` describes; ``chapter`` (``--chapter``) replaces the doc's own."""
+        from .properties.registry import ITEMS, REGISTRY, extensions_up_to
 
         known = [item.name for item in ITEMS]
-        unknown_keys = sorted(set(doc) - {"default_weight", "items"})
+        unknown_keys = sorted(set(doc) - {"default_weight", "chapter", "items"})
         if unknown_keys:
             raise GradingError(f"{source}: unknown key(s) {', '.join(unknown_keys)}; "
-                               "a rubric has `default_weight` and `[items.NAME]` tables")
+                               "a rubric has `default_weight`, `chapter` and `[items.NAME]` tables")
+        if chapter is None:
+            chapter = _chapter(doc.get("chapter"), f"{source}: chapter")
+        else:
+            chapter = _chapter(chapter, "--chapter")
+            source += f", chapter {chapter}"
         default = _weight(doc.get("default_weight", DEFAULT_WEIGHT), f"{source}: default_weight")
         items = doc.get("items", {})
         if not isinstance(items, Mapping):
@@ -134,25 +147,49 @@ class Rubric:
                 raise GradingError(f"{source}: unknown item {name!r}{hint}; the items are {', '.join(known)}")
             if not isinstance(entry, Mapping):
                 raise GradingError(f"{source}: [items.{name}] must be a table, e.g. weight = 2")
-            bad = sorted(set(entry) - {"weight", "count"})
+            bad = sorted(set(entry) - {"weight", "count", "extensions"})
             if bad:
                 raise GradingError(f"{source}: [items.{name}] has unknown key(s) {', '.join(bad)}; "
-                                   "an item takes `weight` and `count`")
+                                   "an item takes `weight`, `count` and `extensions`")
             if "count" in entry and not isinstance(entry["count"], bool):
                 raise GradingError(f"{source}: [items.{name}] count must be true or false")
-        weights = []
-        for name in known:
-            entry = items.get(name, {})
-            if entry.get("count", True):
-                w = _weight(entry["weight"], f"{source}: [items.{name}]") if "weight" in entry else default
-                weights.append((name, w))
+            if "extensions" in entry:
+                _extensions(entry["extensions"], REGISTRY[name], f"{source}: [items.{name}] extensions")
+        weights, extensions = [], []
+        for item in ITEMS:
+            entry = items.get(item.name, {})
+            if entry.get("count", chapter is None or item.chapter <= chapter):
+                w = _weight(entry["weight"], f"{source}: [items.{item.name}]") if "weight" in entry else default
+                weights.append((item.name, w))
+                counted = tuple(entry.get("extensions", extensions_up_to(item, chapter) if chapter else ()))
+                if counted:
+                    extensions.append((item.name, counted))
         if not weights:
             raise GradingError(f"{source}: no item counts")
-        return cls(tuple(weights), source)
+        return cls(tuple(weights), source, tuple(extensions))
 
     @property
     def items(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.weights)
+
+    def counted(self, item: str) -> tuple[str, ...]:
+        """The names of ``item``'s extensions that cost marks."""
+        return dict(self.extensions).get(item, ())
+
+
+def _chapter(value: Any, where: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8):
+        raise GradingError(f"{where}: a chapter of the book is a whole number from 1 to 8, not {value!r}")
+    return value
+
+
+def _extensions(value: Any, item: Any, where: str) -> None:
+    offered = ", ".join(f"{n!r} (ch. {e.chapter})" for n, e in item.extensions.items()) or "none"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GradingError(f"{where} must be a list of names, e.g. [] or [\"{next(iter(item.extensions), 'NAME')}\"]")
+    unknown = [v for v in value if v not in item.extensions]
+    if unknown:
+        raise GradingError(f"{where}: {item.name} has no extension {unknown[0]!r}; its extensions are {offered}")
 
 
 # --- options and results ---------------------------------------------------------------------------
@@ -208,6 +245,8 @@ class ItemResult:
     output: str
     #: why gradprop itself could not grade the item (a bug of ours), or None
     error: str | None = None
+    #: extensions that failed without costing marks (the rubric does not count them)
+    uncounted: tuple[str, ...] = ()
 
     def gradescope(self) -> dict[str, Any]:
         return {"name": self.name, "score": float(self.score), "max_score": float(self.max_score),
@@ -349,27 +388,50 @@ def evaluate(session: Session, item: Any, origin: str, settings: Any) -> list[An
     return evaluate_item(session, item, origin, settings)
 
 
-def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: bool = False) -> ItemResult:
-    """The score, status, tags and feedback of one item from its outcomes (``runner.Outcome``)."""
-    counted = [o for o in outcomes if o.tier == CORE or strict]
+def _counts(outcome: Any, strict: bool, extensions: Sequence[str]) -> bool:
+    """Whether an outcome costs marks: core checks always, strict ones with ``strict``, an extension
+    (``outcome.chapter`` set) only when the rubric counts it."""
+    if getattr(outcome, "chapter", None) is not None:
+        return outcome.prop in extensions
+    return outcome.tier == CORE or strict
+
+
+def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: bool = False,
+               extensions: Sequence[str] = ()) -> ItemResult:
+    """The score, status, tags and feedback of one item from its outcomes (``runner.Outcome``);
+    ``extensions`` names the item's extensions that count (``Rubric.counted``)."""
+    counted = [o for o in outcomes if _counts(o, strict, extensions)]
     failed = [o for o in counted if not o.passed]
-    fault = next((o for o in failed if o.tag in FAULTS), None)
+    # a fault inside an extension costs that extension's share, not the item
+    fault = next((o for o in failed if o.tag in FAULTS and getattr(o, "chapter", None) is None), None)
     if fault is not None or not counted:
         score = Fraction(0)
     else:
         score = _round2(weight * (len(counted) - len(failed)) / len(counted))
     tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
     status = "failed" if failed else "passed"
+    uncounted = tuple(o.prop for o in outcomes if not o.passed and getattr(o, "chapter", None) is not None
+                      and o.prop not in extensions)
     return ItemResult(name, score, _round2(weight), status, tags,
-                      item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None))
+                      item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
+                      uncounted=uncounted)
 
 
 def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fraction, max_score: Fraction,
-                  faulted: bool) -> str:
-    """What was checked and what went wrong, one block per distinct finding."""
-    counted = [o for o in outcomes if o.tier == CORE or strict]
+                  faulted: bool, extensions: Sequence[str] = ()) -> str:
+    """What was checked and what went wrong, one block per distinct finding, and which of the
+    item's extensions were checked and which counted."""
+    def counts(o: Any) -> bool:
+        return _counts(o, strict, extensions)
+
+    counted = [o for o in outcomes if counts(o)]
     held = [o for o in counted if o.passed]
     lines = [f"{name}: {len(held)} of {len(counted)} checks hold ({_points(score)} / {_points(max_score)})."]
+    later = [o for o in outcomes if getattr(o, "chapter", None) is not None]
+    if later and not all(o.tag in ("not-found", "import-error") for o in later):
+        lines.append("Extensions (what later chapters add; they cost marks only when the rubric counts them): "
+                     + ", ".join(f"{'✓' if o.passed else '✗' if counts(o) else '⚠'} {o.prop} (ch. {o.chapter}, "
+                                 f"{'counted' if counts(o) else 'not counted'})" for o in later))
     passed = [o.prop for o in outcomes if o.passed]
     if passed:
         lines.append("✓ " + ", ".join(passed))
@@ -385,16 +447,18 @@ def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fract
         groups.setdefault((o.tag, o.message), []).append(o)
     for (tag, message), group in groups.items():
         first, *same = group
-        mark = _mark(first, strict)
-        note = "" if mark == "✗" else " (a warning: it costs nothing unless graded with --strict)"
+        mark = "✗" if counts(first) else "⚠"
+        if mark == "✗":
+            note = ""
+        elif getattr(first, "chapter", None) is not None:
+            note = (f" ({name} will not survive ch. {first.chapter}: an extension, which costs nothing unless "
+                    f"the rubric or --chapter {first.chapter} counts it)")
+        else:
+            note = " (a warning: it costs nothing unless graded with --strict)"
         lines += [f"{mark} {first.prop} — {first.about} [{tag}]{note}", _indent(_clip(message))]
         if same:
-            lines.append("  the same finding: " + ", ".join(f"{_mark(o, strict)} {o.prop}" for o in same))
+            lines.append("  the same finding: " + ", ".join(f"{'✗' if counts(o) else '⚠'} {o.prop}" for o in same))
     return "\n".join(lines)
-
-
-def _mark(outcome: Any, strict: bool) -> str:
-    return "✗" if outcome.tier == CORE or strict else "⚠"
 
 
 def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -457,7 +521,7 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
                 except Exception as exc:  # noqa: BLE001 - a bug of ours must not cost the row
                     items.append(grader_error_item(item.name, weight, _short_error(exc)))
                     continue
-                items.append(score_item(item.name, weight, outcomes, options.strict))
+                items.append(score_item(item.name, weight, outcomes, options.strict, options.rubric.counted(item.name)))
         import_error, printed = session.import_error, getattr(session, "import_output", "")
     else:
         import_error, printed = None, ""
@@ -477,12 +541,15 @@ def submission_feedback(result: SubmissionResult, options: GradeOptions, import_
         mark = "✓" if r.status == "passed" else "✗"
         extra = f"  [{', '.join(r.tags)}]" if r.tags else ""
         extra += "  (warnings only)" if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
+        extra += f"  (not counted: {', '.join(r.uncounted)}, of a later chapter)" if r.uncounted else ""
         lines.append(f"{mark} {r.name:<20} {_points(r.score):>6} / {_points(r.max_score)}{extra}")
     lines += ["", "Each item is checked on generated inputs: forward against a JAX reference, backward "
               "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
               "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "
               "an item is the share of its checks that hold; " + ("strict checks count too." if options.strict
-                                                                   else "warnings (⚠) cost nothing.")]
+                                                                   else "warnings (⚠) cost nothing.")
+              + " Extensions (what a later chapter adds to an item: label indices, rank > 2 input, padding) "
+              "are always checked and cost marks only when the rubric counts them."]
     if printed.strip():
         lines += ["", "Your file printed this while being imported:", _indent(_clip(printed, PRINT_LIMIT))]
     lines += ["", options.describe()]

@@ -27,6 +27,8 @@ class Outcome:
     #: None when the property held, else the finding's tag
     tag: str | None = None
     message: str = ""
+    #: for an extension, the chapter that adds it (it costs marks only when counted); else None
+    chapter: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -36,7 +38,7 @@ class Outcome:
 def failed(item: str, prop: Property, finding: Finding) -> Outcome:
     """The property failed. Its tier (not the finding's) decides whether it costs marks: a strict
     property that trips over a crash is still a warning; the core properties report the crash."""
-    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message)
+    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message, prop.chapter)
 
 
 def _quiet(settings: Settings | None, shrink: bool = True) -> Settings:
@@ -82,7 +84,7 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
         search()
     except (Finding, Flaky) as exc:
         return explain(target, prop, failing[-1], exc if isinstance(exc, Finding) else None)
-    return Outcome(target.name, prop.name, prop.tier, prop.about)
+    return Outcome(target.name, prop.name, prop.tier, prop.about, chapter=prop.chapter)
 
 
 _EXAMPLES: dict[tuple, list[Case]] = {}
@@ -154,7 +156,7 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     outcomes = []
     for prop in props:
         if prop.name not in first:
-            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about))
+            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about, chapter=prop.chapter))
             continue
         finding, case = first[prop.name]
         outcome = None
