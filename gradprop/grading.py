@@ -12,6 +12,9 @@ Scoring (CONTRACT.md section 4):
   properties count like core ones), rounded half up to 2 decimals;
 - a fault (``import-error``, ``not-found``, ``exception``, ``timeout``) costs the whole item: a
   layer that raises, hangs or crashes on some input is not usable;
+- an extension (what a later chapter adds to an item: label indices, rank > 2 input, padding) is
+  always checked and reported, and counts like a core property only when the rubric counts it
+  (``chapter``, ``extensions``); a fault inside it costs that property only;
 - strict findings are warnings unless ``strict``: they are reported and tagged, and cost nothing.
 
 The same submission gets the same result on every run: the grading profile is derandomized with
@@ -391,7 +394,7 @@ def evaluate(session: Session, item: Any, origin: str, settings: Any) -> list[An
 def _counts(outcome: Any, strict: bool, extensions: Sequence[str]) -> bool:
     """Whether an outcome costs marks: core checks always, strict ones with ``strict``, an extension
     (``outcome.chapter`` set) only when the rubric counts it."""
-    if getattr(outcome, "chapter", None) is not None:
+    if outcome.chapter is not None:
         return outcome.prop in extensions
     return outcome.tier == CORE or strict
 
@@ -403,14 +406,14 @@ def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: boo
     counted = [o for o in outcomes if _counts(o, strict, extensions)]
     failed = [o for o in counted if not o.passed]
     # a fault inside an extension costs that extension's share, not the item
-    fault = next((o for o in failed if o.tag in FAULTS and getattr(o, "chapter", None) is None), None)
+    fault = next((o for o in failed if o.tag in FAULTS and o.chapter is None), None)
     if fault is not None or not counted:
         score = Fraction(0)
     else:
         score = _round2(weight * (len(counted) - len(failed)) / len(counted))
     tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
     status = "failed" if failed else "passed"
-    uncounted = tuple(o.prop for o in outcomes if not o.passed and getattr(o, "chapter", None) is not None
+    uncounted = tuple(o.prop for o in outcomes if not o.passed and o.chapter is not None
                       and o.prop not in extensions)
     return ItemResult(name, score, _round2(weight), status, tags,
                       item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
@@ -424,13 +427,16 @@ def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fract
     def counts(o: Any) -> bool:
         return _counts(o, strict, extensions)
 
+    def mark(o: Any) -> str:
+        return "✓" if o.passed else "✗" if counts(o) else "⚠"
+
     counted = [o for o in outcomes if counts(o)]
     held = [o for o in counted if o.passed]
     lines = [f"{name}: {len(held)} of {len(counted)} checks hold ({_points(score)} / {_points(max_score)})."]
-    later = [o for o in outcomes if getattr(o, "chapter", None) is not None]
+    later = [o for o in outcomes if o.chapter is not None]
     if later and not all(o.tag in ("not-found", "import-error") for o in later):
         lines.append("Extensions (what later chapters add; they cost marks only when the rubric counts them): "
-                     + ", ".join(f"{'✓' if o.passed else '✗' if counts(o) else '⚠'} {o.prop} (ch. {o.chapter}, "
+                     + ", ".join(f"{mark(o)} {o.prop} (ch. {o.chapter}, "
                                  f"{'counted' if counts(o) else 'not counted'})" for o in later))
     passed = [o.prop for o in outcomes if o.passed]
     if passed:
@@ -447,17 +453,16 @@ def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fract
         groups.setdefault((o.tag, o.message), []).append(o)
     for (tag, message), group in groups.items():
         first, *same = group
-        mark = "✗" if counts(first) else "⚠"
-        if mark == "✗":
+        if counts(first):
             note = ""
-        elif getattr(first, "chapter", None) is not None:
+        elif first.chapter is not None:
             note = (f" ({name} will not survive ch. {first.chapter}: an extension, which costs nothing unless "
                     f"the rubric or --chapter {first.chapter} counts it)")
         else:
             note = " (a warning: it costs nothing unless graded with --strict)"
-        lines += [f"{mark} {first.prop} — {first.about} [{tag}]{note}", _indent(_clip(message))]
+        lines += [f"{mark(first)} {first.prop} — {first.about} [{tag}]{note}", _indent(_clip(message))]
         if same:
-            lines.append("  the same finding: " + ", ".join(f"{'✗' if counts(o) else '⚠'} {o.prop}" for o in same))
+            lines.append("  the same finding: " + ", ".join(f"{mark(o)} {o.prop}" for o in same))
     return "\n".join(lines)
 
 
