@@ -414,7 +414,7 @@ def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: boo
     tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
     status = "failed" if failed else "passed"
     uncounted = tuple(o.prop for o in outcomes if not o.passed and o.chapter is not None
-                      and o.prop not in extensions)
+                      and o.prop not in extensions and o.tag not in ("not-found", "import-error"))
     return ItemResult(name, score, _round2(weight), status, tags,
                       item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
                       uncounted=uncounted)
