@@ -2,7 +2,8 @@
 
 An entry says how to build the item and call it (``cases`` draws constructor arguments and forward
 inputs, by name), which JAX reference it must agree with, which gradients it produces and where
-they are found, which extra regimes it must survive, and its tolerance with the reason for it.
+they are found, which extra regimes it must survive, the chapter it first appears in and the
+extensions later chapters add to it, and its tolerance with the reason for it.
 Every generic property in ``properties.checks`` runs over every entry.
 """
 from __future__ import annotations
