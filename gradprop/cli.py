@@ -255,6 +255,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     run_tmp = tempfile.mkdtemp(prefix="gradprop-run-")
+    os.chmod(run_tmp, 0o711)  # a child with a uid of its own must reach its box here; nobody may list it
     old_tmp = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = run_tmp  # every box of this run lives here (removed at the end)
     try:
