@@ -9,6 +9,9 @@ import numpy as np
 from gradprop.findings import Finding
 from gradprop.session import Opaque
 
+from . import diagnosis
+from .diagnosis import Evidence
+
 
 def literal(value: Any) -> str:
     """Python source that rebuilds ``value`` exactly (float64 arrays round-trip)."""
@@ -52,12 +55,14 @@ def _index(idx: tuple[int, ...]) -> str:
 
 
 def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, against: str,
-                 rtol: float, atol: float, tag: str, reproduce: Callable[[], str], gradient: bool) -> None:
+                 rtol: float, atol: float, tag: str, reproduce: Callable[[], str], gradient: bool,
+                 evidence: Evidence | None = None) -> None:
     """Raise a Finding unless ``got`` matches ``expected``: |got - expected| <= atol + rtol*max|expected|.
 
     The message names the item and the value (``dW``), the worst entry, yours vs expected, how
-    many entries are off, the tolerance, and a snippet that reproduces it (``reproduce`` builds
-    it, on failure only).
+    many entries are off, the tolerance, a hint when one classic slip explains the value (from
+    ``evidence``, see ``diagnosis``), and a snippet that reproduces it (``reproduce`` builds it,
+    on failure only).
     """
     __tracebackhide__ = True
     expected = np.asarray(expected, dtype=np.float64)
@@ -68,7 +73,7 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
         shape_tag = "wrong-shape" if gradient else tag
         raise Finding(shape_tag, f"{item}: {what} has shape {got.shape}, expected {expected.shape}"
                                  f" (the shape of what it {'differentiates' if gradient else 'computes'})."
-                      + reproduce_block(reproduce()))
+                      + _hint(got, evidence, rtol, atol) + reproduce_block(reproduce()))
     bad_nonfinite = ~np.isfinite(got) & np.isfinite(expected)
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     bound = atol + rtol * scale
@@ -87,7 +92,11 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
         f"  worst entry {name}{_index(tuple(int(i) for i in worst))}: yours {float(got[worst])!r}, expected {float(expected[worst])!r}\n"
         f"  checked against: {against}\n"
         f"  tolerance: |yours - expected| <= {atol:g} + {rtol:g} * max|expected| = {bound:.3g}"
-    ) + tail)
+    ) + _hint(got, evidence, rtol, atol) + tail)
+
+
+def _hint(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> str:
+    return "" if evidence is None else diagnosis.hint(got, evidence, rtol, atol)
 
 
 def reproduce_block(snippet: str, heading: str = "Reproduce") -> str:

@@ -17,6 +17,7 @@ from gradprop.session import Ref, Reply, Session
 
 from . import oracle
 from .assertions import as_array, assert_close, describe, repro, reproduce_block
+from .diagnosis import Evidence
 from .model import Case, Item, Property
 
 #: central-difference step; inputs are O(1) and stay >= 1e-3 from kinks
@@ -114,9 +115,12 @@ def _look(t: Target, wrt: str) -> str:
 def _check_grads(t: Target, case: Case, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
                  dout: Any, against: str, tag: str = "wrong-gradient",
                  twice: Mapping[str, Any] | None = None) -> None:
+    earlier = None if twice is None else Case(case.init, twice, case.seed, case.extra)
     for g in t.item.grads:
+        evidence = Evidence(t.item.name, g.wrt, g.name, oracle.arguments(case), expected, dout,
+                            earlier and (lambda: oracle.vjp(t.item, earlier, dout)[1]))
         assert_close(got[g.wrt], expected[g.wrt], item=t.name, what=g.name, against=against,
-                     rtol=t.item.rtol, atol=t.item.atol, tag=tag,
+                     rtol=t.item.rtol, atol=t.item.atol, tag=tag, evidence=evidence,
                      reproduce=lambda: _repro(t, case, _look(t, g.wrt), dout, twice), gradient=True)
 
 
@@ -146,9 +150,11 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_forward(t, case, explain)
     _, reply, case = _forward(t, case)
-    assert_close(reply.value, oracle.forward(t.item, case), item=t.name, what="forward output",
+    expected = oracle.forward(t.item, case)
+    assert_close(reply.value, expected, item=t.name, what="forward output",
                  against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
-                 tag="wrong-forward", reproduce=lambda: _repro(t, case, "out"), gradient=False)
+                 tag="wrong-forward", reproduce=lambda: _repro(t, case, "out"), gradient=False,
+                 evidence=Evidence(t.item.name, "out", "out", oracle.arguments(case), {"out": expected}))
 
 
 def check_backward(t: Target, case: Case, explain: bool = False) -> None:
@@ -378,6 +384,7 @@ def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
     for k in PARAMS:
         assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']", against="jax.grad of the reference loss",
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-gradient", gradient=True,
+                     evidence=Evidence(t.item.name, k, f"grads['{k}']", dict(case.inputs), expected, 1.0),
                      reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]))
 
 

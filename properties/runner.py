@@ -4,7 +4,7 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from hypothesis import Phase, Verbosity, given, settings as Settings
@@ -12,7 +12,7 @@ from hypothesis.errors import Flaky
 
 from gradprop.findings import CORE, FAULTS, Finding
 
-from . import profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
+from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
 from .checks import Target, reproduction
 from .model import Case, Property
@@ -162,5 +162,22 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
             outcome = run_property(target, prop, settings)  # search again, to shrink the input
         if outcome is None or outcome.passed:
             outcome = explain(target, prop, case, finding)
-        outcomes.append(outcome)
+        outcomes.append(_hinted(target, prop, outcome, settings))
     return outcomes
+
+
+#: failing inputs asked for a hint when the reported one is too plain to give one
+HINT_EXAMPLES = 10
+
+
+def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings | None) -> Outcome:
+    """The outcome, with the hint its property's other failing inputs agree on (``diagnosis.borrow``)."""
+    if outcome.passed or outcome.tag in FAULTS or diagnosis.hints_in(outcome.message):
+        return outcome
+    others = []
+    for case in examples(target.item, dict(prop.regime), settings)[:HINT_EXAMPLES]:
+        try:
+            prop.check(target, case, False)
+        except Finding as finding:
+            others.append(finding.message)
+    return replace(outcome, message=diagnosis.borrow(outcome.message, others))
