@@ -61,6 +61,10 @@ def _(message: str) -> str:
     return translations(language()).gettext(message)
 
 
+#: ``_`` under a name for modules that use ``_`` for values they drop
+tr = _
+
+
 def N_(message: str) -> str:
     """Marks a message for translation where it is defined; ``_`` translates it where it is used."""
     return message
@@ -71,7 +75,8 @@ def translations(lang: str) -> gettext.NullTranslations:
     if lang == "en":
         return gettext.NullTranslations()
     catalog = read_po((CATALOGS / f"{lang}.po").read_text(encoding="utf-8"))
-    return gettext.GNUTranslations(io.BytesIO(compile_mo(catalog)))
+    # as msgfmt does: an empty msgstr is no translation (the English text is shown)
+    return gettext.GNUTranslations(io.BytesIO(compile_mo({k: v for k, v in catalog.items() if v})))
 
 
 def read_po(text: str) -> dict[str, str]:
@@ -125,3 +130,53 @@ def compile_mo(catalog: Mapping[str, str]) -> bytes:
     header = struct.pack("<7I", 0x950412DE, 0, len(keys), 7 * 4, 7 * 4 + 8 * len(keys), 0, 0)
     table = b"".join(struct.pack("<2I", n, o) for n, o in offsets)
     return header + table + data
+
+
+# --- keeping the catalogs ----------------------------------------------------------------------------
+
+
+def sources() -> list[Path]:
+    """The modules whose messages are translated: gradprop's own and its properties'."""
+    from gradprop import properties
+
+    return sorted([*Path(__file__).parent.glob("*.py"), *Path(properties.__file__).parent.glob("*.py")])
+
+
+def messages(paths: list[Path] | None = None) -> list[str]:
+    """Every literal message marked with ``_("...")``, ``tr("...")`` or ``N_("...")``, in order of appearance."""
+    found: dict[str, None] = {}
+    for path in paths or sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "tr", "N_")
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                found[node.args[0].value] = None
+    return list(found)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+def write_po(lang: str, catalog: Mapping[str, str], order: list[str]) -> str:
+    """A .po file of ``order``'s messages with the translations ``catalog`` has ("" where none)."""
+    lines = ['msgid ""', 'msgstr ""', _quote("Content-Type: text/plain; charset=UTF-8\n"),
+             _quote(f"Language: {lang}\n")]
+    for msgid in order:
+        lines += ["", f"msgid {_quote(msgid)}", f"msgstr {_quote(catalog.get(msgid, ''))}"]
+    return "\n".join(lines) + "\n"
+
+
+def update_catalogs() -> None:
+    """Bring each .po up to date with the sources: new messages get an empty msgstr to fill in,
+    messages no longer used are dropped, translations are kept."""
+    order = messages()
+    for lang in LANGUAGES[1:]:
+        path = CATALOGS / f"{lang}.po"
+        old = read_po(path.read_text(encoding="utf-8")) if path.exists() else {}
+        path.write_text(write_po(lang, old, order), encoding="utf-8")
+        missing = [m for m in order if not old.get(m)]
+        print(f"{path}: {len(order)} messages, {len(missing)} to translate")
+
+
+if __name__ == "__main__":
+    update_catalogs()

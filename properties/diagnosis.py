@@ -61,8 +61,8 @@ HINTS: dict[str, str] = {
     "relu-mask-from-dout": N_("{name} zeroes the entries where dout <= 0: the mask must come from forward's x, "
                               "`self.mask = (x <= 0)` saved in forward."),
     "label-index-as-one-hot": N_("with label indices, {name} matches the one-hot formula applied to the label "
-                                 "numbers: label indices need their own branch, as in "
-                                 "`dx = self.y.copy(); dx[np.arange(batch_size), self.t] -= 1`."),
+                                 "numbers: label indices need their own branch, as the book's "
+                                 "`if t.size == y.size:` separates them."),
     "label-index-columns": N_("with label indices, {name} matches `y[:, t]`, which picks whole columns: "
                               "one entry per row is `y[np.arange(batch_size), t]`."),
     "softmax-axis-0": N_("{name} is normalised down the columns (axis 0, the batch axis): each row is one "

@@ -11,6 +11,7 @@ from hypothesis import Phase, Verbosity, given, settings as Settings
 from hypothesis.errors import Flaky
 
 from gradprop.findings import CORE, FAULTS, Finding
+from gradprop.i18n import _
 
 from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
@@ -57,11 +58,11 @@ def explain(target: Target, prop: Property, case: Case, finding: Finding | None)
     except Finding as detailed:
         finding = detailed
     if finding is None:
-        finding = Finding("exception", f"{target.name} gave different results for the same input: "
-                                       "hidden randomness or state kept between calls.")
-    if "Reproduce" not in finding.message:
+        finding = Finding("exception", _("{name} gave different results for the same input: hidden randomness "
+                                         "or state kept between calls.").format(name=target.name))
+    if _("Reproduce") not in finding.message:
         finding = Finding(finding.tag, finding.message + reproduce_block(
-            reproduction(target, case), "Reproduce (the smallest failing input)"))
+            reproduction(target, case), _("Reproduce (the smallest failing input)")))
     return failed(target.name, prop, finding)
 
 
@@ -147,7 +148,7 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     props = properties_for(item)
     if session.import_error or session.resolve(item.names) is None:
         finding = (Finding("import-error", session.import_error) if session.import_error else
-                   Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
+                   Finding("not-found", _("{names} is not defined by the layer set.").format(names=" / ".join(item.names))))
         return [failed(item.name, prop, finding) for prop in props]
     target = Target(session, item, session.resolve(item.names), origin)
     first = screen(target, props, settings)
