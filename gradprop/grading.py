@@ -340,10 +340,18 @@ def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fract
         first, *same = group
         mark = _mark(first, strict)
         note = "" if mark == "✗" else _(" (a warning: it costs nothing unless graded with --strict)")
-        lines += [f"{mark} {first.prop} — {_(first.about)} [{tag}]{note}", _indent(_clip(message))]
+        lines += [f"{mark} {first.prop} — {_about(first)} [{tag}]{note}", _indent(_clip(message))]
         if same:
             lines.append(_("  the same finding: ") + ", ".join(f"{_mark(o, strict)} {o.prop}" for o in same))
     return "\n".join(lines)
+
+
+def _about(outcome: Any) -> str:
+    """What the property checks, in the student's language (properties.checks.properties_for
+    describes a regime by its name)."""
+    if outcome.about == f"correct on the '{outcome.prop}' inputs":
+        return _("correct on the '{regime}' inputs").format(regime=outcome.prop)
+    return _(outcome.about)
 
 
 def _mark(outcome: Any, strict: bool) -> str:

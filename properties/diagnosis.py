@@ -28,8 +28,8 @@ HINTS: dict[str, str] = {
     "times-batch": N_("{name} is N times the right value (N: the batch size): the loss is a mean over the "
                       "batch, so its gradient carries 1/N, as in `dx = (self.y - self.t) / batch_size`."),
     "divided-by-batch": N_("{name} is the right value divided by N (the batch size): dout already carries "
-                           "the 1/N of the mean loss, so `self.dW = np.dot(self.x.T, dout)` needs no "
-                           "`/ batch_size`."),
+                           "the 1/N of the mean loss, so `self.dW = np.dot(self.x.T, dout)` and "
+                           "`self.db = np.sum(dout, axis=0)` need no `/ batch_size`."),
     "doubled": N_("{name} is twice the right value: the same contribution is added twice, or a factor 2 "
                   "is there that the derivative does not have."),
     "halved": N_("{name} is half the right value: each input of a sum receives all of dout, "
