@@ -254,6 +254,19 @@ def hints_in(message: str) -> list[str]:
     return [found for found, _line in _hint_lines(message)]
 
 
+#: the findings a hint can explain: wrong values and shapes
+TAGS = frozenset({"wrong-forward", "wrong-gradient", "wrong-shape", "stale-state"})
+
+
+def settled(messages: list[str]) -> bool:
+    """Whether more failing inputs could change what ``borrow`` makes of ``messages``: not once two
+    hints disagree or three agree, nor when the first three carry none (a check that gives no hints,
+    such as the numerical one's cheap form)."""
+    found = [hints_in(m) for m in messages]
+    ids = {h for hs in found for h in hs}
+    return len(ids) > 1 or sum(map(bool, found)) >= 3 or (not ids and len(messages) >= 3)
+
+
 def borrow(message: str, others: Iterable[str]) -> str:
     """``message`` with the hint that the messages of other failing inputs agree on.
 

@@ -173,12 +173,14 @@ HINT_EXAMPLES = 10
 
 def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings | None) -> Outcome:
     """The outcome, with the hint its property's other failing inputs agree on (``diagnosis.borrow``)."""
-    if outcome.passed or outcome.tag in FAULTS or diagnosis.hints_in(outcome.message):
+    if outcome.tag not in diagnosis.TAGS or diagnosis.hints_in(outcome.message):
         return outcome
-    others = []
+    others: list[str] = []
     for case in examples(target.item, dict(prop.regime), settings)[:HINT_EXAMPLES]:
         try:
             prop.check(target, case, False)
         except Finding as finding:
             others.append(finding.message)
+            if diagnosis.settled(others):
+                break
     return replace(outcome, message=diagnosis.borrow(outcome.message, others))
