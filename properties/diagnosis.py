@@ -260,11 +260,11 @@ TAGS = frozenset({"wrong-forward", "wrong-gradient", "wrong-shape", "stale-state
 
 def settled(messages: list[str]) -> bool:
     """Whether more failing inputs could change what ``borrow`` makes of ``messages``: not once two
-    hints disagree or three agree, nor when the first three carry none (a check that gives no hints,
+    hints disagree or three agree, nor when the first six carry none (a check that gives no hints,
     such as the numerical one's cheap form)."""
     found = [hints_in(m) for m in messages]
     ids = {h for hs in found for h in hs}
-    return len(ids) > 1 or sum(map(bool, found)) >= 3 or (not ids and len(messages) >= 3)
+    return len(ids) > 1 or sum(map(bool, found)) >= 3 or (not ids and len(messages) >= 6)
 
 
 def borrow(message: str, others: Iterable[str]) -> str:
