@@ -16,7 +16,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from gradprop.i18n import N_, _
+from gradprop.i18n import LANGUAGES, N_, _, translations
+
+#: the line a finding message gets; its head ("Hint") in every language is how hints_in finds it
+HINT_LINE = N_("Hint [{id}]: {text}")
 
 #: hint id -> the sentence a student reads. {name} is the value (dW, grads['W2']), {other} another
 #: value's name, {shape} a shape. Code stays in English.
@@ -89,7 +92,7 @@ class Evidence:
     item: str
     #: the argument the value differentiates ("x", "W", "W1"), or "out" for a forward output
     wrt: str
-    #: the name the student sees ("dW", "gradient()['W2']", "forward output")
+    #: the name the student sees ("dW", "grads['W2']", "out")
     name: str
     #: the reference's arguments: forward inputs and constructor arguments
     args: Mapping[str, Any]
@@ -233,13 +236,8 @@ def hint(got: Any, ev: Evidence, rtol: float, atol: float) -> str:
     return "\n  " + _(HINT_LINE).format(id=found[0], text=text)
 
 
-HINT_LINE = N_("Hint [{id}]: {text}")
-
-
 def _hint_lines(message: str) -> list[tuple[str, str]]:
     """(id, line) of each hint line in a finding message, in any language."""
-    from gradprop.i18n import LANGUAGES, translations
-
     heads = {translations(lang).gettext(HINT_LINE).split("[")[0].strip() for lang in LANGUAGES}
     found = []
     for line in message.splitlines():
@@ -255,7 +253,7 @@ def hints_in(message: str) -> list[str]:
 
 
 #: the findings a hint can explain: wrong values and shapes
-TAGS = frozenset({"wrong-forward", "wrong-gradient", "wrong-shape", "stale-state"})
+EXPLAINABLE = frozenset({"wrong-forward", "wrong-gradient", "wrong-shape", "stale-state"})
 
 
 def settled(messages: list[str]) -> bool:
@@ -271,7 +269,7 @@ def borrow(message: str, others: Iterable[str]) -> str:
     """``message`` with the hint that the messages of other failing inputs agree on.
 
     The smallest failing input is often too plain to tell two slips apart (x = 0, where (1 - y) is
-    twice y(1 - y); batch size 2, where x N is x 2). When every hint other failing inputs give is
+    twice y(1 - y); a uniform y, where many wrong losses are N times the right one). When every hint other failing inputs give is
     the same one, it is a statement about the code, and the plain input's finding carries it too.
     """
     lines = {found: line for other in others for found, line in _hint_lines(other)}

@@ -173,7 +173,7 @@ HINT_EXAMPLES = 10
 
 def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings | None) -> Outcome:
     """The outcome, with the hint its property's other failing inputs agree on (``diagnosis.borrow``)."""
-    if outcome.tag not in diagnosis.TAGS or diagnosis.hints_in(outcome.message):
+    if outcome.tag not in diagnosis.EXPLAINABLE or diagnosis.hints_in(outcome.message):
         return outcome
     others: list[str] = []
     for case in examples(target.item, dict(prop.regime), settings)[:HINT_EXAMPLES]:
