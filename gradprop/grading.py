@@ -487,7 +487,8 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
 
 def submission_feedback(result: SubmissionResult, options: GradeOptions, import_error: str | None,
                         printed: str) -> str:
-    lines = [_("Score: {score} / {max_score}").format(score=_points(result.score), max_score=_points(result.max_score)), ""]
+    lines = [_("Score: {score} / {max_score}").format(score=_points(result.score),
+                                                      max_score=_points(result.max_score)), ""]
     if result.errors:
         lines += [_("gradprop itself failed on part of this submission (not a fault of your code); those "
                     "items are not graded yet:"), *("  " + e for e in result.errors), ""]

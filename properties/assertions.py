@@ -7,9 +7,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from gradprop.findings import Finding
-from gradprop.session import Opaque
-
 from gradprop.i18n import _
+from gradprop.session import Opaque
 
 from . import diagnosis
 from .diagnosis import Evidence
@@ -76,7 +75,8 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
     if got.shape != expected.shape:
         shape_tag = "wrong-shape" if gradient else tag
         text = (_("{item}: {what} has shape {shape}, expected {expected} (the shape of what it differentiates).")
-                if gradient else _("{item}: {what} has shape {shape}, expected {expected} (the shape of what it computes)."))
+                if gradient else
+                _("{item}: {what} has shape {shape}, expected {expected} (the shape of what it computes)."))
         raise Finding(shape_tag, text.format(item=item, what=what, shape=got.shape, expected=expected.shape)
                       + _hint(got, evidence, rtol, atol) + reproduce_block(reproduce()))
     bad_nonfinite = ~np.isfinite(got) & np.isfinite(expected)

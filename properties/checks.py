@@ -82,8 +82,9 @@ def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
         elif g.source.startswith("return["):
             i = int(g.source[7:-1])
             if not isinstance(reply.value, (tuple, list)) or len(reply.value) <= i:
-                raise Finding("wrong-shape", tr("{name}.backward should return a pair ({grads}); it returned {value}.").format(
-                    name=t.name, grads=", ".join(x.name for x in t.item.grads), value=describe(reply.value)))
+                raise Finding("wrong-shape", tr("{name}.backward should return a pair ({grads}); it returned "
+                                                "{value}.").format(name=t.name, value=describe(reply.value),
+                                                                   grads=", ".join(x.name for x in t.item.grads)))
             out[g.wrt] = reply.value[i]
         elif g.source == "attr":
             out[g.wrt] = t.session.get(layer, g.name)
@@ -353,8 +354,9 @@ def _net(t: Target, case: Case) -> Ref:
         current = as_array(t.session.get(net, "params", k), f"{t.name}: params['{k}']", "wrong-forward")
         want = case.inputs[k]
         if current.shape != want.shape:
-            raise Finding("wrong-shape", tr("{name}: params['{key}'] has shape {shape}, expected {want} for {init}.").format(
-                name=t.name, key=k, shape=current.shape, want=want.shape, init=dict(case.init)))
+            raise Finding("wrong-shape", tr("{name}: params['{key}'] has shape {shape}, expected {want} for "
+                                            "{init}.").format(name=t.name, key=k, shape=current.shape,
+                                                              want=want.shape, init=dict(case.init)))
         t.session.iadd(net, ("params", k), want - current)
     return net
 
@@ -380,7 +382,8 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
     for method, args, expected in checks:
         reply = t.session.call(net, method, *args)
         call = f"net.{method}({', '.join(['x', 't'][:len(args)])})"
-        assert_close(reply.value, expected, item=t.name, what=f"{method} output", against=tr("the JAX reference network"),
+        assert_close(reply.value, expected, item=t.name, what=f"{method} output",
+                     against=tr("the JAX reference network"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                      reproduce=lambda: _net_repro(t, case, [f"print({call})"]))
 
@@ -389,7 +392,8 @@ def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
     _, grads = _net_gradient(t, case)
     _, expected = oracle.vjp(t.item, case, 1.0)
     for k in PARAMS:
-        assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']", against=tr("jax.grad of the reference loss"),
+        assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']",
+                     against=tr("jax.grad of the reference loss"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-gradient", gradient=True,
                      evidence=Evidence(t.item.name, k, f"grads['{k}']", dict(case.inputs), expected, 1.0),
                      reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]))
@@ -490,7 +494,8 @@ def properties_for(item: Item) -> list[Property]:
     if item.kind != "function":
         props += [
             Property("backward", CORE, check_backward, N_("backward agrees with jax.vjp of the reference")),
-            Property("numerical", CORE, check_numerical, N_("backward agrees with the numerical gradient of your forward")),
+            Property("numerical", CORE, check_numerical,
+                     N_("backward agrees with the numerical gradient of your forward")),
             Property("shapes", CORE, check_shapes, N_("every gradient has the shape of what it differentiates")),
         ]
     props.append(Property("mutates-input", CORE, check_mutates_input, N_("forward leaves its inputs unchanged")))
@@ -548,7 +553,8 @@ def check_dropout_eval(t: Target, case: Case, explain: bool = False) -> None:
     _, reply, _ = _forward(t, ev)
     convention = "x * (1 - dropout_ratio)" if train.extra["scale"] == 1.0 else tr("x (inverted dropout)")
     assert_close(reply.value, expected, item=t.name, what="forward output with train_flg=False",
-                 against=tr("the expected train output, {convention}").format(convention=convention), rtol=t.item.rtol, atol=t.item.atol,
+                 against=tr("the expected train output, {convention}").format(convention=convention),
+                 rtol=t.item.rtol, atol=t.item.atol,
                  tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"), gradient=False)
     _, again, _ = _forward(t, Case(ev.init, ev.inputs, ev.seed + 1))
     assert_close(again.value, expected, item=t.name, what="forward output with train_flg=False (another seed)",

@@ -269,8 +269,9 @@ def borrow(message: str, others: Iterable[str]) -> str:
     """``message`` with the hint that the messages of other failing inputs agree on.
 
     The smallest failing input is often too plain to tell two slips apart (x = 0, where (1 - y) is
-    twice y(1 - y); a uniform y, where many wrong losses are N times the right one). When every hint other failing inputs give is
-    the same one, it is a statement about the code, and the plain input's finding carries it too.
+    twice y(1 - y); a uniform y, where many wrong losses are N times the right one). When every
+    hint other failing inputs give is the same one, it is a statement about the code, and the plain
+    input's finding carries it too.
     """
     lines = {found: line for other in others for found, line in _hint_lines(other)}
     if len(lines) != 1 or hints_in(message):

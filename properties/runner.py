@@ -148,7 +148,8 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     props = properties_for(item)
     if session.import_error or session.resolve(item.names) is None:
         finding = (Finding("import-error", session.import_error) if session.import_error else
-                   Finding("not-found", _("{names} is not defined by the layer set.").format(names=" / ".join(item.names))))
+                   Finding("not-found", _("{names} is not defined by the layer set.").format(
+                       names=" / ".join(item.names))))
         return [failed(item.name, prop, finding) for prop in props]
     target = Target(session, item, session.resolve(item.names), origin)
     first = screen(target, props, settings)

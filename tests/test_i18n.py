@@ -97,7 +97,8 @@ def test_findings_and_hints_in_korean_keep_tags_names_and_numbers():
     failed = [o for o in outcomes if not o.passed]
     assert failed and {o.tag for o in failed} == {"wrong-gradient"}
     message = failed[0].message
-    assert "Sigmoid: dx 값이 틀렸습니다" in message and "힌트 [sigmoid-one-plus-y]: dx에서 y(1 + y)를" in message
+    assert "Sigmoid: dx 값이 틀렸습니다" in message
+    assert "힌트 [sigmoid-one-plus-y]: dx에서 y(1 + y)를" in message
     assert "재현 방법" in message and "from sigmoid_backward_sign import Sigmoid" in message
     assert i18n.language() == "en"  # the block leaves the language as it was
 
@@ -111,5 +112,6 @@ def test_item_feedback_in_japanese():
         text = item_feedback("Affine", outcomes, False, Fraction(1, 2), Fraction(1), False)
     assert text.splitlines()[0] == "Affine: 検査 2 件中 1 件に合格（0.50 / 1.00）。"
     assert "✗ rank>2 — 'rank>2' の入力でも正しい [wrong-gradient]" in text
-    assert "⚠ aliases-output — 逆伝播が dout そのものや同じ配列 2 つではなく新しい配列を返す [aliases-output]" in text
+    assert "⚠ aliases-output — 逆伝播が dout そのものや同じ配列 2 つではなく新しい配列を返す [aliases-output]" \
+        in text
     assert GradeOptions().lang == "en"
