@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from gradprop import reference as ref
+from gradprop.i18n import N_
 
 from . import checks as C, strategies as S
 from .model import Case, Extension, Grad, Item, Property
@@ -93,7 +94,7 @@ BATCH_1 = {"batch-1": {"batch": 1}}
 # Extensions: what a later chapter adds to an item, which the chapter that introduced it does not
 # ask for (and whose text the item's first form therefore fails). Core strategies never draw them.
 # ch. 4-5 train on one-hot labels; ch. 6-7's scripts load MNIST with label indices
-LABEL_INDEX = {"labels-index": Extension(6, {"form": "index"}, "t given as label indices")}
+LABEL_INDEX = {"labels-index": Extension(6, {"form": "index"}, N_("t given as label indices"))}
 EXACT = "float64 round-off only: the same arithmetic in another order"
 
 ITEMS: tuple[Item, ...] = (
@@ -128,7 +129,7 @@ ITEMS: tuple[Item, ...] = (
         grads=(Grad("dx", "x", "return"), Grad("dW", "W", "attr"), Grad("db", "b", "attr")),
         regimes=BATCH_1,
         # ch. 5 writes Affine for (N, D); ch. 7's CNN feeds it (N, C, H, W)
-        extensions={"rank>2": Extension(7, {"ranks": (3, 4)}, "x of rank 3 or 4, flattened to (N, -1)")},
+        extensions={"rank>2": Extension(7, {"ranks": (3, 4)}, N_("x of rank 3 or 4, flattened to (N, -1)"))},
         why="sums of at most a few dozen O(1) products: round-off ~1e-15 of the largest entry",
     ),
     Item(
@@ -272,7 +273,7 @@ LATER: tuple[Item, ...] = (
         regimes={**BATCH_1, "stride-1": {"stride": 1}},
         # the book's constructor takes pad but its output size ignores it; no network of the book
         # pools with padding
-        extensions={"padding": Extension(7, {"pad": 1}, "pad = 1, zero padding as im2col adds it")},
+        extensions={"padding": Extension(7, {"pad": 1}, N_("pad = 1, zero padding as im2col adds it"))},
         why="max picks one input exactly: no arithmetic, no round-off",
         notes="inputs never tie inside a window (0.05 apart, far above the finite-difference step); "
               "pad > 0 is the 'padding' extension, which the book's own Pooling fails",
