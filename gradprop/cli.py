@@ -327,7 +327,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         _options(args)  # a bad rubric fails here, not on Gradescope
         path = write_bundle(args.out, rubric=args.rubric, strict=args.strict, time_limit=args.time_limit,
                             memory_mb=args.memory_mb, max_examples=args.max_examples, wheel=args.wheel,
-                            lang=args.lang)
+                            lang=args.lang, chapter=args.chapter)
     except (GradingError, BundleError) as exc:
         print(f"gradprop gradescope-bundle: error: {exc}", file=sys.stderr)
         return 2

@@ -93,3 +93,14 @@ def test_a_fault_inside_an_extension_costs_the_extension_only():
     (pooling,) = grade_submission(BOOK, options).items
     assert (pooling.score, pooling.status, pooling.uncounted) == (Fraction(89, 100), "failed", ())  # 8/9
     assert "✗ padding (ch. 7, counted)" in pooling.output
+
+
+def test_the_gradescope_bundle_grades_as_of_the_chapter_asked(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "gradprop-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel: the bundle only carries it")
+    out = tmp_path / "autograder.zip"
+    assert cli.main(["gradescope-bundle", "--out", str(out), "--wheel", str(wheel), "--chapter", "6"]) == 0
+    assert "--chapter 6" in zipfile.ZipFile(out).read("run_autograder").decode()
+    assert cli.main(["gradescope-bundle", "--out", str(out), "--wheel", str(wheel), "--chapter", "9"]) == 2
