@@ -344,20 +344,19 @@ class Box:
         iso = self.isolation
         if "namespaces" not in iso.on:
             return argv, fds
-        wrap = [iso.bwrap, *_NAMESPACES]
+        # a private /tmp, /dev and /proc first: binds below may lie inside /tmp (a venv there)
+        wrap = [iso.bwrap, *_NAMESPACES, "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
         binds = _read_paths()
-        # folders above the binds, made reachable for the dropped uid (bwrap's own are 0700)
-        above = sorted({str(a) for p in binds for a in Path(p).parents if str(a) != "/"}, key=len)
-        for folder in above:
+        # folders above the binds and the scratch folder, reachable for the dropped uid (bwrap's
+        # own are 0700); /tmp is the tmpfs's, /dev and /proc are their own
+        above = {str(a) for p in [*binds, self.scratch] for a in Path(p).parents}
+        for folder in sorted(above - {"/", "/tmp", "/dev", "/proc"}, key=lambda f: (f.count(os.sep), f)):
             wrap += ["--perms", "0755", "--dir", folder]
         for p in binds:
             wrap += ["--ro-bind", p, p]
         for link in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):  # merged /usr: the ELF loader's path
             if os.path.islink(link):
                 wrap += ["--symlink", os.readlink(link), link]
-        wrap += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        for folder in sorted({str(a) for a in Path(self.scratch).parents if str(a) not in ("/", "/tmp")}, key=len):
-            wrap += ["--perms", "0755", "--dir", folder]
         wrap += ["--bind", self.scratch, self.scratch, "--chdir", self.home, "--"]
         return wrap + argv, fds
 
