@@ -18,6 +18,7 @@ from typing import Callable, Sequence, TextIO
 from . import __version__
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, grade_submission, grader_failure,
                       submission_names, write_csv, write_results)
+from .report import write_report
 
 #: times a submission may be in flight when a worker process dies before it is given up
 MAX_ATTEMPTS = 2
@@ -186,6 +187,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     sheet = write_csv(results, options.rubric, args.out)
+    write_report(results, options.rubric, args.out)
     failed = [r for r in results if r.errors]
     print(f"graded {len(results) - len(failed)} of {len(results)} submissions: {sheet}")
     for r in sorted(failed, key=lambda r: r.name):
