@@ -42,8 +42,17 @@ _RC = {"svg.fonttype": "none", "svg.hashsalt": "gradprop-report", "text.parse_ma
 
 
 def hints_of(item: ItemResult) -> tuple[str, ...]:
-    """The diagnosis hint ids of an item, or () where the grader gives none."""
-    return tuple(getattr(item, "hints", ()) or ())
+    """The diagnosis hint ids of an item: its ``hints`` when the grader records them, else the ids
+    the diagnosis module finds in its feedback, else ()."""
+    hints = getattr(item, "hints", None)
+    if hints is not None:
+        return tuple(hints)
+    try:
+        from .properties.diagnosis import HINTS, hints_in
+    except ImportError:  # a grader without diagnosis
+        return ()
+    # known ids only: the feedback quotes the submission's own exception messages, which may say anything
+    return tuple(h for h in dict.fromkeys(hints_in(item.output)) if h in HINTS)
 
 
 def render_report(results: Sequence[SubmissionResult], rubric: Rubric) -> str:

@@ -23,7 +23,7 @@ from gradprop import cli
 from gradprop.findings import TAGS
 from gradprop.grading import ItemResult, Rubric, SubmissionResult
 from gradprop.properties.registry import ITEMS
-from gradprop.report import MAX_LABELS, render_report, write_report
+from gradprop.report import MAX_LABELS, hints_of, render_report, write_report
 
 RUBRIC = Rubric.default()
 #: names a student may choose that must reach the page as text only
@@ -148,6 +148,16 @@ def test_findings_and_hints_are_counted_per_item_and_across_the_class():
 def test_results_without_hints_say_so_instead_of_an_empty_chart():
     page = render_report(fake_class(10, hinted=False), RUBRIC)
     assert "No diagnosis hints in these results." in page and page.count("<svg") == 3
+
+
+def test_without_a_hints_field_the_hints_are_read_from_the_feedback():
+    diagnosis = pytest.importorskip("gradprop.properties.diagnosis", reason="no diagnosis module in this grader")
+    line = diagnosis.HINT_LINE.format(id="transposed", text="dW is the transpose of the right one")
+    forged = diagnosis.HINT_LINE.format(id="you-are-great", text="from the submission's own exception")
+    item = ItemResult("Affine", Fraction(0), Fraction(1), "failed", ("wrong-gradient",),
+                      f"Affine: ...\n  {line}\n  {forged}\n  {line}")
+    assert hints_of(item) == ("transposed",)
+    assert hints_of(HintedItem(*dataclasses.astuple(item), hints=("stale",))) == ("stale",)
 
 
 def test_three_hundred_submissions_thin_the_heatmap_labels_and_stay_small():
