@@ -14,6 +14,7 @@ results, so the same grading run gives the same page byte for byte.
 """
 from __future__ import annotations
 
+import functools
 import html
 import io
 import math
@@ -41,6 +42,7 @@ _RC = {"svg.fonttype": "none", "svg.hashsalt": "gradprop-report", "text.parse_ma
        "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 
 
+@functools.lru_cache(maxsize=4096)  # asked per chart and per table; parsing the feedback is not free
 def hints_of(item: ItemResult) -> tuple[str, ...]:
     """The diagnosis hint ids of an item: its ``hints`` when the grader records them, else the ids
     the diagnosis module finds in its feedback, else ()."""
