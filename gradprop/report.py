@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from .findings import TAGS, tier
+from .findings import CORE, STRICT, TAGS, tier
 from .grading import ItemResult, Rubric, SubmissionResult
 
 #: at most this many names beside the heatmap; with more submissions every k-th is labelled
@@ -34,6 +34,8 @@ MAX_LABELS = 60
 LABEL_CHARS = 28
 #: findings and hints listed per item in the summary table
 TOP = 3
+
+_TIER_COLOURS = {CORE: "#c0392b", STRICT: "#e6a23c"}
 
 #: matplotlib settings that make the SVGs deterministic and safe for untrusted text: no date in
 #: the metadata, ids from a fixed salt, text left to the browser's fonts (Hangul and kana names
@@ -71,7 +73,8 @@ def render_report(results: Sequence[SubmissionResult], rubric: Rubric) -> str:
             "dist": _distribution_svg(subs, items),
             "heat": _heatmap_svg(subs, items),
             "tags": _bars_svg(_tag_counts(subs), "submission x item pairs with this finding",
-                              colors=lambda t: "#c0392b" if tier(t) == "core" else "#e6a23c"),
+                              {t: _TIER_COLOURS[tier(t)] for t in TAGS},
+                              {_TIER_COLOURS[CORE]: "core: costs marks", _TIER_COLOURS[STRICT]: "strict: a warning"}),
             "hints": _bars_svg(_hint_counts(subs), "submission x item pairs given this hint"),
         }
     return _page(subs, items, rubric, charts)
@@ -183,22 +186,29 @@ def _heatmap_svg(subs: Sequence[SubmissionResult], items: Sequence[str]) -> str:
     return _svg(fig)
 
 
-def _bars_svg(counts: Counter, xlabel: str, colors=lambda key: "#3b6ea5") -> str:
-    """Horizontal bars, most common on top; '' when there is nothing to count."""
+def _bars_svg(counts: Counter, xlabel: str, colors: dict[str, str] | None = None,
+              legend: dict[str, str] | None = None) -> str:
+    """Horizontal bars, most common on top, coloured by ``colors[key]`` with ``legend[colour]``
+    saying what a colour means; '' when there is nothing to count."""
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     ranked = _ranked(counts)
     if not ranked:
         return ""
-    fig = Figure(figsize=(6.4, 0.9 + 0.28 * len(ranked)), layout="constrained")
+    fig = Figure(figsize=(5.2, 1.1 + 0.26 * len(ranked)), layout="constrained")
     ax = fig.add_subplot()
     labels, values = zip(*reversed(ranked))
-    ax.barh(range(len(ranked)), values, color=[colors(k) for k in labels])
+    shown = [(colors or {}).get(k, "#3b6ea5") for k in labels]
+    ax.barh(range(len(ranked)), values, color=shown)
     ax.set_yticks(range(len(ranked)), labels)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v}", va="center", fontsize=8)
     ax.set_xlabel(xlabel)
     ax.xaxis.get_major_locator().set_params(integer=True)
+    if legend:
+        ax.legend(handles=[Patch(color=c, label=text) for c, text in legend.items() if c in shown],
+                  loc="lower right", frameon=False)
     return _svg(fig)
 
 
@@ -223,6 +233,7 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.zero { color: #b03a2e; } td.full { color: #1e7b34; } td.ungraded { color: #888; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5em; } h3 { font-size: 1em; margin: 0.5em 0 0; }
 figure { margin: 0.5em 0; } figure svg { max-width: 100%; height: auto; }
 code { font-size: 12px; } .muted { color: #666; }
 """
@@ -246,15 +257,18 @@ def _page(subs: Sequence[SubmissionResult], items: Sequence[str], rubric: Rubric
         f"of {e(max_score)}; rubric: {e(rubric.source)}.</p>",
         "<h2>Items</h2>",
         _item_table(subs, items),
-        "<h2>Score distribution per item</h2>",
-        f"<figure>{charts['dist']}</figure>",
         "<h2>Submissions × items</h2>",
         f"<figure>{charts['heat']}</figure>",
-        "<h2>Findings across the class</h2>",
+        "<h2>Findings and hints across the class</h2>",
+        '<div class="pair"><div><h3>Findings</h3>',
         f"<figure>{charts['tags']}</figure>" if charts["tags"] else "<p>No findings: every check held.</p>",
-        "<h2>Hints across the class</h2>",
-        (f"<figure>{charts['hints']}</figure>{_hint_legend(_hint_counts(subs))}" if charts["hints"]
+        "</div><div><h3>Hints</h3>",
+        (f"<figure>{charts['hints']}</figure>" if charts["hints"]
          else '<p class="muted">No diagnosis hints in these results.</p>'),
+        "</div></div>",
+        _hint_legend(_hint_counts(subs)),
+        "<h2>Score distribution per item</h2>",
+        f"<figure>{charts['dist']}</figure>",
         "<h2>Every submission</h2>",
         _submission_table(subs, items),
         "</body></html>",
