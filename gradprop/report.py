@@ -8,7 +8,8 @@ opens offline and runs no JavaScript. It shows
 - bar charts of the finding tags and of the diagnosis hints across the class;
 - a table with one row per submission.
 
-Student names reach the page only escaped (``html.escape`` here, matplotlib's XML writer inside
+Student names reach the page only made safe (``text.safe_text``: no control characters, bidi
+overrides or lone surrogates) and escaped (``html.escape`` here, matplotlib's XML writer inside
 the SVGs): a submission named ``<script>`` is shown as text. The page depends on nothing but the
 results, so the same grading run gives the same page byte for byte.
 """
@@ -27,6 +28,7 @@ from typing import Any, Sequence
 
 from .findings import CORE, STRICT, TAGS, tier
 from .grading import ItemResult, Rubric, SubmissionResult
+from .text import safe_text
 
 #: at most this many names beside the heatmap; with more submissions every k-th is labelled
 MAX_LABELS = 60
@@ -220,7 +222,7 @@ def _total_share(sub: SubmissionResult) -> float:
 
 
 def _label(name: str) -> str:
-    name = "".join(c if c.isprintable() else "?" for c in name)
+    name = safe_text(name)
     return name if len(name) <= LABEL_CHARS else name[:LABEL_CHARS - 1] + "…"
 
 
@@ -323,7 +325,7 @@ def _submission_table(subs: Sequence[SubmissionResult], items: Sequence[str]) ->
         cells = "".join(_score_cell(by_name.get(n)) for n in items)
         tags = sorted({t for r in s.items for t in r.tags}, key=list(TAGS).index)
         score = "–" if s.errors else _points(s.score)
-        rows.append(f"<tr><td>{e(s.name)}</td><td class=num>{score}</td>{cells}"
+        rows.append(f"<tr><td>{e(safe_text(s.name))}</td><td class=num>{score}</td>{cells}"
                     f"<td>{' '.join(f'<code>{e(t)}</code>' for t in tags)}</td></tr>")
     rows.append("</tbody></table>")
     return "\n".join(rows)

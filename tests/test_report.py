@@ -113,6 +113,13 @@ def test_names_and_text_are_escaped_not_markup():
     assert page.count("<svg") == page.count("</svg>") == 4  # no name closed or opened a chart
 
 
+def test_names_that_are_not_text_are_shown_safe(tmp_path):
+    names = ["bad\udc80byte", "\u202eevil\u202c.py", "bell\x07\x1b[31mred"]
+    page = write_report(fake_class(3, names=names), RUBRIC, tmp_path).read_text(encoding="utf-8")
+    assert sorted(r[0] for r in Tags(page).rows) == ["bad\ufffdbyte", "bell\ufffdred", "\ufffdevil\ufffd.py"]
+    assert not re.search("[\x00-\x08\x1b\u202a-\u202e]", page)
+
+
 def test_one_row_per_submission_in_name_order_with_the_grades_csv_cells():
     subs = fake_class(40, seed=3)
     rows = Tags(render_report(subs, RUBRIC)).rows
