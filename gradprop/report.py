@@ -46,19 +46,21 @@ _RC = {"svg.fonttype": "none", "svg.hashsalt": "gradprop-report", "text.parse_ma
        "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 
 
-@functools.lru_cache(maxsize=4096)  # asked per chart and per table; parsing the feedback is not free
 def hints_of(item: ItemResult) -> tuple[str, ...]:
     """The diagnosis hint ids of an item: its ``hints`` when the grader records them, else the ids
     the diagnosis module finds in its feedback, else ()."""
     hints = getattr(item, "hints", None)
-    if hints is not None:
-        return tuple(hints)
+    return tuple(hints) if hints is not None else _hints_in_feedback(item.output)
+
+
+@functools.lru_cache(maxsize=1024)  # asked per chart and per table; parsing the feedback is not free
+def _hints_in_feedback(output: str) -> tuple[str, ...]:
     try:
         from .properties.diagnosis import HINTS, hints_in
     except ImportError:  # a grader without diagnosis
         return ()
     # known ids only: the feedback quotes the submission's own exception messages, which may say anything
-    return tuple(h for h in dict.fromkeys(hints_in(item.output)) if h in HINTS)
+    return tuple(h for h in dict.fromkeys(hints_in(output)) if h in HINTS)
 
 
 def render_report(results: Sequence[SubmissionResult], rubric: Rubric) -> str:
@@ -310,9 +312,22 @@ def _hint_legend(counts: Counter) -> str:
         from .properties.diagnosis import HINTS
     except ImportError:
         return ""
-    rows = [f"<tr><td><code>{html.escape(h)}</code></td><td>{html.escape(str(HINTS[h]))}</td></tr>"
+    rows = [f"<tr><td><code>{html.escape(h)}</code></td><td>{html.escape(_sentence(str(HINTS[h])))}</td></tr>"
             for h, _ in _ranked(counts) if h in HINTS]
     return f"<table><tbody>{''.join(rows)}</tbody></table>" if rows else ""
+
+
+class _AnyValue(dict):
+    def __missing__(self, key: str) -> str:
+        return {"name": "the value", "other": "another value"}.get(key, "…")
+
+
+def _sentence(template: str) -> str:
+    """A hint's sentence about any value: it names the student's value ({name}) when graded."""
+    try:
+        return template.format_map(_AnyValue())
+    except (ValueError, IndexError):  # braces that are not fields
+        return template
 
 
 def _submission_table(subs: Sequence[SubmissionResult], items: Sequence[str]) -> str:

@@ -8,6 +8,7 @@ elsewhere it is skipped with the reason. Install: ``apt-get install chromium chr
 from __future__ import annotations
 
 import dataclasses
+import html
 import os
 import random
 import re
@@ -165,6 +166,11 @@ def test_without_a_hints_field_the_hints_are_read_from_the_feedback():
                       f"Affine: ...\n  {line}\n  {forged}\n  {line}")
     assert hints_of(item) == ("transposed",)
     assert hints_of(HintedItem(*dataclasses.astuple(item), hints=("stale",))) == ("stale",)
+    page = render_report([SubmissionResult("a", "/a.py", (item,), "")], only_affine := Rubric.from_dict(
+        {"items": {i.name: {"count": i.name == "Affine"} for i in ITEMS}}))
+    assert only_affine.items == ("Affine",)
+    sentence = diagnosis.HINTS["transposed"].format(name="the value")
+    assert f"<td><code>transposed</code></td><td>{html.escape(sentence)}</td>" in page  # the legend
 
 
 def test_three_hundred_submissions_thin_the_heatmap_labels_and_stay_small():
