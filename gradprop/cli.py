@@ -22,6 +22,7 @@ from typing import Callable, Sequence, TextIO
 from . import __version__
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
                       grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
+from .i18n import LANGUAGES, default_language
 from .isolation import IsolationError, probe, sweep
 from .report import write_report
 from .text import safe_text
@@ -306,7 +307,7 @@ MEMORY_FLOOR_MB = 256
 
 
 def _options(args: argparse.Namespace) -> GradeOptions:
-    rubric = Rubric.load(args.rubric) if args.rubric else Rubric.default()
+    rubric = Rubric.load(args.rubric, args.chapter) if args.rubric else Rubric.default(args.chapter)
     if not math.isfinite(args.time_limit) or args.time_limit < TIME_LIMIT_FLOOR:
         raise GradingError(f"--time-limit must be a number of seconds >= {TIME_LIMIT_FLOOR:g}, not {args.time_limit:g}")
     if args.time_limit > 3600:
@@ -317,7 +318,8 @@ def _options(args: argparse.Namespace) -> GradeOptions:
     if args.max_examples is not None and args.max_examples < 1:
         raise GradingError("--max-examples must be at least 1")
     return GradeOptions(rubric=rubric, strict=args.strict, time_limit=args.time_limit,
-                        memory_mb=args.memory_mb, max_examples=args.max_examples, isolation=args.isolation)
+                        memory_mb=args.memory_mb, max_examples=args.max_examples, isolation=args.isolation,
+                        lang=args.lang or default_language())
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -326,7 +328,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     try:
         _options(args)  # a bad rubric fails here, not on Gradescope
         path = write_bundle(args.out, rubric=args.rubric, strict=args.strict, time_limit=args.time_limit,
-                            memory_mb=args.memory_mb, max_examples=args.max_examples, wheel=args.wheel)
+                            memory_mb=args.memory_mb, max_examples=args.max_examples, wheel=args.wheel,
+                            lang=args.lang, chapter=args.chapter)
     except (GradingError, BundleError) as exc:
         print(f"gradprop gradescope-bundle: error: {exc}", file=sys.stderr)
         return 2
@@ -350,6 +353,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _grading_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rubric", metavar="FILE", help="a TOML rubric: item weights and which items count")
+    p.add_argument("--chapter", type=int, metavar="N",
+                   help="grade as of chapter N: the items and the extensions (label indices, rank > 2 input, "
+                        "padding) the book has introduced by then count; replaces the rubric's `chapter`")
     p.add_argument("--strict", action="store_true",
                    help="strict findings (mutates-dout, aliases-output, ignores-dout) cost marks")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
@@ -362,6 +368,9 @@ def _grading_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-examples", type=int, default=None, metavar="N",
                    help="generated examples per check (default: the grading profile's fixed budget). "
                         "Grades depend on it: keep it fixed across a course")
+    p.add_argument("--lang", choices=LANGUAGES, default=None,
+                   help="language of the feedback (default: the locale's, from LANGUAGE, LC_ALL, LC_MESSAGES "
+                        "or LANG; English when it is none of these)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,9 @@ Scoring (CONTRACT.md section 4):
   properties count like core ones), rounded half up to 2 decimals;
 - a fault (``import-error``, ``not-found``, ``exception``, ``timeout``) costs the whole item: a
   layer that raises, hangs or crashes on some input is not usable;
+- an extension (what a later chapter adds to an item: label indices, rank > 2 input, padding) is
+  always checked and reported, and counts like a core property only when the rubric counts it
+  (``chapter``, ``extensions``); a fault inside it costs that property only;
 - strict findings are warnings unless ``strict``: they are reported and tagged, and cost nothing.
 
 The same submission gets the same result on every run: the grading profile is derandomized with
@@ -38,6 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import __version__
 from .findings import CORE, FAULTS, STRICT, SubmissionFault, tier
+from .i18n import _, use as use_language
 from .loader import submission_name
 from .session import Ref, Reply, Session
 from .text import safe_text, safe_tree
@@ -81,26 +85,33 @@ def _weight(value: Any, where: str) -> Fraction:
 
 @dataclass(frozen=True)
 class Rubric:
-    """Which items count and what each is worth, in registry order.
+    """Which items count, what each is worth, and which of their extensions count, in registry order.
 
     A rubric file (TOML)::
 
         default_weight = 1        # optional
+        chapter = 7               # optional: the items and extensions of chapters <= 7 count
         [items.Affine]
         weight = 2
+        extensions = ["rank>2"]   # these extensions count, whatever the chapter
         [items.TwoLayerNet]
         count = false
+
+    Without ``chapter`` every item counts and no extension does (each item as its chapter's text
+    writes it); an item's own ``count`` and ``extensions`` win over ``chapter``.
     """
 
     weights: tuple[tuple[str, Fraction], ...]
     source: str = "default"
+    #: the extensions that cost marks, per item (items with none are left out)
+    extensions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
-    def default(cls) -> "Rubric":
-        return cls.from_dict({}, "default")
+    def default(cls, chapter: int | None = None) -> "Rubric":
+        return cls.from_dict({}, "default", chapter)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Rubric":
+    def load(cls, path: str | os.PathLike, chapter: int | None = None) -> "Rubric":
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
@@ -112,17 +123,23 @@ class Rubric:
             raise GradingError(f"cannot read the rubric {path}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise GradingError(f"the rubric {path} is not valid TOML: {exc}") from None
-        return cls.from_dict(doc, Path(path).name)  # feedback names the file, not where it lives
+        return cls.from_dict(doc, Path(path).name, chapter)  # feedback names the file, not where it lives
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric") -> "Rubric":
-        from .properties.registry import ITEMS
+    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric", chapter: int | None = None) -> "Rubric":
+        """The rubric ``doc`` describes; ``chapter`` (``--chapter``) replaces the doc's own."""
+        from .properties.registry import ITEMS, REGISTRY, extensions_up_to
 
         known = [item.name for item in ITEMS]
-        unknown_keys = sorted(set(doc) - {"default_weight", "items"})
+        unknown_keys = sorted(set(doc) - {"default_weight", "chapter", "items"})
         if unknown_keys:
             raise GradingError(f"{source}: unknown key(s) {', '.join(unknown_keys)}; "
-                               "a rubric has `default_weight` and `[items.NAME]` tables")
+                               "a rubric has `default_weight`, `chapter` and `[items.NAME]` tables")
+        if chapter is None:
+            chapter = _chapter(doc.get("chapter"), f"{source}: chapter")
+        else:
+            chapter = _chapter(chapter, "--chapter")
+            source += f", chapter {chapter}"
         default = _weight(doc.get("default_weight", DEFAULT_WEIGHT), f"{source}: default_weight")
         items = doc.get("items", {})
         if not isinstance(items, Mapping):
@@ -134,25 +151,49 @@ class Rubric:
                 raise GradingError(f"{source}: unknown item {name!r}{hint}; the items are {', '.join(known)}")
             if not isinstance(entry, Mapping):
                 raise GradingError(f"{source}: [items.{name}] must be a table, e.g. weight = 2")
-            bad = sorted(set(entry) - {"weight", "count"})
+            bad = sorted(set(entry) - {"weight", "count", "extensions"})
             if bad:
                 raise GradingError(f"{source}: [items.{name}] has unknown key(s) {', '.join(bad)}; "
-                                   "an item takes `weight` and `count`")
+                                   "an item takes `weight`, `count` and `extensions`")
             if "count" in entry and not isinstance(entry["count"], bool):
                 raise GradingError(f"{source}: [items.{name}] count must be true or false")
-        weights = []
-        for name in known:
-            entry = items.get(name, {})
-            if entry.get("count", True):
-                w = _weight(entry["weight"], f"{source}: [items.{name}]") if "weight" in entry else default
-                weights.append((name, w))
+            if "extensions" in entry:
+                _extensions(entry["extensions"], REGISTRY[name], f"{source}: [items.{name}] extensions")
+        weights, extensions = [], []
+        for item in ITEMS:
+            entry = items.get(item.name, {})
+            if entry.get("count", chapter is None or item.chapter <= chapter):
+                w = _weight(entry["weight"], f"{source}: [items.{item.name}]") if "weight" in entry else default
+                weights.append((item.name, w))
+                counted = tuple(entry.get("extensions", extensions_up_to(item, chapter) if chapter else ()))
+                if counted:
+                    extensions.append((item.name, counted))
         if not weights:
             raise GradingError(f"{source}: no item counts")
-        return cls(tuple(weights), source)
+        return cls(tuple(weights), source, tuple(extensions))
 
     @property
     def items(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.weights)
+
+    def counted(self, item: str) -> tuple[str, ...]:
+        """The names of ``item``'s extensions that cost marks."""
+        return dict(self.extensions).get(item, ())
+
+
+def _chapter(value: Any, where: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8):
+        raise GradingError(f"{where}: a chapter of the book is a whole number from 1 to 8, not {value!r}")
+    return value
+
+
+def _extensions(value: Any, item: Any, where: str) -> None:
+    offered = ", ".join(f"{n!r} (ch. {e.chapter})" for n, e in item.extensions.items()) or "none"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GradingError(f"{where} must be a list of names, e.g. [] or [\"{next(iter(item.extensions), 'NAME')}\"]")
+    unknown = [v for v in value if v not in item.extensions]
+    if unknown:
+        raise GradingError(f"{where}: {item.name} has no extension {unknown[0]!r}; its extensions are {offered}")
 
 
 # --- options and results ---------------------------------------------------------------------------
@@ -171,6 +212,8 @@ class GradeOptions:
     max_examples: int | None = None
     #: "auto": every isolation layer this machine has; "strict": refuse to grade without all
     isolation: str = "auto"
+    #: language of the feedback: "en", "ko" or "ja" (see gradprop.i18n)
+    lang: str = "en"
 
     @property
     def item_budget(self) -> float:
@@ -192,9 +235,12 @@ class GradeOptions:
 
     def describe(self) -> str:
         examples = self.settings().max_examples
-        return (f"gradprop {__version__}: {examples} generated examples per check (derandomized: the same "
-                f"inputs on every run), {self.time_limit:g} s per call, {self.item_budget:g} s per item and "
-                f"{self.submission_budget:g} s per submission in all, rubric: {self.rubric.source}"
+        return (_("gradprop {version}: {examples} generated examples per check (derandomized: the same inputs "
+                  "on every run), {limit} s per call, {item_budget} s per item and {submission_budget} s per "
+                  "submission in all, rubric: {rubric}").format(
+                    version=__version__, examples=examples, limit=f"{self.time_limit:g}",
+                    item_budget=f"{self.item_budget:g}", submission_budget=f"{self.submission_budget:g}",
+                    rubric=self.rubric.source)
                 + (", strict" if self.strict else ""))
 
 
@@ -208,6 +254,8 @@ class ItemResult:
     output: str
     #: why gradprop itself could not grade the item (a bug of ours), or None
     error: str | None = None
+    #: extensions that failed without costing marks (the rubric does not count them)
+    uncounted: tuple[str, ...] = ()
 
     def gradescope(self) -> dict[str, Any]:
         return {"name": self.name, "score": float(self.score), "max_score": float(self.max_score),
@@ -308,13 +356,13 @@ class _ItemSession(Session):
 
     def _do(self, fn, *args: Any, **kwargs: Any) -> Any:
         if self._used > self._budget:
-            raise SubmissionFault("timeout", f"{self._item} used more than {self._budget:g} s of running time "
-                                             f"in all, and its checks were stopped. Is a loop much slower than "
-                                             f"it needs to be?")
+            raise SubmissionFault("timeout", _("{item} used more than {budget} s of running time in all, and its "
+                                               "checks were stopped. Is a loop much slower than it needs to be?")
+                                  .format(item=self._item, budget=f"{self._budget:g}"))
         if self._clock.used > self._clock.limit:
-            raise SubmissionFault("timeout", f"the submission used more than {self._clock.limit:g} s of running "
-                                             f"time in all, so the checks of {self._item} were stopped. Is a loop "
-                                             f"much slower than it needs to be?")
+            raise SubmissionFault("timeout", _("the submission used more than {limit} s of running time in all, so "
+                                               "the checks of {item} were stopped. Is a loop much slower than it "
+                                               "needs to be?").format(limit=f"{self._clock.limit:g}", item=self._item))
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -349,57 +397,94 @@ def evaluate(session: Session, item: Any, origin: str, settings: Any) -> list[An
     return evaluate_item(session, item, origin, settings)
 
 
-def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: bool = False) -> ItemResult:
-    """The score, status, tags and feedback of one item from its outcomes (``runner.Outcome``)."""
-    counted = [o for o in outcomes if o.tier == CORE or strict]
+def _counts(outcome: Any, strict: bool, extensions: Sequence[str]) -> bool:
+    """Whether an outcome costs marks: core checks always, strict ones with ``strict``, an extension
+    (``outcome.chapter`` set) only when the rubric counts it."""
+    if outcome.chapter is not None:
+        return outcome.prop in extensions
+    return outcome.tier == CORE or strict
+
+
+def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: bool = False,
+               extensions: Sequence[str] = ()) -> ItemResult:
+    """The score, status, tags and feedback of one item from its outcomes (``runner.Outcome``);
+    ``extensions`` names the item's extensions that count (``Rubric.counted``)."""
+    counted = [o for o in outcomes if _counts(o, strict, extensions)]
     failed = [o for o in counted if not o.passed]
-    fault = next((o for o in failed if o.tag in FAULTS), None)
+    # a fault inside an extension costs that extension's share, not the item
+    fault = next((o for o in failed if o.tag in FAULTS and o.chapter is None), None)
     if fault is not None or not counted:
         score = Fraction(0)
     else:
         score = _round2(weight * (len(counted) - len(failed)) / len(counted))
     tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
     status = "failed" if failed else "passed"
+    uncounted = tuple(o.prop for o in outcomes if not o.passed and o.chapter is not None
+                      and o.prop not in extensions and o.tag not in ("not-found", "import-error"))
     return ItemResult(name, score, _round2(weight), status, tags,
-                      item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None))
+                      item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
+                      uncounted=uncounted)
 
 
 def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fraction, max_score: Fraction,
-                  faulted: bool) -> str:
-    """What was checked and what went wrong, one block per distinct finding."""
-    counted = [o for o in outcomes if o.tier == CORE or strict]
+                  faulted: bool, extensions: Sequence[str] = ()) -> str:
+    """What was checked and what went wrong, one block per distinct finding, and which of the
+    item's extensions were checked and which counted."""
+    def counts(o: Any) -> bool:
+        return _counts(o, strict, extensions)
+
+    def mark(o: Any) -> str:
+        return "✓" if o.passed else "✗" if counts(o) else "⚠"
+
+    counted = [o for o in outcomes if counts(o)]
     held = [o for o in counted if o.passed]
-    lines = [f"{name}: {len(held)} of {len(counted)} checks hold ({_points(score)} / {_points(max_score)})."]
+    lines = [_("{name}: {held} of {counted} checks hold ({score} / {max_score}).").format(
+        name=name, held=len(held), counted=len(counted), score=_points(score), max_score=_points(max_score))]
+    later = [o for o in outcomes if o.chapter is not None]
+    if later and not all(o.tag in ("not-found", "import-error") for o in later):
+        lines.append(_("Extensions (what later chapters add; they cost marks only when the rubric counts them): ")
+                     + ", ".join(f"{mark(o)} {o.prop} " + (_("(ch. {chapter}, counted)") if counts(o) else
+                                                           _("(ch. {chapter}, not counted)")).format(chapter=o.chapter)
+                                 for o in later))
     passed = [o.prop for o in outcomes if o.passed]
     if passed:
         lines.append("✓ " + ", ".join(passed))
     failures = [o for o in outcomes if not o.passed]
     if failures and len(failures) == len(outcomes) and len({(o.tag, o.message) for o in failures}) == 1:
         o = failures[0]
-        lines += [f"✗ every check [{o.tag}]", _indent(_clip(o.message))]
+        lines += [_("✗ every check [{tag}]").format(tag=o.tag), _indent(_clip(o.message))]
         return "\n".join(lines)
     if faulted:
-        lines.append("A fault (a raise, a hang or a crash) costs the whole item.")
+        lines.append(_("A fault (a raise, a hang or a crash) costs the whole item."))
     groups: dict[tuple[str, str], list[Any]] = {}  # one block per distinct finding, in order
     for o in failures:
         groups.setdefault((o.tag, o.message), []).append(o)
     for (tag, message), group in groups.items():
         first, *same = group
-        mark = _mark(first, strict)
-        note = "" if mark == "✗" else " (a warning: it costs nothing unless graded with --strict)"
-        lines += [f"{mark} {first.prop} — {first.about} [{tag}]{note}", _indent(_clip(message))]
+        if counts(first):
+            note = ""
+        elif first.chapter is not None:
+            note = _(" ({name} will not survive ch. {chapter}: an extension, which costs nothing unless the rubric "
+                     "or --chapter {chapter} counts it)").format(name=name, chapter=first.chapter)
+        else:
+            note = _(" (a warning: it costs nothing unless graded with --strict)")
+        lines += [f"{mark(first)} {first.prop} — {_about(first)} [{tag}]{note}", _indent(_clip(message))]
         if same:
-            lines.append("  the same finding: " + ", ".join(f"{_mark(o, strict)} {o.prop}" for o in same))
+            lines.append(_("  the same finding: ") + ", ".join(f"{mark(o)} {o.prop}" for o in same))
     return "\n".join(lines)
 
 
-def _mark(outcome: Any, strict: bool) -> str:
-    return "✗" if outcome.tier == CORE or strict else "⚠"
+def _about(outcome: Any) -> str:
+    """What the property checks, in the student's language (properties.checks.properties_for
+    describes a regime by its name)."""
+    if outcome.about == f"correct on the '{outcome.prop}' inputs":
+        return _("correct on the '{regime}' inputs").format(regime=outcome.prop)
+    return _(outcome.about)
 
 
 def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     text = text.rstrip()
-    return text if len(text) <= limit else text[:limit] + "\n... (cut)"
+    return text if len(text) <= limit else text[:limit] + _("\n... (cut)")
 
 
 def _indent(text: str, by: str = "    ") -> str:
@@ -408,9 +493,9 @@ def _indent(text: str, by: str = "    ") -> str:
 
 def grader_error_item(name: str, weight: Fraction, error: str) -> ItemResult:
     return ItemResult(name, Fraction(0), _round2(weight), "failed", (),
-                      f"{name}: gradprop itself failed while grading this item; this is not a fault of "
-                      f"your code, and the item has not been graded. Please tell your instructor.\n"
-                      f"    {error}", error=error)
+                      _("{name}: gradprop itself failed while grading this item; this is not a fault of "
+                        "your code, and the item has not been graded. Please tell your instructor.").format(name=name)
+                      + f"\n    {error}", error=error)
 
 
 # --- one submission --------------------------------------------------------------------------------
@@ -426,11 +511,16 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
                      name: str | None = None) -> SubmissionResult:
     """Grade the layer set at ``path`` (a .py file or a folder). Never raises for the
     submission's faults; gradprop's own failures become items with ``error`` set."""
+    options = options or GradeOptions()
+    with use_language(options.lang):  # findings and feedback are written in the student's language
+        return _grade_submission(path, options, name)
+
+
+def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str | None) -> SubmissionResult:
     from .properties.registry import REGISTRY
     from .properties.suite import origin_of
     from .sandbox import SandboxSession
 
-    options = options or GradeOptions()
     path = os.path.abspath(path)  # the sandbox's child runs in the submission's folder
     name = name or submission_name(path)
     started = time.perf_counter()
@@ -457,7 +547,7 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
                 except Exception as exc:  # noqa: BLE001 - a bug of ours must not cost the row
                     items.append(grader_error_item(item.name, weight, _short_error(exc)))
                     continue
-                items.append(score_item(item.name, weight, outcomes, options.strict))
+                items.append(score_item(item.name, weight, outcomes, options.strict, options.rubric.counted(item.name)))
         import_error, printed = session.import_error, getattr(session, "import_output", "")
     else:
         import_error, printed = None, ""
@@ -467,24 +557,29 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
 
 def submission_feedback(result: SubmissionResult, options: GradeOptions, import_error: str | None,
                         printed: str) -> str:
-    lines = [f"Score: {_points(result.score)} / {_points(result.max_score)}", ""]
+    lines = [_("Score: {score} / {max_score}").format(score=_points(result.score),
+                                                      max_score=_points(result.max_score)), ""]
     if result.errors:
-        lines += ["gradprop itself failed on part of this submission (not a fault of your code); those "
-                  "items are not graded yet:", *("  " + e for e in result.errors), ""]
+        lines += [_("gradprop itself failed on part of this submission (not a fault of your code); those "
+                    "items are not graded yet:"), *("  " + e for e in result.errors), ""]
     if import_error:
-        lines += ["Your file could not be imported, so no item could be checked:", _indent(_clip(import_error)), ""]
+        lines += [_("Your file could not be imported, so no item could be checked:"), _indent(_clip(import_error)), ""]
     for r in result.items:
         mark = "✓" if r.status == "passed" else "✗"
         extra = f"  [{', '.join(r.tags)}]" if r.tags else ""
-        extra += "  (warnings only)" if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
+        extra += _("  (warnings only)") if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
+        if r.uncounted:
+            extra += _("  (not counted: {names}, of a later chapter)").format(names=", ".join(r.uncounted))
         lines.append(f"{mark} {r.name:<20} {_points(r.score):>6} / {_points(r.max_score)}{extra}")
-    lines += ["", "Each item is checked on generated inputs: forward against a JAX reference, backward "
-              "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
-              "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "
-              "an item is the share of its checks that hold; " + ("strict checks count too." if options.strict
-                                                                   else "warnings (⚠) cost nothing.")]
+    lines += ["", _("Each item is checked on generated inputs: forward against a JAX reference, backward "
+                    "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
+                    "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "
+                    "an item is the share of its checks that hold; ")
+              + (_("strict checks count too.") if options.strict else _("warnings (⚠) cost nothing."))
+              + _(" Extensions (what a later chapter adds to an item: label indices, rank > 2 input, padding) "
+                  "are always checked and cost marks only when the rubric counts them.")]
     if printed.strip():
-        lines += ["", "Your file printed this while being imported:", _indent(_clip(printed, PRINT_LIMIT))]
+        lines += ["", _("Your file printed this while being imported:"), _indent(_clip(printed, PRINT_LIMIT))]
     lines += ["", options.describe()]
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ BOOK_FILES = (
     "common/util.py",
     "common/gradient.py",
     "common/layers.py",
+    "ch05/layer_naive.py",
     "two_layer_net.py",
     "ch05/two_layer_net.py",
 )

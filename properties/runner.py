@@ -4,15 +4,16 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from hypothesis import Phase, Verbosity, given, settings as Settings
 from hypothesis.errors import Flaky
 
 from gradprop.findings import CORE, FAULTS, Finding
+from gradprop.i18n import _
 
-from . import profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
+from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
 from .checks import Target, reproduction
 from .model import Case, Property
@@ -27,6 +28,8 @@ class Outcome:
     #: None when the property held, else the finding's tag
     tag: str | None = None
     message: str = ""
+    #: for an extension, the chapter that adds it (it costs marks only when counted); else None
+    chapter: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -36,7 +39,7 @@ class Outcome:
 def failed(item: str, prop: Property, finding: Finding) -> Outcome:
     """The property failed. Its tier (not the finding's) decides whether it costs marks: a strict
     property that trips over a crash is still a warning; the core properties report the crash."""
-    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message)
+    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message, prop.chapter)
 
 
 def _quiet(settings: Settings | None, shrink: bool = True) -> Settings:
@@ -57,11 +60,11 @@ def explain(target: Target, prop: Property, case: Case, finding: Finding | None)
     except Finding as detailed:
         finding = detailed
     if finding is None:
-        finding = Finding("exception", f"{target.name} gave different results for the same input: "
-                                       "hidden randomness or state kept between calls.")
-    if "Reproduce" not in finding.message:
+        finding = Finding("exception", _("{name} gave different results for the same input: hidden randomness "
+                                         "or state kept between calls.").format(name=target.name))
+    if _("Reproduce") not in finding.message:
         finding = Finding(finding.tag, finding.message + reproduce_block(
-            reproduction(target, case), "Reproduce (the smallest failing input)"))
+            reproduction(target, case), _("Reproduce (the smallest failing input)")))
     return failed(target.name, prop, finding)
 
 
@@ -82,7 +85,7 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
         search()
     except (Finding, Flaky) as exc:
         return explain(target, prop, failing[-1], exc if isinstance(exc, Finding) else None)
-    return Outcome(target.name, prop.name, prop.tier, prop.about)
+    return Outcome(target.name, prop.name, prop.tier, prop.about, chapter=prop.chapter)
 
 
 _EXAMPLES: dict[tuple, list[Case]] = {}
@@ -147,14 +150,15 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     props = properties_for(item)
     if session.import_error or session.resolve(item.names) is None:
         finding = (Finding("import-error", session.import_error) if session.import_error else
-                   Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
+                   Finding("not-found", _("{names} is not defined by the layer set.").format(
+                       names=" / ".join(item.names))))
         return [failed(item.name, prop, finding) for prop in props]
     target = Target(session, item, session.resolve(item.names), origin)
     first = screen(target, props, settings)
     outcomes = []
     for prop in props:
         if prop.name not in first:
-            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about))
+            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about, chapter=prop.chapter))
             continue
         finding, case = first[prop.name]
         outcome = None
@@ -162,5 +166,24 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
             outcome = run_property(target, prop, settings)  # search again, to shrink the input
         if outcome is None or outcome.passed:
             outcome = explain(target, prop, case, finding)
-        outcomes.append(outcome)
+        outcomes.append(_hinted(target, prop, outcome, settings))
     return outcomes
+
+
+#: failing inputs asked for a hint when the reported one is too plain to give one
+HINT_EXAMPLES = 10
+
+
+def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings | None) -> Outcome:
+    """The outcome, with the hint its property's other failing inputs agree on (``diagnosis.borrow``)."""
+    if outcome.tag not in diagnosis.EXPLAINABLE or diagnosis.hints_in(outcome.message):
+        return outcome
+    others: list[str] = []
+    for case in examples(target.item, dict(prop.regime), settings)[:HINT_EXAMPLES]:
+        try:
+            prop.check(target, case, False)
+        except Finding as finding:
+            others.append(finding.message)
+            if diagnosis.settled(others):
+                break
+    return replace(outcome, message=diagnosis.borrow(outcome.message, others))
