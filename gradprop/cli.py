@@ -24,6 +24,7 @@ from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fing
                       grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
 from .i18n import LANGUAGES, default_language
 from .isolation import IsolationError, probe, sweep
+from .report import write_report
 from .text import safe_text
 
 #: times a submission may be in flight when a worker process dies before it is given up
@@ -274,6 +275,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         progress.close()
         sheet = write_csv(done + results, options.rubric, args.out)
     results = done + results
+    write_report(results, options.rubric, args.out)
     failed = [r for r in results if r.errors]
     if interrupted:
         print(f"gradprop grade: interrupted: {len(results)} of {len(named)} submissions finished, in {sheet}; "
