@@ -16,6 +16,7 @@ from . import profiles  # noqa: F401 - dev / ci / grading exist wherever checks 
 from .assertions import reproduce_block
 from .checks import Target, reproduction
 from .model import Case, Property
+from .store import store
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,20 @@ def _regime_key(regime: Mapping[str, Any]) -> str:
 
 def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]:
     """The cases Hypothesis generates for ``item.cases(**regime)`` under ``settings``, drawn once
-    per process and kept: derandomized generation is a function of the strategy and the settings
-    alone, so every layer set screened in this process meets the same cases (and a grader pays for
-    drawing them once, not once per submission)."""
+    and kept: derandomized generation is a function of the strategy and the settings alone, so
+    every layer set screened meets the same cases, and a grader pays for drawing them once, not
+    once per submission (nor once per process: they are kept in the on-disk store)."""
     settings = _quiet(settings, shrink=False)
     key = (item.name, _regime_key(regime), settings.max_examples, settings.derandomize)
-    if key not in _EXAMPLES or not settings.derandomize:
-        drawn: list[Case] = []
+    if key in _EXAMPLES and settings.derandomize:
+        return _EXAMPLES[key]
+    kept = settings.derandomize and settings.database is None
+    stored = repr((*key, settings.phases)).encode()
+    drawn = store().get("examples", stored) if kept else None
+    if drawn is not None:
+        drawn = [Case(**fields) for fields in drawn]
+    else:
+        drawn = []
 
         @settings
         @given(item.cases(**regime))
@@ -108,8 +116,11 @@ def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]
             drawn.append(case)
 
         collect()
-        _EXAMPLES[key] = drawn
-    return _EXAMPLES[key]
+        if kept:
+            store().put("examples", stored, [{"init": dict(c.init), "inputs": dict(c.inputs), "seed": c.seed,
+                                              "extra": dict(c.extra)} for c in drawn])
+    _EXAMPLES[key] = drawn
+    return drawn
 
 
 def screen(target: Target, props: list[Property], settings: Settings | None = None) -> dict[str, tuple[Finding, Case]]:
@@ -163,4 +174,5 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
         if outcome is None or outcome.passed:
             outcome = explain(target, prop, case, finding)
         outcomes.append(outcome)
+    store().flush()  # what this item taught the store is kept even if the process is killed later
     return outcomes
