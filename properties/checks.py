@@ -6,7 +6,7 @@ more with ``explain=True`` on the smallest failing case, to localise the wrong e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -31,6 +31,25 @@ class Target:
     name: str
     #: the module a student imports it from, for reproduction snippets
     origin: str
+    #: (case, runs): while the screen puts one case through every property, the forward and
+    #: backward runs on it, done once and read by every property that only reads them
+    shared: tuple[Case, dict] | None = field(default=None, compare=False)
+
+
+def _once(t: Target, case: Case, what: str, run):
+    """``run()``, or what it gave (or raised) the first time on this case while shared."""
+    if t.shared is None or case is not t.shared[0]:
+        return run()
+    runs = t.shared[1]
+    if what not in runs:
+        try:
+            runs[what] = (run(), None)
+        except Finding as finding:  # every property that reads this run meets the same fault
+            runs[what] = (None, finding)
+    value, finding = runs[what]
+    if finding is not None:
+        raise type(finding)(finding.tag, finding.message)
+    return value
 
 
 # --- calling the layer set -------------------------------------------------------------------------
@@ -41,15 +60,20 @@ def _build(t: Target, case: Case) -> Ref:
     return t.session.new(t.name, *case.init.values())
 
 
-def _forward(t: Target, case: Case) -> tuple[Ref | None, Reply, Case]:
+def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Reply, Case]:
     """Build (for a layer) and call forward; the case comes back with what the entry reads off
-    the output for its reference (a dropout mask)."""
-    if t.item.kind == "function":
-        layer, reply = None, t.session.call(t.name, None, *case.inputs.values())
-    else:
-        layer = _build(t, case)
-        reply = t.session.call(layer, "forward", *case.inputs.values())
-    return layer, reply, _observed(t, case, reply)
+    the output for its reference (a dropout mask). ``share``: the caller only reads the result
+    (and will at most call backward with the case's dout), so the screen's run may serve."""
+
+    def run():
+        if t.item.kind == "function":
+            layer, reply = None, t.session.call(t.name, None, *case.inputs.values())
+        else:
+            layer = _build(t, case)
+            reply = t.session.call(layer, "forward", *case.inputs.values())
+        return layer, reply, _observed(t, case, reply)
+
+    return _once(t, case, "forward", run) if share else run()
 
 
 def _observed(t: Target, case: Case, reply: Reply) -> Case:
@@ -65,10 +89,21 @@ def _dout(t: Target, case: Case, shape: tuple[int, ...]) -> Any:
 
 
 def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
-    """Build, forward, then backward with the case's dout (shaped like the reference's output)."""
-    layer, _, case = _forward(t, case)
-    dout = _dout(t, case, oracle.forward(t.item, case).shape)
-    return layer, t.session.call(layer, "backward", dout), case, dout
+    """Build, forward, then backward with the case's dout (shaped like the reference's output).
+    Every caller only reads the result: one run per case serves them all in the screen."""
+
+    def run():
+        layer, _, seen = _forward(t, case, share=True)
+        dout = _dout(t, seen, oracle.forward(t.item, seen).shape)
+        return layer, t.session.call(layer, "backward", dout), seen, dout
+
+    return _once(t, case, "backward", run)
+
+
+def _backward_grads(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any, dict[str, Any]]:
+    """``_backward`` and the gradients it produced (read once per case in the screen)."""
+    layer, reply, seen, dout = _backward(t, case)
+    return layer, reply, seen, dout, _once(t, case, "grads", lambda: _grads(t, layer, reply))
 
 
 def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
@@ -145,7 +180,7 @@ def reproduction(t: Target, case: Case) -> str:
 def check_forward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_forward(t, case, explain)
-    _, reply, case = _forward(t, case)
+    _, reply, case = _forward(t, case, share=True)
     assert_close(reply.value, oracle.forward(t.item, case), item=t.name, what="forward output",
                  against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
                  tag="wrong-forward", reproduce=lambda: _repro(t, case, "out"), gradient=False)
@@ -154,9 +189,9 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
 def check_backward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_gradient(t, case, explain)
-    layer, reply, case, dout = _backward(t, case)
+    _, _, case, dout, got = _backward_grads(t, case)
     _, expected = oracle.vjp(t.item, case, dout)
-    _check_grads(t, case, _grads(t, layer, reply), expected, dout, _against(t, dout))
+    _check_grads(t, case, got, expected, dout, _against(t, dout))
 
 
 def check_regime(t: Target, case: Case, explain: bool = False) -> None:
@@ -199,8 +234,8 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
     """
     if t.item.kind == "network":
         return check_net_numerical(t, case, explain)
-    layer, reply, case, v = _backward(t, case)
-    got = _shape_checked(t, case, _grads(t, layer, reply), v)
+    _, _, case, v, grads = _backward_grads(t, case)
+    got = _shape_checked(t, case, grads, v)
     args = oracle.arguments(case)
     rng = np.random.default_rng([case.seed, 7])
     u = {k: rng.standard_normal(np.shape(args[k])) for k in t.item.wrt}
@@ -238,8 +273,8 @@ def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str)
 def check_shapes(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_shapes(t, case, explain)
-    layer, reply, case, dout = _backward(t, case)
-    _shape_checked(t, case, _grads(t, layer, reply), dout)
+    _, _, case, dout, got = _backward_grads(t, case)
+    _shape_checked(t, case, got, dout)
 
 
 def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, call: str, tag: str, look: str,
@@ -264,7 +299,7 @@ def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, cal
 def check_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_mutates_input(t, case, explain)
-    _, reply, _ = _forward(t, case)
+    _, reply, _ = _forward(t, case, share=True)
     call = t.name if t.item.kind == "function" else f"{t.name}.forward"
     _unchanged(t, case, case.inputs, reply.args_after, call, "mutates-input", ", ".join(case.inputs))
 
@@ -382,9 +417,15 @@ def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
 
 
 def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
-    """Build the net with the case's weights and call ``gradient(x, t)``: (net, the dict it returned)."""
-    net = _net(t, case)
-    value = t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
+    """Build the net with the case's weights and call ``gradient(x, t)``: (net, the dict it
+    returned). One run per case serves the screen's gradient, numerical and shape checks (the
+    numerical check moves params and puts them back; the others only read the dict)."""
+
+    def run():
+        net = _net(t, case)
+        return net, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
+
+    net, value = _once(t, case, "gradient", run)
     if not isinstance(value, dict) or any(k not in value for k in PARAMS):
         raise Finding("wrong-gradient", f"{t.name}.gradient should return a dict with keys W1, b1, W2, b2; "
                                         f"it returned {describe(value)}.")

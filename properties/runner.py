@@ -4,7 +4,7 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from hypothesis import Phase, Verbosity, given, settings as Settings
@@ -133,10 +133,11 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
         groups.setdefault(_regime_key(prop.regime), (dict(prop.regime), []))[1].append(prop)
     for regime, group in groups.values():
         for case in examples(target.item, regime, settings):
+            shared = replace(target, shared=(case, {}))  # one forward/backward run for every reader
             for prop in group:
                 if prop.name not in found:
                     try:
-                        prop.check(target, case, False)
+                        prop.check(shared, case, False)
                     except Finding as finding:
                         found[prop.name] = (finding, case)
     return found
