@@ -371,14 +371,27 @@ def _net(t: Target, case: Case) -> Ref:
     """Build the net, then write the case's weights into its params in place (the book's own way
     of changing them: the layers see the change only if they share the arrays)."""
     net = _build(t, case)
+    params = _params(t, net)
     for k in PARAMS:
-        current = as_array(t.session.get(net, "params", k), f"{t.name}: params['{k}']", "wrong-forward")
+        current = as_array(params[k], f"{t.name}: params['{k}']", "wrong-forward")
         want = case.inputs[k]
         if current.shape != want.shape:
             raise Finding("wrong-shape", f"{t.name}: params['{k}'] has shape {current.shape}, expected {want.shape} "
                                          f"for {dict(case.init)}.")
         t.session.iadd(net, ("params", k), want - current)
     return net
+
+
+def _params(t: Target, net: Ref) -> Mapping[str, Any]:
+    """``net.params`` in one read; key by key (and so with the same findings) when it is not a
+    dict holding every key."""
+    try:
+        value = t.session.get(net, "params")
+    except Finding:
+        value = None
+    if isinstance(value, dict) and all(k in value for k in PARAMS):
+        return value
+    return {k: t.session.get(net, "params", k) for k in PARAMS}
 
 
 def _net_repro(t: Target, case: Case, steps: list[str]) -> str:
