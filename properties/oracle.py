@@ -125,13 +125,24 @@ def _float(value: Any) -> Any:
     return a.astype(np.float64) if a.dtype.kind in "biu" and a.dtype != bool else a
 
 
+def _wrt(item: Item, traced: Mapping[str, Any]) -> tuple[dict, dict]:
+    """The differentiated arguments (as floats) and the others."""
+    diff = {k: _float(traced[k]) for k in item.wrt}
+    return diff, {k: v for k, v in traced.items() if k not in diff}
+
+
 def forward(item: Item, case: Case) -> np.ndarray:
-    """The reference output for the case."""
+    """The reference output for the case. For an item with gradients it comes from the program
+    ``vjp`` compiles (with a zero dout), so that a new signature costs one compile, not two."""
     traced, static = _split(item, arguments(case, item))
     key = _key(item.name, "forward", traced, repr(static))
 
     def compute():
-        return np.asarray(_jitted(_forward_fn, item, static)(traced))
+        if not item.wrt:
+            return np.asarray(_jitted(_forward_fn, item, static)(traced))
+        diff, other = _wrt(item, traced)
+        shape = jax.eval_shape(lambda d: item.reference(**d, **other, **dict(static)), diff).shape
+        return np.asarray(_jitted(_vjp_fn, item, static)(diff, other, np.zeros(shape))[0])
 
     return _memo(key, compute)
 
@@ -139,8 +150,7 @@ def forward(item: Item, case: Case) -> np.ndarray:
 def vjp(item: Item, case: Case, dout: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(reference output, {argument name: expected gradient}) for the upstream gradient ``dout``."""
     traced, static = _split(item, arguments(case, item))
-    diff = {k: _float(traced[k]) for k in item.wrt}
-    other = {k: v for k, v in traced.items() if k not in diff}
+    diff, other = _wrt(item, traced)
     key = _key(item.name, "vjp", diff, other, repr(static), dout)
 
     def compute():
