@@ -141,7 +141,7 @@ class Store:
             except (sqlite3.Error, OSError):
                 self.path = None
                 return None
-            self._db, self._pid, self._pending = db, os.getpid(), {}
+            self._db, self._pid = db, os.getpid()
         return self._db
 
     def get(self, kind: str, key: bytes) -> Any:
