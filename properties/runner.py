@@ -143,15 +143,38 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
     return found
 
 
+def settle(target: Target, prop: Property, found: tuple[Finding, Case] | None, settings: Settings | None = None,
+           search: bool = True) -> Outcome:
+    """The outcome of a property from what the screen ``found``. A core wrong value is searched
+    again on its own, with shrinking, to report the smallest failing input; a fault, a strict
+    warning, and a wrong value the second search does not meet again, are reported on the input
+    that showed them."""
+    if found is None:
+        return Outcome(target.name, prop.name, prop.tier, prop.about)
+    finding, case = found
+    outcome = None
+    if finding.tag not in FAULTS and prop.tier == CORE and search:
+        outcome = run_property(target, prop, settings)
+    if outcome is None or outcome.passed:
+        outcome = explain(target, prop, case, finding)
+    return outcome
+
+
+def check_property(target: Target, prop: Property, settings: Settings | None = None) -> Outcome:
+    """One property, as the grader settles it: a screen over the shared examples, then a search
+    only if the screen failed."""
+    outcome = settle(target, prop, screen(target, [prop], settings).get(prop.name), settings)
+    store().flush()
+    return outcome
+
+
 def evaluate_item(session, item, origin: str, settings: Settings | None = None,
                   until: str | None = None) -> list[Outcome]:
     """Every property of ``item`` on the layer set behind ``session``, in order.
 
-    First a screen over shared examples (cheap: a correct layer set costs one Hypothesis run per
-    input strategy). Then each property that failed is searched again on its own, with shrinking,
-    to report the smallest failing input; a fault, a strict warning, and a wrong value the second
-    search does not meet again, are reported on the input that showed them. An import error or a missing name
-    fails every property at once. ``until`` is accepted for callers that only need one tag; the
+    First a screen over shared examples (cheap: a correct layer set meets each input strategy's
+    examples once), then ``settle`` for each property. An import error or a missing name fails
+    every property at once. ``until`` is accepted for callers that only need one tag; the
     screen finds every tag anyway.
     """
     from .checks import properties_for
@@ -163,17 +186,6 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
         return [failed(item.name, prop, finding) for prop in props]
     target = Target(session, item, session.resolve(item.names), origin)
     first = screen(target, props, settings)
-    outcomes = []
-    for prop in props:
-        if prop.name not in first:
-            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about))
-            continue
-        finding, case = first[prop.name]
-        outcome = None
-        if finding.tag not in FAULTS and prop.tier == CORE and until is None:
-            outcome = run_property(target, prop, settings)  # search again, to shrink the input
-        if outcome is None or outcome.passed:
-            outcome = explain(target, prop, case, finding)
-        outcomes.append(outcome)
+    outcomes = [settle(target, prop, first.get(prop.name), settings, search=until is None) for prop in props]
     store().flush()  # what this item taught the store is kept even if the process is killed later
     return outcomes
