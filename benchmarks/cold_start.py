@@ -45,6 +45,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
+    load = os.getloadavg()[0]  # the machine is shared: other processes move the figures
     with tempfile.TemporaryDirectory(prefix="gradprop-cold-") as tmp:
         tmp = Path(tmp)
         (tmp / "ag" / "submission").mkdir(parents=True)
@@ -63,7 +64,8 @@ def main() -> int:
 
     print(f"Table: one fresh `python -m gradprop.cli gradescope-run` on examples/book_correct.py "
           f"(wall time, time.perf_counter, median of {args.repeats}), {os.cpu_count()} CPUs, after "
-          f"`python -m gradprop.properties.warm` into empty cache folders ({setup:.1f} s, once).\n")
+          f"`python -m gradprop.properties.warm` into empty cache folders ({setup:.1f} s, once); 1-minute "
+          f"load average before the run: {load:.1f}.\n")
     print("| disk caches | cold start s (median) | runs s | result |")
     print("|---|---:|---|---|")
     for name, r in rows.items():
@@ -71,7 +73,8 @@ def main() -> int:
     print("\ntarget: <= 3 s")
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "cold_start.json").write_text(json.dumps(
-        {"cpus": os.cpu_count(), "setup_warm_s": setup, "repeats": args.repeats, **rows}, indent=2) + "\n")
+        {"cpus": os.cpu_count(), "load_average_before": load, "setup_warm_s": setup, "repeats": args.repeats,
+         **rows}, indent=2) + "\n")
     return 0
 
 

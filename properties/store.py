@@ -97,7 +97,8 @@ def unpack(data: bytes) -> Any:
     for dtype, shape in head["a"]:
         dt = np.dtype(dtype)
         size = dt.itemsize * int(np.prod(shape, dtype=np.int64))
-        arrays.append(np.frombuffer(data, dt, size // dt.itemsize if dt.itemsize else 0, at).reshape(tuple(shape)).copy())
+        count = size // dt.itemsize if dt.itemsize else 0
+        arrays.append(np.frombuffer(data, dt, count, at).reshape(tuple(shape)).copy())
         at += size
 
     def build(v: Any) -> Any:
