@@ -32,6 +32,8 @@ import numpy as np
 _KINDS = "biufc"
 #: unsaved entries that trigger a write
 _BATCH = 256
+#: a store bigger than this starts again empty (random ``dev`` runs add answers on new inputs)
+_LIMIT_BYTES = 512 * 2**20
 
 
 def version() -> str:
@@ -135,6 +137,9 @@ class Store:
         if self._db is None or self._pid != os.getpid():  # never use a connection across a fork
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self.path.exists() and self.path.stat().st_size > _LIMIT_BYTES:
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
                 db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last write is harmless

@@ -97,3 +97,16 @@ def test_examples_and_answers_from_the_store_are_the_ones_computed(tmp_path, mon
     for case, answer in zip(again, answers):
         assert same(oracle.vjp(item, case, np.ones((len(case.inputs["x"]), case.init["W"].shape[1]))), answer)
     assert computed == []
+
+
+def test_a_store_past_its_size_limit_starts_again_empty(tmp_path, monkeypatch):
+    first = S.Store(tmp_path / "s.sqlite")
+    first.put("oracle", b"k", np.ones(1000))
+    first.flush()
+    monkeypatch.setattr(S, "_LIMIT_BYTES", 1000)
+    again = S.Store(tmp_path / "s.sqlite")
+    assert again.get("oracle", b"k") is None
+    again.put("oracle", b"k", np.ones(2))
+    again.flush()
+    monkeypatch.undo()  # back to the real limit: what was written after the fresh start is kept
+    assert same(S.Store(tmp_path / "s.sqlite").get("oracle", b"k"), np.ones(2))
