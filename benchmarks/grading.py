@@ -15,6 +15,8 @@ of these machines). Wall time is measured around the whole run with time.perf_co
   JOBS at a time: import torch, load the file, ``gradcheck`` (slow mode) on each item with a
   backward, on one input each, print pass/fail. No sandbox, no time limit, no other property.
 
+Each grader runs ``--rounds`` times (2 by default), in the order A B B A: on a shared machine the
+load drifts, and this way a drift falls on both graders alike. The figures are over all rounds.
 Prints a table of submissions per minute and the ratio; writes ``benchmarks/results/grading.json``.
 Nothing here asserts on time.
 """
@@ -87,6 +89,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", type=int, help="how many copies of examples/book_correct.py to grade")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="parallel workers for both graders (default 2)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each grader, order A B B A (default 2)")
     args = parser.parse_args()
 
     load = os.getloadavg()[0]  # the machine is shared: other processes move both graders' figures
@@ -95,20 +98,26 @@ def main() -> int:
     warm = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix="gradprop-grading-") as tmp:
         paths = copies(Path(tmp), args.n)
-        g_wall, g_each, g_scores = run_gradprop(paths, Path(tmp) / "out", args.jobs)
-        print(f"  gradprop grade: {g_wall:.1f} s", file=sys.stderr)
-        t_wall, t_each, t_result = run_torch(paths, args.jobs)
-        print(f"  torch grader: {t_wall:.1f} s", file=sys.stderr)
+        graders = {"gradprop": lambda r: run_gradprop(paths, Path(tmp) / f"out{r}", args.jobs),
+                   "torch_gradcheck": lambda r: run_torch(paths, args.jobs)}
+        runs: dict[str, list] = {name: [] for name in graders}
+        for r in range(args.rounds):  # A B B A: a load that drifts during the run falls on both alike
+            for name in (list(graders) if r % 2 == 0 else list(graders)[::-1]):
+                runs[name].append(graders[name](r))
+                print(f"  {name}, round {r + 1}: {runs[name][-1][0]:.1f} s", file=sys.stderr)
 
-    rows = {"gradprop": (g_wall, g_each, g_scores), "torch_gradcheck": (t_wall, t_each, t_result)}
-    figures = {name: {"wall_s": wall, "submissions_per_min": 60 * args.n / wall,
+    rows = {name: (sum(wall for wall, _, _ in rs), [e for _, each, _ in rs for e in each],
+                   ", ".join(sorted({result for _, _, result in rs}))) for name, rs in runs.items()}
+    graded = args.n * args.rounds
+    figures = {name: {"wall_s": wall, "submissions_per_min": 60 * graded / wall,
                       "per_submission_s": {"median": statistics.median(each), "max": max(each)},
                       # what the rate tends to once every worker is past its first submission
                       "steady_submissions_per_min": 60 * args.jobs / statistics.median(each),
                       "result": result}
                for name, (wall, each, result) in rows.items()}
     print(f"Table: grading {args.n} copies of examples/book_correct.py with {args.jobs} parallel workers, "
-          f"{os.cpu_count()} CPUs; wall time of the whole run (time.perf_counter). gradprop = `gradprop grade "
+          f"{os.cpu_count()} CPUs, {args.rounds} rounds per grader in the order A B B A; wall time summed over "
+          f"each grader's rounds (time.perf_counter). gradprop = `gradprop grade "
           f"-j {args.jobs}` (every property of every item, sandboxed, grading profile; caches warmed "
           f"beforehand by `python -m gradprop.properties.warm`, {warm:.1f} s, not counted). torch = one "
           f"process per submission running torch gradcheck (slow mode) on each item with a backward, one "
@@ -121,7 +130,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, f in figures.items():
         each = f["per_submission_s"]
-        print(f"| {name} | {args.n} | {f['wall_s']:.1f} | {f['submissions_per_min']:.1f} | "
+        print(f"| {name} | {graded} | {f['wall_s']:.1f} | {f['submissions_per_min']:.1f} | "
               f"{each['median']:.1f}, {each['max']:.1f} | {f['steady_submissions_per_min']:.1f} | {f['result']} |")
     ratio = figures["gradprop"]["submissions_per_min"] / figures["torch_gradcheck"]["submissions_per_min"]
     print(f"\ngradprop / torch gradcheck grader: {ratio:.2f}x the submissions per minute "
@@ -129,7 +138,7 @@ def main() -> int:
 
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "grading.json").write_text(json.dumps({
-        "submissions": args.n, "jobs": args.jobs, "cpus": os.cpu_count(), "warm_s": warm,
+        "submissions": args.n, "rounds": args.rounds, "jobs": args.jobs, "cpus": os.cpu_count(), "warm_s": warm,
         "load_average_before": load,
         **figures, "gradprop_over_torch": ratio,
     }, indent=2) + "\n")
