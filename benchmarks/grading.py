@@ -8,12 +8,15 @@ of these machines). Wall time is measured around the whole run with time.perf_co
 
 - gradprop: one ``gradprop grade COPIES --out DIR -j JOBS`` (run as ``python -m gradprop.cli``):
   every item, every property, Hypothesis' ``grading`` profile, each submission in a sandboxed
-  child process. The JAX compile cache is left as it is (``GRADPROP_JAX_CACHE``, default
-  ``~/.cache/gradprop/jax``); whether it was empty is printed, since a first run compiles.
+  child process. Before the clock starts, ``python -m gradprop.properties.warm`` (what the
+  Gradescope ``setup.sh`` runs) fills the on-disk store and JAX's compile cache, as an
+  instructor's first grading run would; its time is printed apart.
 - torch: ``python benchmarks/torch_gradcheck.py COPY``, one fresh process per submission, at most
   JOBS at a time: import torch, load the file, ``gradcheck`` (slow mode) on each item with a
   backward, on one input each, print pass/fail. No sandbox, no time limit, no other property.
 
+Each grader runs ``--rounds`` times (2 by default), in the order A B B A: on a shared machine the
+load drifts, and this way a drift falls on both graders alike. The figures are over all rounds.
 Prints a table of submissions per minute and the ratio; writes ``benchmarks/results/grading.json``.
 Nothing here asserts on time.
 """
@@ -86,37 +89,48 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", type=int, help="how many copies of examples/book_correct.py to grade")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="parallel workers for both graders (default 2)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each grader, order A B B A (default 2)")
     args = parser.parse_args()
 
-    cache = Path(os.environ.get("GRADPROP_JAX_CACHE") or Path.home() / ".cache" / "gradprop" / "jax")
-    cache_files = sum(1 for _ in cache.rglob("*")) if cache.is_dir() else 0
+    load = os.getloadavg()[0]  # the machine is shared: other processes move both graders' figures
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gradprop.properties.warm"], cwd=ROOT, check=True, capture_output=True)
+    warm = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix="gradprop-grading-") as tmp:
         paths = copies(Path(tmp), args.n)
-        g_wall, g_each, g_scores = run_gradprop(paths, Path(tmp) / "out", args.jobs)
-        print(f"  gradprop grade: {g_wall:.1f} s", file=sys.stderr)
-        t_wall, t_each, t_result = run_torch(paths, args.jobs)
-        print(f"  torch grader: {t_wall:.1f} s", file=sys.stderr)
+        graders = {"gradprop": lambda r: run_gradprop(paths, Path(tmp) / f"out{r}", args.jobs),
+                   "torch_gradcheck": lambda r: run_torch(paths, args.jobs)}
+        runs: dict[str, list] = {name: [] for name in graders}
+        for r in range(args.rounds):  # A B B A: a load that drifts during the run falls on both alike
+            for name in (list(graders) if r % 2 == 0 else list(graders)[::-1]):
+                runs[name].append(graders[name](r))
+                print(f"  {name}, round {r + 1}: {runs[name][-1][0]:.1f} s", file=sys.stderr)
 
-    rows = {"gradprop": (g_wall, g_each, g_scores), "torch_gradcheck": (t_wall, t_each, t_result)}
-    figures = {name: {"wall_s": wall, "submissions_per_min": 60 * args.n / wall,
+    rows = {name: (sum(wall for wall, _, _ in rs), [e for _, each, _ in rs for e in each],
+                   ", ".join(sorted({result for _, _, result in rs}))) for name, rs in runs.items()}
+    graded = args.n * args.rounds
+    figures = {name: {"wall_s": wall, "submissions_per_min": 60 * graded / wall,
                       "per_submission_s": {"median": statistics.median(each), "max": max(each)},
                       # what the rate tends to once every worker is past its first submission
                       "steady_submissions_per_min": 60 * args.jobs / statistics.median(each),
                       "result": result}
                for name, (wall, each, result) in rows.items()}
     print(f"Table: grading {args.n} copies of examples/book_correct.py with {args.jobs} parallel workers, "
-          f"{os.cpu_count()} CPUs; wall time of the whole run (time.perf_counter). gradprop = `gradprop grade "
-          f"-j {args.jobs}` (every property of every item, sandboxed, grading profile; JAX compile cache "
-          f"{cache} held {cache_files} files before the run). torch = one process per submission running "
-          f"torch gradcheck (slow mode) on each item with a backward, one input each. Per submission: the "
+          f"{os.cpu_count()} CPUs, {args.rounds} rounds per grader in the order A B B A; wall time summed over "
+          f"each grader's rounds (time.perf_counter). gradprop = `gradprop grade "
+          f"-j {args.jobs}` (every property of every item, sandboxed, grading profile; caches warmed "
+          f"beforehand by `python -m gradprop.properties.warm`, {warm:.1f} s, not counted). torch = one "
+          f"process per submission running torch gradcheck (slow mode) on each item with a backward, one "
+          f"input each. Per submission: the "
           f"grader's own execution_time (gradprop) or the process's wall time (torch); steady = jobs x 60 / "
-          f"median, the rate once every worker is past its first submission.\n")
+          f"median, the rate once every worker is past its first submission. 1-minute load average before "
+          f"the run: {load:.1f}.\n")
     print("| grader | submissions | wall s | submissions / min | per submission s (median, max) "
           "| steady submissions / min | result |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, f in figures.items():
         each = f["per_submission_s"]
-        print(f"| {name} | {args.n} | {f['wall_s']:.1f} | {f['submissions_per_min']:.1f} | "
+        print(f"| {name} | {graded} | {f['wall_s']:.1f} | {f['submissions_per_min']:.1f} | "
               f"{each['median']:.1f}, {each['max']:.1f} | {f['steady_submissions_per_min']:.1f} | {f['result']} |")
     ratio = figures["gradprop"]["submissions_per_min"] / figures["torch_gradcheck"]["submissions_per_min"]
     print(f"\ngradprop / torch gradcheck grader: {ratio:.2f}x the submissions per minute "
@@ -124,7 +138,8 @@ def main() -> int:
 
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "grading.json").write_text(json.dumps({
-        "submissions": args.n, "jobs": args.jobs, "cpus": os.cpu_count(), "jax_cache_files_before": cache_files,
+        "submissions": args.n, "rounds": args.rounds, "jobs": args.jobs, "cpus": os.cpu_count(), "warm_s": warm,
+        "load_average_before": load,
         **figures, "gradprop_over_torch": ratio,
     }, indent=2) + "\n")
     return 0

@@ -48,6 +48,7 @@ if ! python3 -m pip install --no-cache-dir -c constraints.txt "$WHEEL"; then
     python3 -m pip install --no-cache-dir "$WHEEL"
 fi
 python3 -c "import gradprop.grading, jax; print('gradprop', gradprop.__version__, 'jax', jax.__version__)"
+python3 -m gradprop.properties.warm  # examples, reference answers, compiled programs: no grading run computes them
 """
 
 RUN_AUTOGRADER = """\

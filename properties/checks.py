@@ -6,7 +6,7 @@ more with ``explain=True`` on the smallest failing case, to localise the wrong e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -33,6 +33,25 @@ class Target:
     name: str
     #: the module a student imports it from, for reproduction snippets
     origin: str
+    #: (case, runs): while the screen puts one case through every property, the forward and
+    #: backward runs on it, done once and read by every property that only reads them
+    shared: tuple[Case, dict] | None = field(default=None, compare=False)
+
+
+def _once(t: Target, case: Case, what: str, run):
+    """``run()``, or what it gave (or raised) the first time on this case while shared."""
+    if t.shared is None or case is not t.shared[0]:
+        return run()
+    runs = t.shared[1]
+    if what not in runs:
+        try:
+            runs[what] = (run(), None)
+        except Finding as finding:  # every property that reads this run meets the same fault
+            runs[what] = (None, finding)
+    value, finding = runs[what]
+    if finding is not None:
+        raise type(finding)(finding.tag, finding.message)
+    return value
 
 
 # --- calling the layer set -------------------------------------------------------------------------
@@ -43,15 +62,20 @@ def _build(t: Target, case: Case) -> Ref:
     return t.session.new(t.name, *case.init.values())
 
 
-def _forward(t: Target, case: Case) -> tuple[Ref | None, Reply, Case]:
+def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Reply, Case]:
     """Build (for a layer) and call forward; the case comes back with what the entry reads off
-    the output for its reference (a dropout mask)."""
-    if t.item.kind == "function":
-        layer, reply = None, t.session.call(t.name, None, *case.inputs.values())
-    else:
-        layer = _build(t, case)
-        reply = t.session.call(layer, "forward", *case.inputs.values())
-    return layer, reply, _observed(t, case, reply)
+    the output for its reference (a dropout mask). ``share``: the caller only reads the result
+    (and will at most call backward with the case's dout), so the screen's run may serve."""
+
+    def run():
+        if t.item.kind == "function":
+            layer, reply = None, t.session.call(t.name, None, *case.inputs.values())
+        else:
+            layer = _build(t, case)
+            reply = t.session.call(layer, "forward", *case.inputs.values())
+        return layer, reply, _observed(t, case, reply)
+
+    return _once(t, case, "forward", run) if share else run()
 
 
 def _observed(t: Target, case: Case, reply: Reply) -> Case:
@@ -67,10 +91,21 @@ def _dout(t: Target, case: Case, shape: tuple[int, ...]) -> Any:
 
 
 def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
-    """Build, forward, then backward with the case's dout (shaped like the reference's output)."""
-    layer, _, case = _forward(t, case)
-    dout = _dout(t, case, oracle.forward(t.item, case).shape)
-    return layer, t.session.call(layer, "backward", dout), case, dout
+    """Build, forward, then backward with the case's dout (shaped like the reference's output).
+    Every caller only reads the result: one run per case serves them all in the screen."""
+
+    def run():
+        layer, _, seen = _forward(t, case, share=True)
+        dout = _dout(t, seen, oracle.forward(t.item, seen).shape)
+        return layer, t.session.call(layer, "backward", dout), seen, dout
+
+    return _once(t, case, "backward", run)
+
+
+def _backward_grads(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any, dict[str, Any]]:
+    """``_backward`` and the gradients it produced (read once per case in the screen)."""
+    layer, reply, seen, dout = _backward(t, case)
+    return layer, reply, seen, dout, _once(t, case, "grads", lambda: _grads(t, layer, reply))
 
 
 def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
@@ -151,7 +186,7 @@ def reproduction(t: Target, case: Case) -> str:
 def check_forward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_forward(t, case, explain)
-    _, reply, case = _forward(t, case)
+    _, reply, case = _forward(t, case, share=True)
     expected = oracle.forward(t.item, case)
     assert_close(reply.value, expected, item=t.name, what="forward output",
                  against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
@@ -162,9 +197,9 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
 def check_backward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_gradient(t, case, explain)
-    layer, reply, case, dout = _backward(t, case)
+    _, _, case, dout, got = _backward_grads(t, case)
     _, expected = oracle.vjp(t.item, case, dout)
-    _check_grads(t, case, _grads(t, layer, reply), expected, dout, _against(t, dout))
+    _check_grads(t, case, got, expected, dout, _against(t, dout))
 
 
 def check_regime(t: Target, case: Case, explain: bool = False) -> None:
@@ -209,8 +244,8 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
     """
     if t.item.kind == "network":
         return check_net_numerical(t, case, explain)
-    layer, reply, case, v = _backward(t, case)
-    got = _shape_checked(t, case, _grads(t, layer, reply), v)
+    _, _, case, v, grads = _backward_grads(t, case)
+    got = _shape_checked(t, case, grads, v)
     args = oracle.arguments(case)
     rng = np.random.default_rng([case.seed, 7])
     u = {k: rng.standard_normal(np.shape(args[k])) for k in t.item.wrt}
@@ -249,8 +284,8 @@ def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str)
 def check_shapes(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_shapes(t, case, explain)
-    layer, reply, case, dout = _backward(t, case)
-    _shape_checked(t, case, _grads(t, layer, reply), dout)
+    _, _, case, dout, got = _backward_grads(t, case)
+    _shape_checked(t, case, got, dout)
 
 
 def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, call: str, tag: str, look: str,
@@ -277,7 +312,7 @@ def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, cal
 def check_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_mutates_input(t, case, explain)
-    _, reply, _ = _forward(t, case)
+    _, reply, _ = _forward(t, case, share=True)
     call = t.name if t.item.kind == "function" else f"{t.name}.forward"
     _unchanged(t, case, case.inputs, reply.args_after, call, "mutates-input", ", ".join(case.inputs))
 
@@ -350,8 +385,9 @@ def _net(t: Target, case: Case) -> Ref:
     """Build the net, then write the case's weights into its params in place (the book's own way
     of changing them: the layers see the change only if they share the arrays)."""
     net = _build(t, case)
+    params = _params(t, net)
     for k in PARAMS:
-        current = as_array(t.session.get(net, "params", k), f"{t.name}: params['{k}']", "wrong-forward")
+        current = as_array(params[k], f"{t.name}: params['{k}']", "wrong-forward")
         want = case.inputs[k]
         if current.shape != want.shape:
             raise Finding("wrong-shape", tr("{name}: params['{key}'] has shape {shape}, expected {want} for "
@@ -359,6 +395,18 @@ def _net(t: Target, case: Case) -> Ref:
                                                               want=want.shape, init=dict(case.init)))
         t.session.iadd(net, ("params", k), want - current)
     return net
+
+
+def _params(t: Target, net: Ref) -> Mapping[str, Any]:
+    """``net.params`` in one read; key by key (and so with the same findings) when it is not a
+    dict holding every key."""
+    try:
+        value = t.session.get(net, "params")
+    except Finding:
+        value = None
+    if isinstance(value, dict) and all(k in value for k in PARAMS):
+        return value
+    return {k: t.session.get(net, "params", k) for k in PARAMS}
 
 
 def _net_repro(t: Target, case: Case, steps: list[str]) -> str:
@@ -373,7 +421,7 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
     net = _net(t, case)
     x, tt = case.inputs["x"], case.inputs["t"]
     params = {k: case.inputs[k] for k in PARAMS}
-    scores = np.asarray(reference.two_layer_net_predict(x, **params))
+    scores = oracle.value(reference.two_layer_net_predict, x=x, **params)
     checks = [("predict", (x,), scores), ("loss", (x, tt), oracle.forward(t.item, case))]
     top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else None
     if top2 is None or np.all(top2[:, 1] - top2[:, 0] > 1e-9):  # accuracy only where argmax is clear
@@ -400,9 +448,15 @@ def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
 
 
 def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
-    """Build the net with the case's weights and call ``gradient(x, t)``: (net, the dict it returned)."""
-    net = _net(t, case)
-    value = t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
+    """Build the net with the case's weights and call ``gradient(x, t)``: (net, the dict it
+    returned). One run per case serves the screen's gradient, numerical and shape checks (the
+    numerical check moves params and puts them back; the others only read the dict)."""
+
+    def run():
+        net = _net(t, case)
+        return net, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
+
+    net, value = _once(t, case, "gradient", run)
     if not isinstance(value, dict) or any(k not in value for k in PARAMS):
         raise Finding("wrong-gradient", tr("{name}.gradient should return a dict with keys W1, b1, W2, b2; it "
                                           "returned {value}.").format(name=t.name, value=describe(value)))

@@ -17,6 +17,7 @@ from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist where
 from .assertions import reproduce_block
 from .checks import Target, reproduction
 from .model import Case, Property
+from .store import store
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,20 @@ def _regime_key(regime: Mapping[str, Any]) -> str:
 
 def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]:
     """The cases Hypothesis generates for ``item.cases(**regime)`` under ``settings``, drawn once
-    per process and kept: derandomized generation is a function of the strategy and the settings
-    alone, so every layer set screened in this process meets the same cases (and a grader pays for
-    drawing them once, not once per submission)."""
+    and kept: derandomized generation is a function of the strategy and the settings alone, so
+    every layer set screened meets the same cases, and a grader pays for drawing them once, not
+    once per submission (nor once per process: they are kept in the on-disk store)."""
     settings = _quiet(settings, shrink=False)
     key = (item.name, _regime_key(regime), settings.max_examples, settings.derandomize)
-    if key not in _EXAMPLES or not settings.derandomize:
-        drawn: list[Case] = []
+    if key in _EXAMPLES and settings.derandomize:
+        return _EXAMPLES[key]
+    kept = settings.derandomize and settings.database is None
+    stored = repr((*key, settings.phases)).encode()
+    drawn = store().get("examples", stored) if kept else None
+    if drawn is not None:
+        drawn = [Case(**fields) for fields in drawn]
+    else:
+        drawn = []
 
         @settings
         @given(item.cases(**regime))
@@ -111,8 +119,11 @@ def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]
             drawn.append(case)
 
         collect()
-        _EXAMPLES[key] = drawn
-    return _EXAMPLES[key]
+        if kept:
+            store().put("examples", stored, [{"init": dict(c.init), "inputs": dict(c.inputs), "seed": c.seed,
+                                              "extra": dict(c.extra)} for c in drawn])
+    _EXAMPLES[key] = drawn
+    return drawn
 
 
 def screen(target: Target, props: list[Property], settings: Settings | None = None) -> dict[str, tuple[Finding, Case]]:
@@ -125,24 +136,48 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
         groups.setdefault(_regime_key(prop.regime), (dict(prop.regime), []))[1].append(prop)
     for regime, group in groups.values():
         for case in examples(target.item, regime, settings):
+            shared = replace(target, shared=(case, {}))  # one forward/backward run for every reader
             for prop in group:
                 if prop.name not in found:
                     try:
-                        prop.check(target, case, False)
+                        prop.check(shared, case, False)
                     except Finding as finding:
                         found[prop.name] = (finding, case)
     return found
+
+
+def settle(target: Target, prop: Property, found: tuple[Finding, Case] | None, settings: Settings | None = None,
+           search: bool = True) -> Outcome:
+    """The outcome of a property from what the screen ``found``. A core wrong value is searched
+    again on its own, with shrinking, to report the smallest failing input; a fault, a strict
+    warning, and a wrong value the second search does not meet again, are reported on the input
+    that showed them."""
+    if found is None:
+        return Outcome(target.name, prop.name, prop.tier, prop.about, chapter=prop.chapter)
+    finding, case = found
+    outcome = None
+    if finding.tag not in FAULTS and prop.tier == CORE and search:
+        outcome = run_property(target, prop, settings)
+    if outcome is None or outcome.passed:
+        outcome = explain(target, prop, case, finding)
+    return outcome
+
+
+def check_property(target: Target, prop: Property, settings: Settings | None = None) -> Outcome:
+    """One property, as the grader settles it: a screen over the shared examples, then a search
+    only if the screen failed."""
+    outcome = settle(target, prop, screen(target, [prop], settings).get(prop.name), settings)
+    store().flush()
+    return outcome
 
 
 def evaluate_item(session, item, origin: str, settings: Settings | None = None,
                   until: str | None = None) -> list[Outcome]:
     """Every property of ``item`` on the layer set behind ``session``, in order.
 
-    First a screen over shared examples (cheap: a correct layer set costs one Hypothesis run per
-    input strategy). Then each property that failed is searched again on its own, with shrinking,
-    to report the smallest failing input; a fault, a strict warning, and a wrong value the second
-    search does not meet again, are reported on the input that showed them. An import error or a missing name
-    fails every property at once. ``until`` is accepted for callers that only need one tag; the
+    First a screen over shared examples (cheap: a correct layer set meets each input strategy's
+    examples once), then ``settle`` for each property. An import error or a missing name fails
+    every property at once. ``until`` is accepted for callers that only need one tag; the
     screen finds every tag anyway.
     """
     from .checks import properties_for
@@ -156,18 +191,9 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     name = session.resolve(item.names)
     target = Target(session, item, name, session.origin(name, origin))
     first = screen(target, props, settings)
-    outcomes = []
-    for prop in props:
-        if prop.name not in first:
-            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about, chapter=prop.chapter))
-            continue
-        finding, case = first[prop.name]
-        outcome = None
-        if finding.tag not in FAULTS and prop.tier == CORE and until is None:
-            outcome = run_property(target, prop, settings)  # search again, to shrink the input
-        if outcome is None or outcome.passed:
-            outcome = explain(target, prop, case, finding)
-        outcomes.append(_hinted(target, prop, outcome, settings))
+    outcomes = [_hinted(target, prop, settle(target, prop, first.get(prop.name), settings, search=until is None),
+                        settings) for prop in props]
+    store().flush()  # what this item taught the store is kept even if the process is killed later
     return outcomes
 
 

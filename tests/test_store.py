@@ -1,0 +1,112 @@
+"""The on-disk store gives back exactly what was computed, and never fails a run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+from gradprop.properties import oracle, runner, store as S
+from gradprop.properties.registry import REGISTRY
+
+VALUES = [
+    np.float64(2.5), np.int64(-3), np.asarray(3.0), np.arange(6.0).reshape(2, 3).T, np.zeros((0, 3)),
+    np.eye(3, dtype=np.int64)[[2, 0]], np.array([True, False]),
+    (np.asarray(1.0), {"x": np.ones((2, 1)), "W": np.full((1, 2), -0.0)}),
+    {"init": {"dropout_ratio": 0.5, "stride": 2}, "inputs": {"x": np.ones(2), "train_flg": True}, "seed": 2**32 - 1,
+     "extra": {}, "none": None, "list": [1, -0.0, 1e-300, "s"]},
+]
+
+
+def same(a, b) -> bool:
+    """Equal values of the same types, dtypes and shapes, all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (np.ndarray, np.generic)):
+        if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b):
+            return False
+        return a.dtype.kind != "f" or np.array_equal(np.signbit(a), np.signbit(b))  # -0.0 stays -0.0
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b and str(a) == str(b)
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+def test_pack_round_trips_values_types_and_shapes(value):
+    assert same(S.unpack(S.pack(value)), value)
+
+
+def test_same_sees_differences():
+    """The comparison above is not vacuous."""
+    assert not same(np.asarray(3.0), np.asarray([3.0]))
+    assert not same(np.float64(1.0), 1.0)
+    assert not same(np.asarray(-0.0), np.asarray(0.0))
+    assert not same((1, 2), [1, 2])
+
+
+@pytest.mark.parametrize("value", [object(), np.array([None]), {1: 2}, {"@a": 0}, {1.5}])
+def test_what_needs_pickle_is_refused(value):
+    with pytest.raises(TypeError):
+        S.pack(value)
+
+
+def test_a_store_gives_back_what_was_put_in_another_process(tmp_path):
+    first = S.Store(tmp_path / "s.sqlite")
+    first.put("oracle", b"k", VALUES[7])
+    first.flush()
+    again = S.Store(tmp_path / "s.sqlite")  # what a fresh process opens
+    assert same(again.get("oracle", b"k"), VALUES[7])
+    assert again.get("oracle", b"other") is None and again.get("examples", b"k") is None
+
+
+def test_a_broken_store_turns_itself_off(tmp_path):
+    bad = tmp_path / "s.sqlite"
+    bad.write_bytes(b"not a database" * 100)
+    store = S.Store(bad)
+    assert store.get("oracle", b"k") is None
+    store.put("oracle", b"k", np.ones(2))
+    store.flush()
+    assert store.path is None  # off for the rest of the process, and nothing raised
+
+
+def test_the_store_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("GRADPROP_STORE", "off")
+    assert S.folder() is None
+
+
+def test_examples_and_answers_from_the_store_are_the_ones_computed(tmp_path, monkeypatch):
+    """A fresh process (empty memos) reading a store meets the same cases and the same reference
+    values as the process that drew and computed them."""
+    monkeypatch.setattr(S, "_STORE", S.Store(tmp_path / "s.sqlite"))
+    monkeypatch.setattr(runner, "_EXAMPLES", {})
+    monkeypatch.setattr(oracle, "_MEMO", {})
+    item = REGISTRY["Affine"]
+    ci = settings(settings.get_profile("ci"), max_examples=5)
+    drawn = runner.examples(item, {}, ci)
+    answers = [oracle.vjp(item, case, np.ones((len(case.inputs["x"]), case.init["W"].shape[1]))) for case in drawn]
+    S._STORE.flush()
+
+    monkeypatch.setattr(S, "_STORE", S.Store(tmp_path / "s.sqlite"))
+    monkeypatch.setattr(runner, "_EXAMPLES", {})
+    monkeypatch.setattr(oracle, "_MEMO", {})
+    computed = []
+    monkeypatch.setattr(oracle, "_jitted", lambda *a: computed.append(a))  # any JAX call would show here
+    again = runner.examples(item, {}, ci)
+    assert [S.pack(c.__dict__) for c in again] == [S.pack(c.__dict__) for c in drawn]
+    for case, answer in zip(again, answers):
+        assert same(oracle.vjp(item, case, np.ones((len(case.inputs["x"]), case.init["W"].shape[1]))), answer)
+    assert computed == []
+
+
+def test_a_store_past_its_size_limit_starts_again_empty(tmp_path, monkeypatch):
+    first = S.Store(tmp_path / "s.sqlite")
+    first.put("oracle", b"k", np.ones(1000))
+    first.flush()
+    monkeypatch.setattr(S, "_LIMIT_BYTES", 1000)
+    again = S.Store(tmp_path / "s.sqlite")
+    assert again.get("oracle", b"k") is None
+    again.put("oracle", b"k", np.ones(2))
+    again.flush()
+    monkeypatch.undo()  # back to the real limit: what was written after the fresh start is kept
+    assert same(S.Store(tmp_path / "s.sqlite").get("oracle", b"k"), np.ones(2))
