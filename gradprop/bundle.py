@@ -48,7 +48,7 @@ if ! python3 -m pip install --no-cache-dir -c constraints.txt "$WHEEL"; then
     python3 -m pip install --no-cache-dir "$WHEEL"
 fi
 python3 -c "import gradprop.grading, jax; print('gradprop', gradprop.__version__, 'jax', jax.__version__)"
-python3 -m gradprop.properties.warm  # examples, reference answers, compiled programs: no grading run computes them
+python3 -m gradprop.properties.warm {warm_flags} # examples, reference answers, compiled programs: no grading run computes them
 """
 
 RUN_AUTOGRADER = """\
@@ -168,7 +168,8 @@ def write_bundle(out: str | os.PathLike, *, rubric: str | None = None, strict: b
                 raise BundleError(f"{wheel}: not a gradprop wheel (gradprop-*.whl)")
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w") as zf:
-            _add(zf, "setup.sh", SETUP_SH.encode(), executable=True)
+            warm_flags = f"--max-examples {max_examples} " if max_examples is not None else ""
+            _add(zf, "setup.sh", SETUP_SH.format(warm_flags=warm_flags).encode(), executable=True)
             run = RUN_AUTOGRADER.format(flags=_flags(rubric, strict, time_limit, memory_mb, max_examples, lang, chapter))
             _add(zf, "run_autograder", run.encode(), executable=True)
             _add(zf, wheel_path.name, wheel_path.read_bytes())

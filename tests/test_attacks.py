@@ -258,7 +258,8 @@ def run(tmp_path_factory):
     for name, body in names.items():
         (subs / f"{name}.py").write_text(PRELUDE + textwrap.dedent(body) + MUL_ONLY)
     before = {**snapshot(subs), **snapshot(cache), **snapshot(Path(targets["package"]))}
-    env = {**os.environ, "TMPDIR": str(tmp), "GRADPROP_JAX_CACHE": str(cache), "GRADPROP_SECRET": SECRET}
+    env = {**os.environ, "TMPDIR": str(tmp), "GRADPROP_JAX_CACHE": str(cache), "GRADPROP_STORE": str(cache),
+           "GRADPROP_SECRET": SECRET}  # the expected values the grader trusts live in the poisoner's reach
     try:
         proc = grade_run([str(p) for p in sorted(subs.glob("*.py"))], out, env, "--rubric", str(root / "rubric.toml"))
         time.sleep(3)  # give a surviving daemon time to do its harm
