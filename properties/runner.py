@@ -112,11 +112,18 @@ def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]
     return _EXAMPLES[key]
 
 
-def screen(target: Target, props: list[Property], settings: Settings | None = None) -> dict[str, tuple[Finding, Case]]:
+def screen(target: Target, props: list[Property], settings: Settings | None = None,
+           stop: frozenset[str] = frozenset()) -> tuple[dict[str, tuple[Finding, Case]], set[str]]:
     """Every property on shared examples: the cases of each input strategy (the item's own, and
     one per regime) are drawn once, and each is put through every property that has not failed
-    yet. Returns, per failed property, its first finding and the case."""
+    yet. Returns, per failed property, its first finding and the case; and the names of the
+    properties that met every case.
+
+    With ``stop`` (a set of tiers), screening ends after the first case on which a property of
+    such a tier fails: the student's loop wants one finding fast, not every finding.
+    """
     found: dict[str, tuple[Finding, Case]] = {}
+    screened: set[str] = set()
     groups: dict[str, tuple[dict, list[Property]]] = {}
     for prop in props:
         groups.setdefault(_regime_key(prop.regime), (dict(prop.regime), []))[1].append(prop)
@@ -128,11 +135,14 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
                         prop.check(target, case, False)
                     except Finding as finding:
                         found[prop.name] = (finding, case)
-    return found
+            if any(p.tier in stop for p in group if p.name in found):
+                return found, screened
+        screened.update(p.name for p in group)
+    return found, screened
 
 
 def evaluate_item(session, item, origin: str, settings: Settings | None = None,
-                  until: str | None = None) -> list[Outcome]:
+                  until: str | None = None, stop: frozenset[str] = frozenset()) -> list[Outcome]:
     """Every property of ``item`` on the layer set behind ``session``, in order.
 
     First a screen over shared examples (cheap: a correct layer set costs one Hypothesis run per
@@ -141,6 +151,10 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     search does not meet again, are reported on the input that showed them. An import error or a missing name
     fails every property at once. ``until`` is accepted for callers that only need one tag; the
     screen finds every tag anyway.
+
+    With ``stop`` (tiers, see ``screen``) the item stops at its first finding of those tiers: only
+    the first failed property is shrunk, and the properties the screen did not finish are left
+    out of the outcomes (neither held nor failed).
     """
     from .checks import properties_for
 
@@ -150,16 +164,19 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
                    Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
         return [failed(item.name, prop, finding) for prop in props]
     target = Target(session, item, session.resolve(item.names), origin)
-    first = screen(target, props, settings)
+    first, screened = screen(target, props, settings, stop)
     outcomes = []
+    shrunk = False
     for prop in props:
         if prop.name not in first:
-            outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about))
+            if prop.name in screened:
+                outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about))
             continue
         finding, case = first[prop.name]
         outcome = None
-        if finding.tag not in FAULTS and prop.tier == CORE and until is None:
+        if finding.tag not in FAULTS and prop.tier == CORE and until is None and not (stop and shrunk):
             outcome = run_property(target, prop, settings)  # search again, to shrink the input
+            shrunk = True
         if outcome is None or outcome.passed:
             outcome = explain(target, prop, case, finding)
         outcomes.append(outcome)
