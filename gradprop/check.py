@@ -1,0 +1,315 @@
+"""``gradprop check PATH``: the student's loop. One line per item, then each failing item's first
+finding in full, with its reproduction.
+
+The submission runs in the sandbox, as under ``gradprop grade``, and each item goes through the
+grader's own ``evaluate_item``. Two things differ, both for speed: a lean, derandomized example
+budget (``EXAMPLES``; ``tests/test_check.py`` proves it still catches every broken fixture and
+passes every correct one), and each item stops at its first counted finding.
+
+Exit status: 0 when every checked item holds, 1 when one fails (or the file cannot be imported,
+or an item asked for with ``--items``/``--chapter`` is not defined), 2 for a usage error.
+
+``--json`` prints one document (``SCHEMA`` is its version; fields are only ever added)::
+
+    {"schema": 1, "path": "/abs/my_layers.py", "ok": false, "exit_code": 1, "strict": false,
+     "examples": 5, "import_error": null,
+     "items": [{"name": "Affine", "status": "failed", "asked": false, "tags": ["wrong-gradient"],
+                "findings": [{"property": "backward", "about": "...", "tag": "wrong-gradient",
+                              "tier": "core", "message": "...Reproduce:..."}],
+                "not_run": 6}, ...]}
+
+``status`` is ``passed``, ``warning`` (strict findings only, without ``--strict``), ``failed`` or
+``not-defined``; ``findings`` are the failed properties in the suite's order, the first in full;
+``not_run`` counts the properties skipped after the item's first finding; ``asked`` is true for
+items named by ``--items`` or ``--chapter`` (a missing one of those fails the run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence, TextIO
+
+from .findings import CORE, STRICT
+
+#: generated examples per input strategy. Lean: 2 already catch every broken fixture; 5 leaves a margin
+EXAMPLES = 5
+SCHEMA = 1
+
+#: the chapter that introduces each item. The registry's own ``chapter`` wins where it has one.
+CHAPTERS = {"MulLayer": 5, "AddLayer": 5, "Relu": 5, "Sigmoid": 5, "Affine": 5, "softmax": 5,
+            "cross_entropy_error": 5, "SoftmaxWithLoss": 5, "TwoLayerNet": 5,
+            "Dropout": 6, "BatchNormalization": 6, "Convolution": 7, "Pooling": 7}
+
+
+def _(text: str) -> str:
+    """Translation hook: the --lang work (gettext) replaces this; every sentence passes through it."""
+    return text
+
+
+class UsageError(ValueError):
+    """A bad PATH, item name or chapter: exit status 2, nothing checked."""
+
+
+def chapter_of(item: Any) -> int:
+    return getattr(item, "chapter", None) or CHAPTERS[item.name]
+
+
+def select_items(items: str | None = None, chapter: int | None = None) -> tuple[list[Any], bool]:
+    """The registry items to check, and whether they were asked for by name or chapter."""
+    from .properties.registry import ITEMS
+
+    if chapter is not None:
+        chosen = [item for item in ITEMS if chapter_of(item) <= chapter]
+        if not chosen:
+            raise UsageError(_("no item belongs to chapter {n} or earlier").format(n=chapter))
+        return chosen, True
+    if not items:
+        return list(ITEMS), False
+    by_name = {name.lower(): item for item in ITEMS for name in item.names}
+    wanted = [name.strip() for name in items.split(",") if name.strip()]
+    unknown = [name for name in wanted if name.lower() not in by_name]
+    if unknown or not wanted:
+        raise UsageError(_("unknown item(s) {names}; the items are {known}").format(
+            names=", ".join(unknown) or "''", known=", ".join(item.name for item in ITEMS)))
+    chosen = {by_name[name.lower()].name: by_name[name.lower()] for name in wanted}
+    return [item for item in ITEMS if item.name in chosen], True
+
+
+# --- checking --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemCheck:
+    """What ``check`` found for one item."""
+
+    name: str
+    status: str  # passed / warning / failed / not-defined
+    asked: bool
+    #: the failed properties' outcomes (``runner.Outcome``), in the suite's order
+    findings: tuple[Any, ...] = ()
+    not_run: int = 0
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(o.tag for o in self.findings))
+
+    @property
+    def fails_run(self) -> bool:
+        return self.status == "failed" or (self.status == "not-defined" and self.asked)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    path: str
+    strict: bool
+    items: tuple[ItemCheck, ...]
+    import_error: str | None = None
+    examples: int = EXAMPLES
+    seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.import_error is None and not any(r.fails_run for r in self.items)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def settings(examples: int = EXAMPLES):
+    """The grading profile (derandomized: the same verdict on every run) with the lean budget."""
+    from hypothesis import settings as Settings
+
+    from .properties import profiles  # noqa: F401 - registers the grading profile
+
+    return Settings(Settings.get_profile("grading"), max_examples=examples)
+
+
+def check_item(session: Any, item: Any, origin: str, asked: bool, strict: bool = False,
+               examples: int = EXAMPLES, budget: float = 120.0) -> ItemCheck:
+    """Check one item of the layer set behind ``session``, stopping at its first counted finding."""
+    from .grading import _ItemSession
+    from .properties.checks import properties_for
+    from .properties.runner import evaluate_item
+
+    if session.resolve(item.names) is None:
+        return ItemCheck(item.name, "not-defined", asked)
+    stop = frozenset({CORE, STRICT} if strict else {CORE})
+    outcomes = evaluate_item(_ItemSession(session, item.name, budget), item, origin, settings(examples), stop=stop)
+    findings = tuple(o for o in outcomes if not o.passed)
+    counted = [o for o in findings if o.tier == CORE or strict]
+    status = "failed" if counted else "warning" if findings else "passed"
+    return ItemCheck(item.name, status, asked, findings, len(properties_for(item)) - len(outcomes))
+
+
+def _progress(stream: TextIO | None):
+    """A one-line progress report on a terminal (stderr), nothing otherwise."""
+    if stream is None or not (hasattr(stream, "isatty") and stream.isatty()):
+        return lambda done, total, name: None
+    start = time.monotonic()
+
+    def show(done: int, total: int, name: str | None) -> None:
+        text = "" if name is None else _("checking {name} ({i}/{n}, {s:.0f} s)").format(
+            name=name, i=done + 1, n=total, s=time.monotonic() - start)
+        stream.write("\r" + text.ljust(60) + ("" if name else "\r"))
+        stream.flush()
+
+    return show
+
+
+def run_check(path: str, items: Sequence[Any], asked: bool = False, strict: bool = False,
+              time_limit: float = 10.0, memory_mb: int = 2048, examples: int = EXAMPLES,
+              progress: TextIO | None = None) -> CheckResult:
+    """Load ``path`` in the sandbox and check each of ``items`` on it."""
+    from .grading import GradeOptions
+    from .properties.suite import origin_of
+    from .sandbox import SandboxSession
+
+    path = os.path.abspath(os.path.expanduser(path))
+    started = time.perf_counter()
+    show = _progress(progress)
+    budget = GradeOptions(time_limit=time_limit).item_budget
+    results: list[ItemCheck] = []
+    show(0, len(items), _("loading"))
+    try:
+        with SandboxSession(path, time_limit=time_limit, memory_mb=memory_mb) as session:
+            if session.import_error:
+                return CheckResult(path, strict, (), session.import_error, examples, time.perf_counter() - started)
+            for i, item in enumerate(items):
+                show(i, len(items), item.name)
+                try:
+                    results.append(check_item(session, item, origin_of(path), asked, strict, examples, budget))
+                except Exception as exc:  # noqa: BLE001 - a bug of ours: say so, check the other items
+                    results.append(ItemCheck(item.name, "error", asked, (_OurError(item.name, exc),)))
+    finally:
+        show(len(items), len(items), None)
+    return CheckResult(path, strict, tuple(results), None, examples, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _OurError:
+    """Shaped like an Outcome: gradprop itself failed while checking an item."""
+
+    item: str
+    exc: BaseException
+    prop: str = "-"
+    about: str = "gradprop itself"
+    tag: str = "error"
+    tier: str = CORE
+
+    @property
+    def message(self) -> str:
+        return _("gradprop itself failed while checking {item} (not a fault of your code; please report "
+                 "it): {error}").format(item=self.item, error=f"{type(self.exc).__name__}: {self.exc}")
+
+
+# --- reporting -------------------------------------------------------------------------------------
+
+
+class _Style:
+    CODES = {"ok": "32", "bad": "31", "warn": "33", "bold": "1", "dim": "2"}
+
+    def __init__(self, color: bool):
+        self.color = color
+
+    def __call__(self, kind: str, text: str) -> str:
+        return f"\x1b[{self.CODES[kind]}m{text}\x1b[0m" if self.color else text
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    return bool(hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR"))
+
+
+MARKS = {"passed": ("✓", "ok"), "warning": ("⚠", "warn"), "failed": ("✗", "bad"), "error": ("✗", "bad"),
+         "not-defined": ("✗", "bad")}
+
+
+def render(result: CheckResult, color: bool = False) -> str:
+    """The human report: one line per item, then each failing item's first finding in full."""
+    style = _Style(color)
+    if result.import_error is not None:
+        return "\n".join([style("bad", "✗ " + _("{path} could not be imported, so no item was checked:").format(
+            path=result.path)), _indent(result.import_error.rstrip()), ""])
+    lines = []
+    missing = [r.name for r in result.items if r.status == "not-defined" and not r.asked]
+    for r in result.items:
+        if r.name in missing:
+            continue
+        mark, kind = MARKS[r.status]
+        text = _("not defined") if r.status == "not-defined" else " ".join(f"[{t}]" for t in r.tags)
+        if r.status == "warning":
+            text += "  " + _("(a warning: it costs nothing unless --strict)")
+        lines.append(f"{style(kind, mark)} {r.name:<20} {text}".rstrip())
+    if missing:
+        lines.append(style("dim", "· " + _("not defined in this file (not checked): {names}").format(
+            names=", ".join(missing))))
+    for r in result.items:
+        if not r.findings:
+            continue
+        first, *rest = r.findings
+        mark, kind = MARKS[r.status] if r.status != "warning" else MARKS["warning"]
+        head = f"{r.name}: {first.prop} ({first.about}) [{first.tag}]"
+        lines += ["", style("bold", style(kind, f"{mark} {head}"))]
+        body = first.message.rstrip() if r.status != "warning" else first.message.strip().splitlines()[0]
+        lines.append(_indent(body))
+        if rest:
+            lines.append(_("  also failing: {props}").format(props=", ".join(f"{o.prop} [{o.tag}]" for o in rest)))
+        if r.not_run:
+            lines.append(style("dim", _("  {n} more checks of {item} not run: fix this finding and check "
+                                        "again").format(n=r.not_run, item=r.name)))
+    failing = [r.name for r in result.items if r.fails_run]
+    checked = [r for r in result.items if r.status != "not-defined" or r.asked]
+    lines.append("")
+    if failing:
+        lines.append(style("bad", _("{n} of {total} items fail: {names}").format(
+            n=len(failing), total=len(checked), names=", ".join(failing))))
+    else:
+        lines.append(style("ok", _("all {total} items hold").format(total=len(checked))))
+    lines.append(style("dim", _("{examples} generated examples per check, {s:.1f} s. `gradprop grade` "
+                                "tries more.").format(examples=result.examples, s=result.seconds)))
+    return "\n".join(lines) + "\n"
+
+
+def _indent(text: str, by: str = "    ") -> str:
+    return "\n".join(by + line if line.strip() else "" for line in text.splitlines())
+
+
+def as_json(result: CheckResult) -> dict[str, Any]:
+    """The ``--json`` document (see the module docstring)."""
+    return {
+        "schema": SCHEMA, "path": result.path, "ok": result.ok, "exit_code": result.exit_code,
+        "strict": result.strict, "examples": result.examples, "import_error": result.import_error,
+        "items": [{"name": r.name, "status": r.status, "asked": r.asked, "tags": list(r.tags),
+                   "findings": [{"property": o.prop, "about": o.about, "tag": o.tag, "tier": o.tier,
+                                 "message": o.message} for o in r.findings],
+                   "not_run": r.not_run} for r in result.items],
+    }
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        path = os.path.expanduser(args.path)
+        if not os.path.exists(path):
+            raise UsageError(_("no such file or folder: {path}").format(path=args.path))
+        if args.time_limit <= 0:
+            raise UsageError(_("--time-limit must be positive"))
+        items, asked = select_items(args.items, args.chapter)
+    except UsageError as exc:
+        print(f"gradprop check: error: {exc}", file=err)
+        return 2
+    result = run_check(path, items, asked, args.strict, args.time_limit, args.memory_mb,
+                       progress=err)
+    if args.json:
+        out.write(json.dumps(as_json(result), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(render(result, use_color(out)))
+    return result.exit_code
