@@ -1,7 +1,9 @@
 """Every property over every registry entry, against the layer set under test.
 
 The layer set is the project's own ``layers/``, or ``--submission PATH``. Adding a registry entry
-adds its tests here; nothing in this file names an item.
+adds its tests here; nothing in this file names an item. This module is installed with gradprop:
+the pytest plugin (``gradprop.plugin``) collects it for ``--submission`` from any folder, and the
+repository's ``tests/test_properties.py`` imports its tests.
 """
 from __future__ import annotations
 
