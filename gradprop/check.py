@@ -136,7 +136,7 @@ def check_item(session: Any, item: Any, origin: str, asked: bool, strict: bool =
     from .properties.checks import properties_for
     from .properties.runner import evaluate_item
 
-    if session.resolve(item.names) is None:
+    if session.import_error is None and session.resolve(item.names) is None:
         return ItemCheck(item.name, "not-defined", asked)
     stop = frozenset({CORE, STRICT} if strict else {CORE})
     outcomes = evaluate_item(_ItemSession(session, item.name, budget), item, origin, settings(examples), stop=stop)
@@ -255,7 +255,8 @@ def render(result: CheckResult, color: bool = False) -> str:
         mark, kind = MARKS[r.status] if r.status != "warning" else MARKS["warning"]
         head = f"{r.name}: {first.prop} ({first.about}) [{first.tag}]"
         lines += ["", style("bold", style(kind, f"{mark} {head}"))]
-        body = first.message.rstrip() if r.status != "warning" else first.message.strip().splitlines()[0]
+        # a warning costs nothing: its explanation, without the reproduction
+        body = first.message.rstrip() if r.status != "warning" else first.message.strip().split("\n\n")[0]
         lines.append(_indent(body))
         if rest:
             lines.append(_("  also failing: {props}").format(props=", ".join(f"{o.prop} [{o.tag}]" for o in rest)))
@@ -266,10 +267,10 @@ def render(result: CheckResult, color: bool = False) -> str:
     checked = [r for r in result.items if r.status != "not-defined" or r.asked]
     lines.append("")
     if failing:
-        lines.append(style("bad", _("{n} of {total} items fail: {names}").format(
+        lines.append(style("bad", _("{n} of {total} checked items fail: {names}").format(
             n=len(failing), total=len(checked), names=", ".join(failing))))
     else:
-        lines.append(style("ok", _("all {total} items hold").format(total=len(checked))))
+        lines.append(style("ok", _("all {total} checked items hold").format(total=len(checked))))
     lines.append(style("dim", _("{examples} generated examples per check, {s:.1f} s. `gradprop grade` "
                                 "tries more.").format(examples=result.examples, s=result.seconds)))
     return "\n".join(lines) + "\n"
