@@ -39,6 +39,12 @@ from .findings import CORE, STRICT
 EXAMPLES = 5
 SCHEMA = 1
 
+#: XLA's CPU compiler at its lowest optimisation level, for this process only: a check compiles a
+#: couple of hundred tiny reference programs, each run a few times, so compiling is nearly all
+#: their cost (cold: 26 -> 13 s for a chapter-5 file). Over every fixture, verdicts and messages
+#: are the same either way, but for the last digits of two expected values of ~1e-8.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
 #: the chapter that introduces each item. The registry's own ``chapter`` wins where it has one.
 CHAPTERS = {"MulLayer": 5, "AddLayer": 5, "Relu": 5, "Sigmoid": 5, "Affine": 5, "softmax": 5,
             "cross_entropy_error": 5, "SoftmaxWithLoss": 5, "TwoLayerNet": 5,
@@ -163,48 +169,107 @@ def _progress(stream: TextIO | None):
 
 def run_check(path: str, items: Sequence[Any], asked: bool = False, strict: bool = False,
               time_limit: float = 10.0, memory_mb: int = 2048, examples: int = EXAMPLES,
-              progress: TextIO | None = None) -> CheckResult:
-    """Load ``path`` in the sandbox and check each of ``items`` on it."""
+              progress: TextIO | None = None, jobs: int = 1) -> CheckResult:
+    """Load ``path`` in the sandbox and check each of ``items`` on it, in ``jobs`` processes."""
+    path = os.path.abspath(os.path.expanduser(path))
+    started = time.perf_counter()
+    show = _progress(progress)
+    options = (path, asked, strict, time_limit, memory_mb, examples)
+    try:
+        if jobs > 1 and len(items) > 1:
+            results, import_error = _in_parallel(items, options, jobs, show)
+        else:
+            results, import_error = _check_items(items, *options, on_item=lambda i, name: show(i, len(items), name))
+    finally:
+        show(len(items), len(items), None)
+    return CheckResult(path, strict, tuple(results), import_error, examples, time.perf_counter() - started)
+
+
+def _check_items(items: Sequence[Any], path: str, asked: bool, strict: bool, time_limit: float, memory_mb: int,
+                 examples: int, on_item=lambda i, name: None) -> tuple[list[ItemCheck], str | None]:
+    """Each item in turn, on one sandboxed copy of the layer set: (results, import error)."""
     from .grading import GradeOptions
     from .properties.suite import origin_of
     from .sandbox import SandboxSession
 
-    path = os.path.abspath(os.path.expanduser(path))
-    started = time.perf_counter()
-    show = _progress(progress)
     budget = GradeOptions(time_limit=time_limit).item_budget
     results: list[ItemCheck] = []
-    show(0, len(items), _("loading"))
+    with SandboxSession(path, time_limit=time_limit, memory_mb=memory_mb) as session:
+        if session.import_error:
+            return [], session.import_error
+        for i, item in enumerate(items):
+            on_item(i, item.name)
+            try:
+                results.append(check_item(session, item, origin_of(path), asked, strict, examples, budget))
+            except Exception as exc:  # noqa: BLE001 - a bug of ours: say so, check the other items
+                results.append(_our_error(item.name, asked, f"{type(exc).__name__}: {exc}"))
+    return results, None
+
+
+def _our_error(item: str, asked: bool, error: str) -> ItemCheck:
+    from .properties.runner import Outcome
+
+    text = _("gradprop itself failed while checking {item} (not a fault of your code; please report it): "
+             "{error}").format(item=item, error=error)
+    return ItemCheck(item, "error", asked, (Outcome(item, "-", CORE, "gradprop itself", "gradprop-error", text),))
+
+
+def _worker(conn: Any, names: list[str], options: tuple) -> None:
+    """A checking process (spawned): its share of the items, one message as each starts, then
+    ("done", results, import error)."""
+    fast_compile()
+    from .properties.registry import REGISTRY
+
+    items = [REGISTRY[name] for name in names]
+    conn.send(("done", *_check_items(items, *options, on_item=lambda i, name: conn.send(("item", name)))))
+
+
+def _in_parallel(items: Sequence[Any], options: tuple, jobs: int, show) -> tuple[list[ItemCheck], str | None]:
+    """Items dealt round-robin to ``jobs`` spawned processes (a fixed share each: the same
+    process, and so the same sandboxed copy, checks the same items on every run)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold JAX
+    shares = [[item.name for item in items[i::jobs]] for i in range(min(jobs, len(items)))]
+    running = {}
+    for share in shares:
+        ours, theirs = context.Pipe(duplex=False)
+        proc = context.Process(target=_worker, args=(theirs, share, options), daemon=True)
+        proc.start()
+        theirs.close()
+        running[ours] = (proc, share)
+    found: dict[str, ItemCheck] = {}
+    import_error, started = None, 0
     try:
-        with SandboxSession(path, time_limit=time_limit, memory_mb=memory_mb) as session:
-            if session.import_error:
-                return CheckResult(path, strict, (), session.import_error, examples, time.perf_counter() - started)
-            for i, item in enumerate(items):
-                show(i, len(items), item.name)
+        while running:
+            for conn in wait(list(running)):
+                proc, share = running[conn]
                 try:
-                    results.append(check_item(session, item, origin_of(path), asked, strict, examples, budget))
-                except Exception as exc:  # noqa: BLE001 - a bug of ours: say so, check the other items
-                    results.append(ItemCheck(item.name, "error", asked, (_OurError(item.name, exc),)))
+                    message = conn.recv()
+                except EOFError:  # the process died (a submission may signal its parent)
+                    proc.join()
+                    for name in share:
+                        found.setdefault(name, _our_error(name, options[1], _(
+                            "the checking process died (exit code {code})").format(code=proc.exitcode)))
+                    del running[conn]
+                    continue
+                if message[0] == "item":
+                    show(started, len(items), message[1])
+                    started += 1
+                else:
+                    _kind, results, error = message
+                    found.update((r.name, r) for r in results)
+                    import_error = import_error or error
+                    proc.join()
+                    del running[conn]
     finally:
-        show(len(items), len(items), None)
-    return CheckResult(path, strict, tuple(results), None, examples, time.perf_counter() - started)
-
-
-@dataclass(frozen=True)
-class _OurError:
-    """Shaped like an Outcome: gradprop itself failed while checking an item."""
-
-    item: str
-    exc: BaseException
-    prop: str = "-"
-    about: str = "gradprop itself"
-    tag: str = "error"
-    tier: str = CORE
-
-    @property
-    def message(self) -> str:
-        return _("gradprop itself failed while checking {item} (not a fault of your code; please report "
-                 "it): {error}").format(item=self.item, error=f"{type(self.exc).__name__}: {self.exc}")
+        for proc, _share in running.values():
+            proc.kill()
+            proc.join()
+    if import_error:
+        return [], import_error
+    return [found[item.name] for item in items], None
 
 
 # --- reporting -------------------------------------------------------------------------------------
@@ -295,6 +360,12 @@ def as_json(result: CheckResult) -> dict[str, Any]:
 # --- the command -----------------------------------------------------------------------------------
 
 
+def fast_compile() -> None:
+    """Add FAST_COMPILE to XLA_FLAGS, unless JAX is already loaded (then it is too late to matter)."""
+    if "jax" not in sys.modules:
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -307,8 +378,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     except UsageError as exc:
         print(f"gradprop check: error: {exc}", file=err)
         return 2
+    fast_compile()
     result = run_check(path, items, asked, args.strict, args.time_limit, args.memory_mb,
-                       progress=err)
+                       progress=err, jobs=args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1))
     if args.json:
         out.write(json.dumps(as_json(result), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true",
                        help="strict findings (mutates-dout, aliases-output, ignores-dout) fail too")
     check.add_argument("--json", action="store_true", help="print one JSON document (for tools)")
+    check.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                       help="processes checking items side by side (default: 2, or 1 on one core)")
     check.add_argument("--time-limit", type=float, default=10.0, metavar="S",
                        help="seconds one call into your code may take (default 10)")
     check.add_argument("--memory-mb", type=int, default=2048, metavar="MB",

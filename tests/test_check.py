@@ -30,10 +30,10 @@ HEADER = re.compile(r"#\s*gradprop-fixture:\s*item=(\S+)\s+expect=(\S+)")
 ANSI = re.compile(r"\x1b\[")
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    """``gradprop check ARGV`` in this process: exit status, stdout, stderr (both piped)."""
+def run(*argv: str, jobs: str = "1") -> tuple[int, str, str]:
+    """``gradprop check ARGV -j JOBS`` in this process: exit status, stdout, stderr (both piped)."""
     out, err = io.StringIO(), io.StringIO()
-    args = cli.build_parser().parse_args(["check", *argv])
+    args = cli.build_parser().parse_args(["check", *argv, "-j", jobs])
     code = check.cmd_check(args, out, err)
     return code, out.getvalue(), err.getvalue()
 
@@ -73,6 +73,16 @@ def test_items_checks_only_those_and_a_missing_one_fails():
     assert code == 1
     assert re.search(r"^✗ Pooling +not defined$", out, re.M), out
     assert "1 of 2 checked items fail: Pooling" in out
+
+
+def test_two_processes_report_what_one_does():
+    argv = (str(BOOK), "--items", "MulLayer,Relu,Affine,TwoLayerNet")
+    (code1, out1, _), (code2, out2, _) = run(*argv), run(*argv, jobs="2")
+    assert code1 == code2 == 0
+    assert out1.splitlines()[:-1] == out2.splitlines()[:-1]  # all but the timing line
+    code1, out1, _ = run(str(ONE_BUG), "--items", "Affine,Sigmoid,Pooling")
+    code2, out2, _ = run(str(ONE_BUG), "--items", "Affine,Sigmoid,Pooling", jobs="2")
+    assert code1 == code2 == 1 and out1.splitlines()[:-1] == out2.splitlines()[:-1]
 
 
 def test_chapter_selects_the_items_of_earlier_chapters():
