@@ -2,10 +2,10 @@
 
 Started by ``gradprop.sandbox.SandboxSession`` (see ``BOOTSTRAP`` there) as
 
-    python -c BOOTSTRAP PACKAGE_DIR REQUEST_FD REPLY_FD DIAG_FD MEMORY_MB
+    python -c BOOTSTRAP PACKAGE_DIR SITE_DIRS JAIL_SPEC REQUEST_FD REPLY_FD DIAG_FD
 
-in its own session and process group, with stdin and stdout on /dev/null and stderr on the
-diagnostics pipe (until start-up is done). It imports only the standard library, numpy,
+in its own session and process group, confined by ``gradprop._jail`` before anything else runs,
+with stdin and stdout on /dev/null and stderr on the diagnostics pipe (until start-up is done). It imports only the standard library, numpy,
 ``gradprop.wire``, ``gradprop.loader`` and ``gradprop.session`` (for ``alias_facts``); the
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
@@ -21,7 +21,6 @@ import io
 import operator
 import os
 import random
-import resource
 import signal
 import sys
 import threading
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gradprop import wire
+from gradprop import _steady, wire
 from gradprop.loader import load_layer_set
 from gradprop.session import Ref, alias_facts
 
@@ -108,30 +107,6 @@ class _Capture(io.TextIOBase):
         if self.dropped:
             text += f"\n[... {self.dropped} more characters of output not shown]"
         return text
-
-
-def _set_limits(memory_mb: int) -> None:
-    def limit(which: int, value: int) -> None:
-        try:
-            soft, hard = resource.getrlimit(which)
-            if hard != resource.RLIM_INFINITY:
-                value = min(value, hard)
-            resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):
-            pass
-
-    limit(resource.RLIMIT_CORE, 0)
-    if memory_mb > 0:
-        limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
-    limit(resource.RLIMIT_FSIZE, 512 * 1024 * 1024)
-    # A fork bomb: allow a few hundred tasks beyond what the whole machine runs now
-    # (the limit counts this user's tasks; it does not bind root).
-    try:
-        with open("/proc/loadavg") as f:
-            total = int(f.read().split()[3].split("/")[1])
-        limit(resource.RLIMIT_NPROC, total + 512)
-    except (OSError, ValueError, IndexError):
-        pass
 
 
 def _watch_parent(parent: int) -> None:
@@ -235,6 +210,7 @@ class _Child:
     def op_load(self, path: str, seed: int) -> None:
         np.random.seed(seed)  # deterministic from the start, and the same after a restart
         random.seed(seed)
+        _steady.reset(seed)
         root = os.path.realpath(path)
         self.root = root if os.path.isdir(root) else os.path.dirname(root)
         self.root = self.root.rstrip(os.sep) + os.sep
@@ -336,8 +312,7 @@ class _Child:
 
 
 def main(argv: list[str]) -> None:
-    request_fd, reply_fd, diag_fd, memory_mb = (int(a) for a in argv[:4])
-    _set_limits(memory_mb)
+    request_fd, reply_fd, diag_fd = (int(a) for a in argv[:3])
     faulthandler.enable(file=diag_fd, all_threads=True)
     faulthandler.register(signal.SIGUSR1, file=diag_fd, all_threads=True, chain=False)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -347,6 +322,7 @@ def main(argv: list[str]) -> None:
     os.close(devnull)
     sys.dont_write_bytecode = True
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    _steady.install()  # after the thread took the real time.sleep; before any submission code
     child = _Child(reply_fd)
     sys.stdout = sys.stderr = child.capture
     child.send({"ok": True, "ready": True, "pid": os.getpid()})

@@ -12,16 +12,20 @@ or an item asked for with ``--items``/``--chapter`` is not defined), 2 for a usa
 ``--json`` prints one document (``SCHEMA`` is its version; fields are only ever added)::
 
     {"schema": 1, "path": "/abs/my_layers.py", "ok": false, "exit_code": 1, "strict": false,
-     "examples": 5, "import_error": null,
+     "chapter": null, "examples": 5, "import_error": null,
      "items": [{"name": "Affine", "status": "failed", "asked": false, "tags": ["wrong-gradient"],
                 "findings": [{"property": "backward", "about": "...", "tag": "wrong-gradient",
-                              "tier": "core", "message": "...Reproduce:..."}],
+                              "tier": "core", "chapter": null, "counted": true,
+                              "message": "...Reproduce:..."}],
                 "not_run": 6}, ...]}
 
-``status`` is ``passed``, ``warning`` (strict findings only, without ``--strict``), ``failed`` or
-``not-defined``; ``findings`` are the failed properties in the suite's order, the first in full;
-``not_run`` counts the properties skipped after the item's first finding; ``asked`` is true for
-items named by ``--items`` or ``--chapter`` (a missing one of those fails the run).
+``status`` is ``passed``, ``warning`` (only findings that do not count: strict ones without
+``--strict``, extensions a later chapter adds without ``--chapter`` reaching it), ``failed``,
+``not-defined`` or ``error`` (gradprop itself failed). ``findings`` are the failed properties,
+those that count first, each group in the suite's order; the first is the one shown in full.
+``chapter`` is set for an extension (the chapter that adds it). ``not_run`` counts the
+properties skipped after the item's first counted finding. ``asked`` is true for items named by
+``--items`` or ``--chapter`` (a missing one of those fails the run).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence, TextIO
 
-from .findings import CORE, STRICT
+from .findings import CORE
 
 #: generated examples per input strategy. Lean: 2 already catch every broken fixture; 5 leaves a margin
 EXAMPLES = 5
@@ -45,12 +49,6 @@ SCHEMA = 1
 #: are the same either way, but for the last digits of two expected values of ~1e-8.
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
-#: the chapter that introduces each item. The registry's own ``chapter`` wins where it has one.
-CHAPTERS = {"MulLayer": 5, "AddLayer": 5, "Relu": 5, "Sigmoid": 5, "Affine": 5, "softmax": 5,
-            "cross_entropy_error": 5, "SoftmaxWithLoss": 5, "TwoLayerNet": 5,
-            "Dropout": 6, "BatchNormalization": 6, "Convolution": 7, "Pooling": 7}
-
-
 def _(text: str) -> str:
     """Translation hook: the --lang work (gettext) replaces this; every sentence passes through it."""
     return text
@@ -60,16 +58,12 @@ class UsageError(ValueError):
     """A bad PATH, item name or chapter: exit status 2, nothing checked."""
 
 
-def chapter_of(item: Any) -> int:
-    return getattr(item, "chapter", None) or CHAPTERS[item.name]
-
-
 def select_items(items: str | None = None, chapter: int | None = None) -> tuple[list[Any], bool]:
-    """The registry items to check, and whether they were asked for by name or chapter."""
-    from .properties.registry import ITEMS
+    """The registry items to check, and whether they were asked for (by name or chapter)."""
+    from .properties.registry import ITEMS, items_up_to
 
     if chapter is not None:
-        chosen = [item for item in ITEMS if chapter_of(item) <= chapter]
+        chosen = list(items_up_to(chapter))
         if not chosen:
             raise UsageError(_("no item belongs to chapter {n} or earlier").format(n=chapter))
         return chosen, True
@@ -81,7 +75,7 @@ def select_items(items: str | None = None, chapter: int | None = None) -> tuple[
     if unknown or not wanted:
         raise UsageError(_("unknown item(s) {names}; the items are {known}").format(
             names=", ".join(unknown) or "''", known=", ".join(item.name for item in ITEMS)))
-    chosen = {by_name[name.lower()].name: by_name[name.lower()] for name in wanted}
+    chosen = {by_name[name.lower()].name for name in wanted}
     return [item for item in ITEMS if item.name in chosen], True
 
 
@@ -93,10 +87,12 @@ class ItemCheck:
     """What ``check`` found for one item."""
 
     name: str
-    status: str  # passed / warning / failed / not-defined
+    status: str  # passed / warning / failed / not-defined / error
     asked: bool
-    #: the failed properties' outcomes (``runner.Outcome``), in the suite's order
+    #: the failed properties' outcomes (``runner.Outcome``): those that count first, in the suite's order
     findings: tuple[Any, ...] = ()
+    #: whether each finding counts (fails the item)
+    counted: tuple[bool, ...] = ()
     not_run: int = 0
 
     @property
@@ -105,7 +101,7 @@ class ItemCheck:
 
     @property
     def fails_run(self) -> bool:
-        return self.status == "failed" or (self.status == "not-defined" and self.asked)
+        return self.status in ("failed", "error") or (self.status == "not-defined" and self.asked)
 
 
 @dataclass(frozen=True)
@@ -116,6 +112,7 @@ class CheckResult:
     import_error: str | None = None
     examples: int = EXAMPLES
     seconds: float = field(default=0.0, compare=False)
+    chapter: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +121,19 @@ class CheckResult:
     @property
     def exit_code(self) -> int:
         return 0 if self.ok else 1
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to check (plain data: it crosses to the checking processes)."""
+
+    asked: bool = False
+    strict: bool = False
+    #: --chapter: the extensions of chapters up to it count
+    chapter: int | None = None
+    time_limit: float = 10.0
+    memory_mb: int = 2048
+    examples: int = EXAMPLES
 
 
 def settings(examples: int = EXAMPLES):
@@ -135,21 +145,29 @@ def settings(examples: int = EXAMPLES):
     return Settings(Settings.get_profile("grading"), max_examples=examples)
 
 
-def check_item(session: Any, item: Any, origin: str, asked: bool, strict: bool = False,
-               examples: int = EXAMPLES, budget: float = 120.0) -> ItemCheck:
+def counts(prop: Any, options: Options) -> bool:
+    """Whether a failure of ``prop`` fails its item: a core check always, a strict one with
+    --strict, an extension (what a later chapter adds) once --chapter reaches its chapter."""
+    if getattr(prop, "chapter", None) is not None:
+        return options.chapter is not None and prop.chapter <= options.chapter
+    return prop.tier == CORE or options.strict
+
+
+def check_item(session: Any, item: Any, origin: str, options: Options = Options()) -> ItemCheck:
     """Check one item of the layer set behind ``session``, stopping at its first counted finding."""
-    from .grading import _ItemSession
     from .properties.checks import properties_for
     from .properties.runner import evaluate_item
 
     if session.import_error is None and session.resolve(item.names) is None:
-        return ItemCheck(item.name, "not-defined", asked)
-    stop = frozenset({CORE, STRICT} if strict else {CORE})
-    outcomes = evaluate_item(_ItemSession(session, item.name, budget), item, origin, settings(examples), stop=stop)
-    findings = tuple(o for o in outcomes if not o.passed)
-    counted = [o for o in findings if o.tier == CORE or strict]
-    status = "failed" if counted else "warning" if findings else "passed"
-    return ItemCheck(item.name, status, asked, findings, len(properties_for(item)) - len(outcomes))
+        return ItemCheck(item.name, "not-defined", options.asked)
+    props = {p.name: p for p in properties_for(item)}
+    outcomes = evaluate_item(session, item, origin, settings(options.examples),
+                             stop=lambda prop: counts(prop, options))
+    failed = [o for o in outcomes if not o.passed]
+    failed.sort(key=lambda o: not counts(props[o.prop], options))  # stable: the suite's order within each
+    counted = tuple(counts(props[o.prop], options) for o in failed)
+    status = "failed" if any(counted) else "warning" if failed else "passed"
+    return ItemCheck(item.name, status, options.asked, tuple(failed), counted, len(props) - len(outcomes))
 
 
 def _progress(stream: TextIO | None):
@@ -167,42 +185,44 @@ def _progress(stream: TextIO | None):
     return show
 
 
-def run_check(path: str, items: Sequence[Any], asked: bool = False, strict: bool = False,
-              time_limit: float = 10.0, memory_mb: int = 2048, examples: int = EXAMPLES,
-              progress: TextIO | None = None, jobs: int = 1) -> CheckResult:
+def run_check(path: str, items: Sequence[Any], options: Options = Options(), progress: TextIO | None = None,
+              jobs: int = 1) -> CheckResult:
     """Load ``path`` in the sandbox and check each of ``items`` on it, in ``jobs`` processes."""
     path = os.path.abspath(os.path.expanduser(path))
     started = time.perf_counter()
     show = _progress(progress)
-    options = (path, asked, strict, time_limit, memory_mb, examples)
     try:
         if jobs > 1 and len(items) > 1:
-            results, import_error = _in_parallel(items, options, jobs, show)
+            results, import_error = _in_parallel(path, items, options, jobs, show)
         else:
-            results, import_error = _check_items(items, *options, on_item=lambda i, name: show(i, len(items), name))
+            results, import_error = _check_items(path, items, options, lambda i, name: show(i, len(items), name))
     finally:
         show(len(items), len(items), None)
-    return CheckResult(path, strict, tuple(results), import_error, examples, time.perf_counter() - started)
+    return CheckResult(path, options.strict, tuple(results), import_error, options.examples,
+                       time.perf_counter() - started, options.chapter)
 
 
-def _check_items(items: Sequence[Any], path: str, asked: bool, strict: bool, time_limit: float, memory_mb: int,
-                 examples: int, on_item=lambda i, name: None) -> tuple[list[ItemCheck], str | None]:
+def _check_items(path: str, items: Sequence[Any], options: Options,
+                 on_item=lambda i, name: None) -> tuple[list[ItemCheck], str | None]:
     """Each item in turn, on one sandboxed copy of the layer set: (results, import error)."""
-    from .grading import GradeOptions
+    from .grading import GradeOptions, _Clock, _ItemSession
     from .properties.suite import origin_of
     from .sandbox import SandboxSession
 
-    budget = GradeOptions(time_limit=time_limit).item_budget
+    # the running-time caps of `gradprop grade`: per item, and for the whole file
+    budgets = GradeOptions(time_limit=options.time_limit)
+    clock = _Clock(budgets.submission_budget)
     results: list[ItemCheck] = []
-    with SandboxSession(path, time_limit=time_limit, memory_mb=memory_mb) as session:
+    with SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb) as session:
         if session.import_error:
             return [], session.import_error
         for i, item in enumerate(items):
             on_item(i, item.name)
+            view = _ItemSession(session, item.name, budgets.item_budget, clock)
             try:
-                results.append(check_item(session, item, origin_of(path), asked, strict, examples, budget))
+                results.append(check_item(view, item, origin_of(path), options))
             except Exception as exc:  # noqa: BLE001 - a bug of ours: say so, check the other items
-                results.append(_our_error(item.name, asked, f"{type(exc).__name__}: {exc}"))
+                results.append(_our_error(item.name, options.asked, f"{type(exc).__name__}: {exc}"))
     return results, None
 
 
@@ -211,20 +231,22 @@ def _our_error(item: str, asked: bool, error: str) -> ItemCheck:
 
     text = _("gradprop itself failed while checking {item} (not a fault of your code; please report it): "
              "{error}").format(item=item, error=error)
-    return ItemCheck(item, "error", asked, (Outcome(item, "-", CORE, "gradprop itself", "gradprop-error", text),))
+    return ItemCheck(item, "error", asked, (Outcome(item, "-", CORE, "gradprop itself", "gradprop-error", text),),
+                     (True,))
 
 
-def _worker(conn: Any, names: list[str], options: tuple) -> None:
+def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
     """A checking process (spawned): its share of the items, one message as each starts, then
     ("done", results, import error)."""
     fast_compile()
     from .properties.registry import REGISTRY
 
     items = [REGISTRY[name] for name in names]
-    conn.send(("done", *_check_items(items, *options, on_item=lambda i, name: conn.send(("item", name)))))
+    conn.send(("done", *_check_items(path, items, options, lambda i, name: conn.send(("item", name)))))
 
 
-def _in_parallel(items: Sequence[Any], options: tuple, jobs: int, show) -> tuple[list[ItemCheck], str | None]:
+def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
+                 show) -> tuple[list[ItemCheck], str | None]:
     """Items dealt round-robin to ``jobs`` spawned processes (a fixed share each: the same
     process, and so the same sandboxed copy, checks the same items on every run)."""
     import multiprocessing
@@ -235,7 +257,7 @@ def _in_parallel(items: Sequence[Any], options: tuple, jobs: int, show) -> tuple
     running = {}
     for share in shares:
         ours, theirs = context.Pipe(duplex=False)
-        proc = context.Process(target=_worker, args=(theirs, share, options), daemon=True)
+        proc = context.Process(target=_worker, args=(theirs, path, share, options), daemon=True)
         proc.start()
         theirs.close()
         running[ours] = (proc, share)
@@ -250,7 +272,7 @@ def _in_parallel(items: Sequence[Any], options: tuple, jobs: int, show) -> tuple
                 except EOFError:  # the process died (a submission may signal its parent)
                     proc.join()
                     for name in share:
-                        found.setdefault(name, _our_error(name, options[1], _(
+                        found.setdefault(name, _our_error(name, options.asked, _(
                             "the checking process died (exit code {code})").format(code=proc.exitcode)))
                     del running[conn]
                     continue
@@ -308,7 +330,7 @@ def render(result: CheckResult, color: bool = False) -> str:
         mark, kind = MARKS[r.status]
         text = _("not defined") if r.status == "not-defined" else " ".join(f"[{t}]" for t in r.tags)
         if r.status == "warning":
-            text += "  " + _("(a warning: it costs nothing unless --strict)")
+            text += "  " + _warning_note(r.findings[0])
         lines.append(f"{style(kind, mark)} {r.name:<20} {text}".rstrip())
     if missing:
         lines.append(style("dim", "· " + _("not defined in this file (not checked): {names}").format(
@@ -324,7 +346,9 @@ def render(result: CheckResult, color: bool = False) -> str:
         body = first.message.rstrip() if r.status != "warning" else first.message.strip().split("\n\n")[0]
         lines.append(_indent(body))
         if rest:
-            lines.append(_("  also failing: {props}").format(props=", ".join(f"{o.prop} [{o.tag}]" for o in rest)))
+            lines.append(_("  also failing: {props}").format(props=", ".join(
+                f"{o.prop} [{o.tag}]" + ("" if counted else " " + _warning_note(o))
+                for o, counted in zip(rest, r.counted[1:]))))
         if r.not_run:
             lines.append(style("dim", _("  {n} more checks of {item} not run: fix this finding and check "
                                         "again").format(n=r.not_run, item=r.name)))
@@ -341,6 +365,13 @@ def render(result: CheckResult, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _warning_note(outcome: Any) -> str:
+    """Why a finding does not fail its item."""
+    if getattr(outcome, "chapter", None) is not None:
+        return _("(what ch. {n} adds: it counts with --chapter {n})").format(n=outcome.chapter)
+    return _("(a warning: it counts with --strict)")
+
+
 def _indent(text: str, by: str = "    ") -> str:
     return "\n".join(by + line if line.strip() else "" for line in text.splitlines())
 
@@ -349,10 +380,12 @@ def as_json(result: CheckResult) -> dict[str, Any]:
     """The ``--json`` document (see the module docstring)."""
     return {
         "schema": SCHEMA, "path": result.path, "ok": result.ok, "exit_code": result.exit_code,
-        "strict": result.strict, "examples": result.examples, "import_error": result.import_error,
+        "strict": result.strict, "chapter": result.chapter, "examples": result.examples,
+        "import_error": result.import_error,
         "items": [{"name": r.name, "status": r.status, "asked": r.asked, "tags": list(r.tags),
                    "findings": [{"property": o.prop, "about": o.about, "tag": o.tag, "tier": o.tier,
-                                 "message": o.message} for o in r.findings],
+                                 "chapter": getattr(o, "chapter", None), "counted": counted,
+                                 "message": o.message} for o, counted in zip(r.findings, r.counted)],
                    "not_run": r.not_run} for r in result.items],
     }
 
@@ -379,8 +412,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
         print(f"gradprop check: error: {exc}", file=err)
         return 2
     fast_compile()
-    result = run_check(path, items, asked, args.strict, args.time_limit, args.memory_mb,
-                       progress=err, jobs=args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1))
+    options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb)
+    jobs = args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1)
+    result = run_check(path, items, options, progress=err, jobs=jobs)
     if args.json:
         out.write(json.dumps(as_json(result), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -7,17 +7,23 @@ unreadable rubric, a missing path, two submissions with one name), before anythi
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from multiprocessing.connection import Connection, wait as connection_wait
 from typing import Callable, Sequence, TextIO
 
 from . import __version__
-from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, grade_submission, grader_failure,
-                      submission_names, write_csv, write_results)
+from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
+                      grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
+from .isolation import IsolationError, probe, sweep
+from .text import safe_text
 
 #: times a submission may be in flight when a worker process dies before it is given up
 MAX_ATTEMPTS = 2
@@ -65,9 +71,17 @@ class Progress:
 
 # --- grading many submissions ----------------------------------------------------------------------
 
+#: seconds a fresh worker may take to import JAX and the suite before it starts its first job
+WARMUP_LIMIT = 300.0
+
 
 def _worker_main(conn: Connection) -> None:
-    """A grading worker: imports the suite (and JAX) once, then grades what it is sent."""
+    """A grading worker: imports the suite (and JAX) once, then grades what it is sent.
+
+    It says "started" when a job begins (after its own warm-up) and then sends the result, so
+    that the CLI can tell a slow start from a wedged job.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the CLI's to handle
     from .properties import checks, oracle, profiles, registry, runner  # noqa: F401
 
     while True:
@@ -78,11 +92,12 @@ def _worker_main(conn: Connection) -> None:
         if job is None:
             return
         name, path, options = job
+        conn.send(("started", name))
         try:
             result = grade_submission(path, options, name)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: a blank row, not a dead worker
             result = grader_failure(name, path, options.rubric, f"{type(exc).__name__}: {exc}")
-        conn.send(result)
+        conn.send(("done", result))
 
 
 class _Worker:
@@ -92,13 +107,29 @@ class _Worker:
         self.proc.start()
         theirs.close()
         self.job: tuple[str, str] | None = None
+        self.sent_at = 0.0
+        self.started_at: float | None = None
 
-    def stop(self) -> None:
+    def give(self, job: tuple[str, str], options: GradeOptions) -> None:
+        self.job, self.sent_at, self.started_at = job, time.monotonic(), None
         try:
-            self.conn.send(None)
-        except OSError:
+            self.conn.send((*job, options))
+        except OSError:  # it died already: seen as a death while grading
             pass
-        self.proc.join(timeout=5)
+
+    def deadline(self, options: GradeOptions) -> float:
+        """When a job counts as wedged: the submission's budget plus as much again for our own work."""
+        if self.started_at is None:
+            return self.sent_at + WARMUP_LIMIT
+        return self.started_at + 2 * options.submission_budget + 30.0
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout=5)
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join()
@@ -111,58 +142,77 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
     arrives.
 
     Workers are fresh interpreters ("spawn": never fork a process that has imported JAX) and each
-    grades one submission at a time, so a worker that dies (a submission's process may signal
-    it) costs exactly the submission it held: it is tried once more in a new worker, then given
-    a row of blanks. The run goes on either way.
+    grades one submission at a time. No wait is without a timeout: a worker that dies, or that
+    does not finish a job by its deadline (``_Worker.deadline``), is killed, and the submission it
+    held is tried once more in a new worker; after a second time it gets a row of blanks that says
+    what happened. The run goes on either way. A KeyboardInterrupt (Ctrl-C, or SIGTERM through
+    ``cmd_grade``) stops the workers and returns what finished; ``interrupted`` is then set on
+    the returned list's owner (see ``cmd_grade``).
     """
     results: list[SubmissionResult] = []
     queue = deque(named)
-    attempts: dict[str, int] = {name: 0 for name, _ in named}
+    attempts: dict[str, list[str]] = {name: [] for name, _ in named}
     context = multiprocessing.get_context("spawn")
     # a slot is None after its worker died, until there is work for a new one
     workers: list[_Worker | None] = [_Worker(context) for _ in range(max(1, min(jobs, len(named))))]
+    started_pids = [w.proc.pid for w in workers if w]
 
     def finish(result: SubmissionResult) -> None:
         results.append(result)
         on_result(result)
 
+    def lost(i: int, w: _Worker, why: str) -> None:
+        assert w.job is not None
+        name, path = w.job
+        w.job = None
+        w.stop(kill=True)
+        workers[i] = None
+        attempts[name].append(why)
+        if len(attempts[name]) < MAX_ATTEMPTS:
+            queue.appendleft((name, path))
+        else:
+            finish(grader_failure(name, path, options.rubric, "the grading process failed on it twice ("
+                                  + "; then ".join(attempts[name]) + "); this is not counted against the "
+                                  "submission"))
+
     try:
         while queue or any(w and w.job for w in workers):
             for i, w in enumerate(workers):
                 if queue and (w is None or w.job is None):
-                    w = workers[i] = w or _Worker(context)
-                    w.job = queue.popleft()
-                    try:
-                        w.conn.send((*w.job, options))
-                    except OSError:  # it died already: seen below as a death while grading
-                        pass
+                    if w is None:
+                        w = workers[i] = _Worker(context)
+                        started_pids.append(w.proc.pid)
+                    w.give(queue.popleft(), options)
             busy = [w for w in workers if w and w.job]
-            ready = connection_wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
+            wait_for = max(0.0, min(w.deadline(options) for w in busy) - time.monotonic())
+            ready = connection_wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=wait_for)
+            now = time.monotonic()
             for i, w in enumerate(workers):
-                if not (w and w.job) or (w.conn not in ready and w.proc.sentinel not in ready):
+                if not (w and w.job):
                     continue
-                name, path = w.job
-                w.job = None
-                try:
-                    if not w.conn.poll():
-                        raise EOFError
-                    result = w.conn.recv()
-                except (EOFError, OSError):  # the worker died while grading it
-                    w.proc.join(timeout=5)
-                    attempts[name] += 1
-                    if attempts[name] < MAX_ATTEMPTS:
-                        queue.appendleft((name, path))
+                if w.conn in ready or w.proc.sentinel in ready:
+                    try:
+                        if not w.conn.poll():
+                            raise EOFError
+                        kind, value = w.conn.recv()
+                    except (EOFError, OSError, ValueError, TypeError):  # it died while grading
+                        w.proc.join(timeout=5)
+                        lost(i, w, f"it died with exit code {w.proc.exitcode}")
+                        continue
+                    if kind == "started":
+                        w.started_at = now
                     else:
-                        finish(grader_failure(name, path, options.rubric, f"the grading process died (exit code "
-                                              f"{w.proc.exitcode}; the submission may have stopped it)"))
-                    w.stop()
-                    workers[i] = None
-                    continue
-                finish(result)
+                        w.job = None
+                        finish(value)
+                elif now >= w.deadline(options):
+                    waited = now - (w.started_at or w.sent_at)
+                    lost(i, w, f"it stopped answering and was killed after {waited:.0f} s")
     finally:
+        abort = bool(queue) or any(w and w.job for w in workers)  # interrupted: no goodbyes
         for w in workers:
             if w is not None:
-                w.stop()
+                w.stop(kill=abort)
+        sweep(started_pids)
     return results
 
 
@@ -170,37 +220,101 @@ def cmd_grade(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         named = submission_names(args.paths)
-    except GradingError as exc:
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise GradingError(f"--out {safe_text(args.out)}: exists and is not a folder")
+        jobs = _jobs(args.jobs)
+        isolation = probe()
+        isolation.require(options.isolation)
+    except (GradingError, IsolationError) as exc:
         print(f"gradprop grade: error: {exc}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
-    progress = Progress(len(named))
+    print(f"gradprop grade: {isolation.describe()}", file=sys.stderr)
+    keys = {name: fingerprint(path, options) for name, path in named}
+    done: list[SubmissionResult] = []
+    todo = []
+    for name, path in named:
+        earlier = None if args.fresh else read_resume(name, keys[name], args.out)
+        if earlier is not None:
+            done.append(earlier)
+        else:
+            todo.append((name, path))
+    if done:
+        print(f"gradprop grade: {len(done)} submission(s) kept from an earlier run with the same files and "
+              f"options (--fresh grades them again)", file=sys.stderr)
+    progress = Progress(len(todo))
+    results: list[SubmissionResult] = []
 
     def on_result(result: SubmissionResult) -> None:
+        results.append(result)
         write_results(result, args.out)
+        if not result.errors:
+            write_resume(result, keys[result.name], args.out)
         progress.update(result)
 
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    run_tmp = tempfile.mkdtemp(prefix="gradprop-run-")
+    old_tmp = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = run_tmp  # every box of this run lives here (removed at the end)
     try:
-        results = grade_all(named, options, jobs, on_result)
+        if todo:
+            grade_all(todo, options, jobs, on_result)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        if old_tmp is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_tmp
+        shutil.rmtree(run_tmp, ignore_errors=True)
         progress.close()
-    sheet = write_csv(results, options.rubric, args.out)
+        sheet = write_csv(done + results, options.rubric, args.out)
+    results = done + results
     failed = [r for r in results if r.errors]
+    if interrupted:
+        print(f"gradprop grade: interrupted: {len(results)} of {len(named)} submissions finished, in {sheet}; "
+              f"run the same command again to grade the rest", file=sys.stderr)
+        return 130
     print(f"graded {len(results) - len(failed)} of {len(results)} submissions: {sheet}")
     for r in sorted(failed, key=lambda r: r.name):
-        print(f"gradprop failed on {r.name} (blank cells in grades.csv):", *r.errors, sep="\n  ", file=sys.stderr)
+        print(f"gradprop failed on {safe_text(r.name)} (blank cells in grades.csv):", *r.errors, sep="\n  ",
+              file=sys.stderr)
     return 1 if failed else 0
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _jobs(value: int | None) -> int:
+    if value is None:
+        return os.cpu_count() or 1
+    if value < 1:
+        raise GradingError(f"-j must be at least 1, not {value}")
+    return value
+
+
+#: the smallest --time-limit: below it, starting the sandbox's Python alone would time out
+TIME_LIMIT_FLOOR = 0.1
+#: the smallest --memory-mb: Python with numpy needs about this much address space to start
+MEMORY_FLOOR_MB = 256
+
+
 def _options(args: argparse.Namespace) -> GradeOptions:
-    rubric = Rubric.load(args.rubric) if args.rubric else Rubric.default()
-    if args.time_limit <= 0:
-        raise GradingError("--time-limit must be positive")
+    rubric = Rubric.load(args.rubric, args.chapter) if args.rubric else Rubric.default(args.chapter)
+    if not math.isfinite(args.time_limit) or args.time_limit < TIME_LIMIT_FLOOR:
+        raise GradingError(f"--time-limit must be a number of seconds >= {TIME_LIMIT_FLOOR:g}, not {args.time_limit:g}")
+    if args.time_limit > 3600:
+        raise GradingError(f"--time-limit is seconds per call: {args.time_limit:g} is more than an hour")
+    if args.memory_mb < MEMORY_FLOOR_MB:
+        raise GradingError(f"--memory-mb must be at least {MEMORY_FLOOR_MB} (Python and numpy need that much), "
+                           f"not {args.memory_mb}")
     if args.max_examples is not None and args.max_examples < 1:
         raise GradingError("--max-examples must be at least 1")
     return GradeOptions(rubric=rubric, strict=args.strict, time_limit=args.time_limit,
-                        memory_mb=args.memory_mb, max_examples=args.max_examples)
+                        memory_mb=args.memory_mb, max_examples=args.max_examples, isolation=args.isolation)
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -239,12 +353,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _grading_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rubric", metavar="FILE", help="a TOML rubric: item weights and which items count")
+    p.add_argument("--chapter", type=int, metavar="N",
+                   help="grade as of chapter N: the items and the extensions (label indices, rank > 2 input, "
+                        "padding) the book has introduced by then count; replaces the rubric's `chapter`")
     p.add_argument("--strict", action="store_true",
                    help="strict findings (mutates-dout, aliases-output, ignores-dout) cost marks")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
                    help="seconds one call into a submission may take (default 10)")
     p.add_argument("--memory-mb", type=int, default=2048, metavar="MB",
                    help="address-space cap of a submission's process (default 2048)")
+    p.add_argument("--isolation", choices=("auto", "strict"), default="auto",
+                   help="auto: every isolation layer this machine has (printed at the start); strict: refuse "
+                        "to grade where one is missing")
     p.add_argument("--max-examples", type=int, default=None, metavar="N",
                    help="generated examples per check (default: the grading profile's fixed budget). "
                         "Grades depend on it: keep it fixed across a course")
@@ -262,8 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(Gradescope's format) and OUT/grades.csv.")
     grade.add_argument("paths", nargs="+", metavar="PATH")
     grade.add_argument("--out", required=True, metavar="DIR")
-    grade.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+    grade.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                        help="submissions graded in parallel (default: all cores)")
+    grade.add_argument("--fresh", action="store_true",
+                       help="grade every submission again, even those an interrupted earlier run with the same "
+                            "files and options finished (kept by default)")
     _grading_flags(grade)
     grade.set_defaults(run=cmd_grade)
 

@@ -20,11 +20,14 @@ time budget (a hang is a hang on every machine; a submission that is merely slow
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
 import os
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -37,6 +40,7 @@ from . import __version__
 from .findings import CORE, FAULTS, STRICT, SubmissionFault, tier
 from .loader import submission_name
 from .session import Ref, Reply, Session
+from .text import safe_text, safe_tree
 
 #: points per item when the rubric does not say
 DEFAULT_WEIGHT = 1
@@ -44,6 +48,14 @@ DEFAULT_WEIGHT = 1
 MESSAGE_LIMIT = 4000
 #: characters of what the submission printed while being imported, shown to the student
 PRINT_LIMIT = 1000
+#: an item's calls into the submission may take this many --time-limit in all, the whole
+#: submission's calls this many (10 s per call: 75 s an item, 5 minutes a submission). An
+#: honest book file uses about 2 s in all; these stop a submission that is merely slow on every
+#: call from holding a grading slot for an hour.
+ITEM_BUDGET = 7.5
+SUBMISSION_BUDGET = 30
+#: names a submission cannot have: they would clash with what the output folder holds
+RESERVED_NAMES = frozenset({"grades.csv", "report.html"})
 
 
 class GradingError(ValueError):
@@ -69,26 +81,33 @@ def _weight(value: Any, where: str) -> Fraction:
 
 @dataclass(frozen=True)
 class Rubric:
-    """Which items count and what each is worth, in registry order.
+    """Which items count, what each is worth, and which of their extensions count, in registry order.
 
     A rubric file (TOML)::
 
         default_weight = 1        # optional
+        chapter = 7               # optional: the items and extensions of chapters <= 7 count
         [items.Affine]
         weight = 2
+        extensions = ["rank>2"]   # these extensions count, whatever the chapter
         [items.TwoLayerNet]
         count = false
+
+    Without ``chapter`` every item counts and no extension does (each item as its chapter's text
+    writes it); an item's own ``count`` and ``extensions`` win over ``chapter``.
     """
 
     weights: tuple[tuple[str, Fraction], ...]
     source: str = "default"
+    #: the extensions that cost marks, per item (items with none are left out)
+    extensions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
-    def default(cls) -> "Rubric":
-        return cls.from_dict({}, "default")
+    def default(cls, chapter: int | None = None) -> "Rubric":
+        return cls.from_dict({}, "default", chapter)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Rubric":
+    def load(cls, path: str | os.PathLike, chapter: int | None = None) -> "Rubric":
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
@@ -100,17 +119,23 @@ class Rubric:
             raise GradingError(f"cannot read the rubric {path}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise GradingError(f"the rubric {path} is not valid TOML: {exc}") from None
-        return cls.from_dict(doc, Path(path).name)  # feedback names the file, not where it lives
+        return cls.from_dict(doc, Path(path).name, chapter)  # feedback names the file, not where it lives
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric") -> "Rubric":
-        from .properties.registry import ITEMS
+    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric", chapter: int | None = None) -> "Rubric":
+        """The rubric ``doc`` describes; ``chapter`` (``--chapter``) replaces the doc's own."""
+        from .properties.registry import ITEMS, REGISTRY, extensions_up_to
 
         known = [item.name for item in ITEMS]
-        unknown_keys = sorted(set(doc) - {"default_weight", "items"})
+        unknown_keys = sorted(set(doc) - {"default_weight", "chapter", "items"})
         if unknown_keys:
             raise GradingError(f"{source}: unknown key(s) {', '.join(unknown_keys)}; "
-                               "a rubric has `default_weight` and `[items.NAME]` tables")
+                               "a rubric has `default_weight`, `chapter` and `[items.NAME]` tables")
+        if chapter is None:
+            chapter = _chapter(doc.get("chapter"), f"{source}: chapter")
+        else:
+            chapter = _chapter(chapter, "--chapter")
+            source += f", chapter {chapter}"
         default = _weight(doc.get("default_weight", DEFAULT_WEIGHT), f"{source}: default_weight")
         items = doc.get("items", {})
         if not isinstance(items, Mapping):
@@ -122,25 +147,49 @@ class Rubric:
                 raise GradingError(f"{source}: unknown item {name!r}{hint}; the items are {', '.join(known)}")
             if not isinstance(entry, Mapping):
                 raise GradingError(f"{source}: [items.{name}] must be a table, e.g. weight = 2")
-            bad = sorted(set(entry) - {"weight", "count"})
+            bad = sorted(set(entry) - {"weight", "count", "extensions"})
             if bad:
                 raise GradingError(f"{source}: [items.{name}] has unknown key(s) {', '.join(bad)}; "
-                                   "an item takes `weight` and `count`")
+                                   "an item takes `weight`, `count` and `extensions`")
             if "count" in entry and not isinstance(entry["count"], bool):
                 raise GradingError(f"{source}: [items.{name}] count must be true or false")
-        weights = []
-        for name in known:
-            entry = items.get(name, {})
-            if entry.get("count", True):
-                w = _weight(entry["weight"], f"{source}: [items.{name}]") if "weight" in entry else default
-                weights.append((name, w))
+            if "extensions" in entry:
+                _extensions(entry["extensions"], REGISTRY[name], f"{source}: [items.{name}] extensions")
+        weights, extensions = [], []
+        for item in ITEMS:
+            entry = items.get(item.name, {})
+            if entry.get("count", chapter is None or item.chapter <= chapter):
+                w = _weight(entry["weight"], f"{source}: [items.{item.name}]") if "weight" in entry else default
+                weights.append((item.name, w))
+                counted = tuple(entry.get("extensions", extensions_up_to(item, chapter) if chapter else ()))
+                if counted:
+                    extensions.append((item.name, counted))
         if not weights:
             raise GradingError(f"{source}: no item counts")
-        return cls(tuple(weights), source)
+        return cls(tuple(weights), source, tuple(extensions))
 
     @property
     def items(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.weights)
+
+    def counted(self, item: str) -> tuple[str, ...]:
+        """The names of ``item``'s extensions that cost marks."""
+        return dict(self.extensions).get(item, ())
+
+
+def _chapter(value: Any, where: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8):
+        raise GradingError(f"{where}: a chapter of the book is a whole number from 1 to 8, not {value!r}")
+    return value
+
+
+def _extensions(value: Any, item: Any, where: str) -> None:
+    offered = ", ".join(f"{n!r} (ch. {e.chapter})" for n, e in item.extensions.items()) or "none"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GradingError(f"{where} must be a list of names, e.g. [] or [\"{next(iter(item.extensions), 'NAME')}\"]")
+    unknown = [v for v in value if v not in item.extensions]
+    if unknown:
+        raise GradingError(f"{where}: {item.name} has no extension {unknown[0]!r}; its extensions are {offered}")
 
 
 # --- options and results ---------------------------------------------------------------------------
@@ -157,11 +206,18 @@ class GradeOptions:
     memory_mb: int = 2048
     #: examples per property; None: the grading profile's fixed budget
     max_examples: int | None = None
+    #: "auto": every isolation layer this machine has; "strict": refuse to grade without all
+    isolation: str = "auto"
 
     @property
     def item_budget(self) -> float:
         """Seconds of the submission's own running time one item may use in all."""
-        return max(120.0, 20 * self.time_limit)
+        return ITEM_BUDGET * self.time_limit
+
+    @property
+    def submission_budget(self) -> float:
+        """Seconds of running time the whole submission may use (its items share it)."""
+        return SUBMISSION_BUDGET * self.time_limit
 
     def settings(self):
         from hypothesis import settings as Settings
@@ -174,7 +230,8 @@ class GradeOptions:
     def describe(self) -> str:
         examples = self.settings().max_examples
         return (f"gradprop {__version__}: {examples} generated examples per check (derandomized: the same "
-                f"inputs on every run), {self.time_limit:g} s per call, rubric: {self.rubric.source}"
+                f"inputs on every run), {self.time_limit:g} s per call, {self.item_budget:g} s per item and "
+                f"{self.submission_budget:g} s per submission in all, rubric: {self.rubric.source}"
                 + (", strict" if self.strict else ""))
 
 
@@ -188,6 +245,8 @@ class ItemResult:
     output: str
     #: why gradprop itself could not grade the item (a bug of ours), or None
     error: str | None = None
+    #: extensions that failed without costing marks (the rubric does not count them)
+    uncounted: tuple[str, ...] = ()
 
     def gradescope(self) -> dict[str, Any]:
         return {"name": self.name, "score": float(self.score), "max_score": float(self.max_score),
@@ -201,6 +260,8 @@ class SubmissionResult:
     items: tuple[ItemResult, ...]
     output: str
     execution_time: float = 0.0
+    #: the isolation layers in force while it was graded (``Isolation.as_dict``)
+    isolation: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def score(self) -> Fraction:
@@ -224,7 +285,22 @@ class SubmissionResult:
             "output_format": "text",
             "test_output_format": "text",
             "tests": [r.gradescope() for r in self.items],
+            "extra_data": {"gradprop": {"version": __version__, "isolation": dict(self.isolation)}},
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (fractions as strings), for resuming an interrupted run."""
+        return {"name": self.name, "path": self.path, "output": self.output,
+                "execution_time": self.execution_time, "isolation": dict(self.isolation),
+                "items": [{k: (str(v) if isinstance(v, Fraction) else list(v) if isinstance(v, tuple) else v)
+                           for k, v in vars(r).items()} for r in self.items]}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "SubmissionResult":
+        items = tuple(ItemResult(**{k: (Fraction(v) if k in ("score", "max_score") else
+                                        tuple(v) if isinstance(v, list) else v) for k, v in item.items()})
+                      for item in doc["items"])
+        return cls(doc["name"], doc["path"], items, doc["output"], doc["execution_time"], doc["isolation"])
 
     def csv_row(self) -> list[str]:
         if self.errors:  # not graded: blank, so that nobody mistakes it for a grade
@@ -244,6 +320,14 @@ def _points(x: Fraction) -> str:
 # --- one item --------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Clock:
+    """The running time of one submission's calls, shared by its items."""
+
+    limit: float
+    used: float = 0.0
+
+
 class _ItemSession(Session):
     """One item's view of the submission's session, with a cap on the item's total running time.
 
@@ -253,11 +337,12 @@ class _ItemSession(Session):
     merely slow on every call, whose checks would otherwise take hours.
     """
 
-    def __init__(self, inner: Session, item: str, budget: float):
+    def __init__(self, inner: Session, item: str, budget: float, clock: "_Clock"):
         self._inner = inner
         self._item = item
         self._budget = budget
         self._used = 0.0
+        self._clock = clock
         self.import_error = inner.import_error
 
     def _do(self, fn, *args: Any, **kwargs: Any) -> Any:
@@ -265,11 +350,17 @@ class _ItemSession(Session):
             raise SubmissionFault("timeout", f"{self._item} used more than {self._budget:g} s of running time "
                                              f"in all, and its checks were stopped. Is a loop much slower than "
                                              f"it needs to be?")
+        if self._clock.used > self._clock.limit:
+            raise SubmissionFault("timeout", f"the submission used more than {self._clock.limit:g} s of running "
+                                             f"time in all, so the checks of {self._item} were stopped. Is a loop "
+                                             f"much slower than it needs to be?")
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            self._used += time.perf_counter() - start
+            spent = time.perf_counter() - start
+            self._used += spent
+            self._clock.used += spent
 
     def defines(self, name: str) -> bool:
         return self._inner.defines(name)
@@ -297,27 +388,50 @@ def evaluate(session: Session, item: Any, origin: str, settings: Any) -> list[An
     return evaluate_item(session, item, origin, settings)
 
 
-def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: bool = False) -> ItemResult:
-    """The score, status, tags and feedback of one item from its outcomes (``runner.Outcome``)."""
-    counted = [o for o in outcomes if o.tier == CORE or strict]
+def _counts(outcome: Any, strict: bool, extensions: Sequence[str]) -> bool:
+    """Whether an outcome costs marks: core checks always, strict ones with ``strict``, an extension
+    (``outcome.chapter`` set) only when the rubric counts it."""
+    if getattr(outcome, "chapter", None) is not None:
+        return outcome.prop in extensions
+    return outcome.tier == CORE or strict
+
+
+def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: bool = False,
+               extensions: Sequence[str] = ()) -> ItemResult:
+    """The score, status, tags and feedback of one item from its outcomes (``runner.Outcome``);
+    ``extensions`` names the item's extensions that count (``Rubric.counted``)."""
+    counted = [o for o in outcomes if _counts(o, strict, extensions)]
     failed = [o for o in counted if not o.passed]
-    fault = next((o for o in failed if o.tag in FAULTS), None)
+    # a fault inside an extension costs that extension's share, not the item
+    fault = next((o for o in failed if o.tag in FAULTS and getattr(o, "chapter", None) is None), None)
     if fault is not None or not counted:
         score = Fraction(0)
     else:
         score = _round2(weight * (len(counted) - len(failed)) / len(counted))
     tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
     status = "failed" if failed else "passed"
+    uncounted = tuple(o.prop for o in outcomes if not o.passed and getattr(o, "chapter", None) is not None
+                      and o.prop not in extensions)
     return ItemResult(name, score, _round2(weight), status, tags,
-                      item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None))
+                      item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
+                      uncounted=uncounted)
 
 
 def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fraction, max_score: Fraction,
-                  faulted: bool) -> str:
-    """What was checked and what went wrong, one block per distinct finding."""
-    counted = [o for o in outcomes if o.tier == CORE or strict]
+                  faulted: bool, extensions: Sequence[str] = ()) -> str:
+    """What was checked and what went wrong, one block per distinct finding, and which of the
+    item's extensions were checked and which counted."""
+    def counts(o: Any) -> bool:
+        return _counts(o, strict, extensions)
+
+    counted = [o for o in outcomes if counts(o)]
     held = [o for o in counted if o.passed]
     lines = [f"{name}: {len(held)} of {len(counted)} checks hold ({_points(score)} / {_points(max_score)})."]
+    later = [o for o in outcomes if getattr(o, "chapter", None) is not None]
+    if later and not all(o.tag in ("not-found", "import-error") for o in later):
+        lines.append("Extensions (what later chapters add; they cost marks only when the rubric counts them): "
+                     + ", ".join(f"{'✓' if o.passed else '✗' if counts(o) else '⚠'} {o.prop} (ch. {o.chapter}, "
+                                 f"{'counted' if counts(o) else 'not counted'})" for o in later))
     passed = [o.prop for o in outcomes if o.passed]
     if passed:
         lines.append("✓ " + ", ".join(passed))
@@ -333,16 +447,18 @@ def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fract
         groups.setdefault((o.tag, o.message), []).append(o)
     for (tag, message), group in groups.items():
         first, *same = group
-        mark = _mark(first, strict)
-        note = "" if mark == "✗" else " (a warning: it costs nothing unless graded with --strict)"
+        mark = "✗" if counts(first) else "⚠"
+        if mark == "✗":
+            note = ""
+        elif getattr(first, "chapter", None) is not None:
+            note = (f" ({name} will not survive ch. {first.chapter}: an extension, which costs nothing unless "
+                    f"the rubric or --chapter {first.chapter} counts it)")
+        else:
+            note = " (a warning: it costs nothing unless graded with --strict)"
         lines += [f"{mark} {first.prop} — {first.about} [{tag}]{note}", _indent(_clip(message))]
         if same:
-            lines.append("  the same finding: " + ", ".join(f"{_mark(o, strict)} {o.prop}" for o in same))
+            lines.append("  the same finding: " + ", ".join(f"{'✗' if counts(o) else '⚠'} {o.prop}" for o in same))
     return "\n".join(lines)
-
-
-def _mark(outcome: Any, strict: bool) -> str:
-    return "✗" if outcome.tier == CORE or strict else "⚠"
 
 
 def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -386,26 +502,30 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
     origin = origin_of(path)
     items: list[ItemResult] = []
     session = None
+    isolation: dict[str, Any] = {}
     try:
-        session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb)
+        session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb,
+                                 isolation=options.isolation)
+        isolation = session.isolation.as_dict()
     except Exception as exc:  # noqa: BLE001 - the sandbox could not start: ours, not theirs
         error = f"the sandbox could not start: {_short_error(exc)}"
         items = [grader_error_item(n, w, error) for n, w in options.rubric.weights]
     if session is not None:
+        clock = _Clock(options.submission_budget)
         with session:
             for item_name, weight in options.rubric.weights:
                 item = REGISTRY[item_name]
-                view = _ItemSession(session, item.name, options.item_budget)
+                view = _ItemSession(session, item.name, options.item_budget, clock)
                 try:
                     outcomes = evaluate(view, item, origin, settings)
                 except Exception as exc:  # noqa: BLE001 - a bug of ours must not cost the row
                     items.append(grader_error_item(item.name, weight, _short_error(exc)))
                     continue
-                items.append(score_item(item.name, weight, outcomes, options.strict))
+                items.append(score_item(item.name, weight, outcomes, options.strict, options.rubric.counted(item.name)))
         import_error, printed = session.import_error, getattr(session, "import_output", "")
     else:
         import_error, printed = None, ""
-    result = SubmissionResult(name, path, tuple(items), "", time.perf_counter() - started)
+    result = SubmissionResult(name, path, tuple(items), "", time.perf_counter() - started, isolation)
     return replace(result, output=submission_feedback(result, options, import_error, printed))
 
 
@@ -421,12 +541,15 @@ def submission_feedback(result: SubmissionResult, options: GradeOptions, import_
         mark = "✓" if r.status == "passed" else "✗"
         extra = f"  [{', '.join(r.tags)}]" if r.tags else ""
         extra += "  (warnings only)" if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
+        extra += f"  (not counted: {', '.join(r.uncounted)}, of a later chapter)" if r.uncounted else ""
         lines.append(f"{mark} {r.name:<20} {_points(r.score):>6} / {_points(r.max_score)}{extra}")
     lines += ["", "Each item is checked on generated inputs: forward against a JAX reference, backward "
               "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
               "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "
               "an item is the share of its checks that hold; " + ("strict checks count too." if options.strict
-                                                                   else "warnings (⚠) cost nothing.")]
+                                                                   else "warnings (⚠) cost nothing.")
+              + " Extensions (what a later chapter adds to an item: label indices, rank > 2 input, padding) "
+              "are always checked and cost marks only when the rubric counts them."]
     if printed.strip():
         lines += ["", "Your file printed this while being imported:", _indent(_clip(printed, PRINT_LIMIT))]
     lines += ["", options.describe()]
@@ -437,12 +560,21 @@ def submission_feedback(result: SubmissionResult, options: GradeOptions, import_
 
 
 def results_json(result: SubmissionResult) -> str:
-    return json.dumps(result.gradescope(), indent=2, ensure_ascii=False) + "\n"
+    """results.json's text: every string made safe, so that nothing a submission said can stop
+    it from being written (a lone surrogate, a terminal escape, a file name that is not UTF-8)."""
+    return json.dumps(safe_tree(result.gradescope()), indent=2, ensure_ascii=False) + "\n"
+
+
+def result_folder(out_dir: str | os.PathLike, name: str) -> Path:
+    """OUT/<name>: ``name`` is one plain path component (``submission_names`` checks it)."""
+    if name in ("", ".", "..") or os.sep in name or (os.altsep and os.altsep in name):
+        raise GradingError(f"{safe_text(name)!r} cannot name a folder inside the output folder")
+    return Path(out_dir) / name
 
 
 def write_results(result: SubmissionResult, out_dir: str | os.PathLike) -> Path:
-    """DIR/<name>/results.json."""
-    folder = Path(out_dir) / result.name
+    """OUT/<name>/results.json, and beside it what ``--resume`` needs (``RESUME_FILE``)."""
+    folder = result_folder(out_dir, result.name)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "results.json"
     _atomic_write(target, results_json(result))
@@ -455,7 +587,8 @@ def grades_csv(results: Iterable[SubmissionResult], rubric: Rubric) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["submission", "score", "max_score", *rubric.items])
     for r in sorted(results, key=lambda r: r.name):
-        writer.writerow(r.csv_row())
+        row = r.csv_row()
+        writer.writerow([safe_text(row[0]), *row[1:]])
     return buf.getvalue()
 
 
@@ -467,27 +600,81 @@ def write_csv(results: Iterable[SubmissionResult], rubric: Rubric, out_dir: str 
 
 
 def _atomic_write(target: Path, text: str) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    """Write ``text`` as UTF-8 through a temporary file of a name no submission can take."""
+    fd, tmp = tempfile.mkstemp(prefix=".gradprop-", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # as an ordinary file would be, not mkstemp's 0600
+            f.write(text.encode("utf-8", "replace"))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def submission_names(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
-    """(name, path) for each PATH; a missing path or two paths with one name is an error."""
+    """(name, path) for each PATH; a missing path, a path with no name of its own (``..``) or two
+    paths with one name is an error."""
     named: dict[str, list[str]] = {}
     for p in paths:
         if not os.path.exists(p):
-            raise GradingError(f"no such file or folder: {p}")
-        named.setdefault(submission_name(p), []).append(str(p))
+            raise GradingError(f"no such file or folder: {safe_text(os.fspath(p))}")
+        name = submission_name(p)
+        if name in ("", ".", "..") or os.path.basename(os.path.normpath(os.fspath(p))) in (".", ".."):
+            raise GradingError(f"{safe_text(os.fspath(p))}: a submission is a file or a folder of its own; name it "
+                               f"(e.g. {os.path.abspath(p)}), not a relative path like '..' or '.'")
+        named.setdefault(name, []).append(os.fspath(p))
     clashes = {n: ps for n, ps in named.items() if len(ps) > 1}
     if clashes:
-        text = "; ".join(f"{n!r}: {', '.join(ps)}" for n, ps in sorted(clashes.items()))
+        text = "; ".join(f"{safe_text(n)!r}: {safe_text(', '.join(ps))}" for n, ps in sorted(clashes.items()))
         raise GradingError(f"two submissions would be reported under one name ({text}). A submission is named "
                            f"after its file's stem or its folder: pass each student's folder instead "
                            f"(gradprop grade submissions/*/ --out DIR), or rename the files.")
-    if "grades.csv" in named:
-        raise GradingError("a submission named 'grades.csv' would clash with the grade sheet")
+    reserved = sorted(RESERVED_NAMES & set(named))
+    if reserved:
+        raise GradingError(f"a submission named {reserved[0]!r} would clash with what the output folder holds")
     return [(n, ps[0]) for n, ps in named.items()]
+
+
+# --- resuming an interrupted run -------------------------------------------------------------------
+
+#: beside results.json: the fingerprint of what was graded and the result, as plain data
+RESUME_FILE = ".gradprop-result.json"
+
+
+def fingerprint(path: str | os.PathLike, options: GradeOptions) -> str:
+    """What a result depends on: gradprop's version, the options, and the submission's bytes."""
+    digest = hashlib.sha256(f"{__version__}\n{options!r}\n".encode("utf-8", "replace"))
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+    for f in files[:10000]:
+        digest.update(os.fsencode(f.relative_to(p) if f != p else f.name) + b"\0")
+        try:
+            digest.update(hashlib.sha256(f.read_bytes()).digest())
+        except OSError:
+            digest.update(b"?")
+    return digest.hexdigest()
+
+
+def write_resume(result: SubmissionResult, key: str, out_dir: str | os.PathLike) -> None:
+    doc = {"fingerprint": key, "result": safe_tree(result.to_dict())}
+    _atomic_write(result_folder(out_dir, result.name) / RESUME_FILE, json.dumps(doc, ensure_ascii=False))
+
+
+def read_resume(name: str, key: str, out_dir: str | os.PathLike) -> SubmissionResult | None:
+    """The result a finished earlier run left for this very submission and options, or None."""
+    try:
+        folder = result_folder(out_dir, name)
+        doc = json.loads((folder / RESUME_FILE).read_text(encoding="utf-8"))
+        if doc.get("fingerprint") != key or not (folder / "results.json").is_file():
+            return None
+        result = SubmissionResult.from_dict(doc["result"])
+    except (OSError, ValueError, KeyError, TypeError, GradingError):
+        return None
+    if result.errors:  # a grader failure is tried again
+        return None
+    return replace(result, name=name)  # the name as the file system has it (it may not be UTF-8)
 
 
 def grader_failure(name: str, path: str, rubric: Rubric, error: str) -> SubmissionResult:

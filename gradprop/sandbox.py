@@ -6,7 +6,10 @@ again, transparently, after an op that hangs (``timeout``) or kills it (``except
 
 - Time: each op must answer within ``time_limit`` seconds, loading within ``import_time_limit``.
   After a timeout in an item, further ops of that item fail at once with the same fault.
-- Memory: ``RLIMIT_AS`` of ``memory_mb`` in the child (numpy's MemoryError is an ``exception``).
+- Memory: ``memory_mb`` for the child's whole tree where cgroups are available, and as
+  ``RLIMIT_AS`` of each process (numpy's MemoryError is an ``exception``).
+- Isolation: every child runs in a fresh ``gradprop.isolation.Box`` (scratch copy, scrubbed
+  environment, namespaces, its own uid, Landlock, cgroups, rlimits: what this machine has).
 - Output: the child keeps the first 8 KB a call prints (``Reply.output``); its fds 1 and 2 go to
   /dev/null, so no flood can fill memory, disk or a pipe.
 - Processes: the child leads its own session and process group; the whole group is killed.
@@ -31,6 +34,9 @@ import numpy as np
 
 from . import wire
 from .findings import SubmissionFault
+from ._jail import JAIL_STATUS
+from .text import safe_text
+from .isolation import PACKAGE_DIR, SITE_DIRS, Box, Isolation, probe
 from .session import Opaque, Ref, Reply, Session
 
 #: How the child starts. ``python -S`` skips the .pth files of site-packages (a quarter of the
@@ -46,26 +52,16 @@ BOOTSTRAP = (
     "    import site; site.setquit()\n"
     "    import os; sys.path.extend(sys.argv[2].split(os.pathsep))\n"
     "p = types.ModuleType('gradprop'); p.__path__ = [sys.argv[1]]; sys.modules['gradprop'] = p\n"
+    "from gradprop._jail import main as confine\n"
+    "confine(sys.argv[3:4])\n"
     "from gradprop._child import main\n"
-    "main(sys.argv[3:])\n"
+    "main(sys.argv[4:])\n"
 )
 
-PACKAGE_DIR = str(Path(__file__).resolve().parent)
-SITE_DIRS = [p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")]
 STARTUP_LIMIT = 60.0  # seconds for a fresh interpreter to import numpy (not the submission's time)
 OUTPUT_LIMIT = 16 * 1024  # characters of Reply.output accepted from the child
 MESSAGE_LIMIT = 8 * 1024
 
-_CHILD_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "PYTHONHASHSEED": "0",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "JAX_PLATFORMS": "cpu",
-}
 _FRAME_LINE = re.compile(r'^\s*File "(.+)", line (\d+) in (\S+)')
 
 
@@ -80,29 +76,28 @@ class _TimedOut(Exception):
 class _Child:
     """One running child process and its pipes (parent side)."""
 
-    def __init__(self, path: str, memory_mb: int):
+    def __init__(self, box: Box):
+        self.box = box
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         diag_r, diag_w = os.pipe()
-        env = dict(os.environ)
-        env.update(_CHILD_ENV)
-        env.pop("PYTHONSTARTUP", None)
-        cwd = path if os.path.isdir(path) else os.path.dirname(path) or "."
+        argv, fds = box.command([sys.executable, *(["-S"] if SITE_DIRS else []), "-c", BOOTSTRAP, PACKAGE_DIR,
+                                 os.pathsep.join(SITE_DIRS), "{jail}", str(req_r), str(rep_w), str(diag_w)])
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, *(["-S"] if SITE_DIRS else []), "-c", BOOTSTRAP, PACKAGE_DIR,
-                 os.pathsep.join(SITE_DIRS), str(req_r), str(rep_w), str(diag_w), str(memory_mb)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=diag_w,
-                pass_fds=(req_r, rep_w, diag_w), start_new_session=True, close_fds=True,
-                env=env, cwd=cwd if os.path.isdir(cwd) else None,
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=diag_w,
+                pass_fds=(req_r, rep_w, diag_w, *fds), start_new_session=True, close_fds=True,
+                env=box.env(), cwd=box.home,
             )
         except BaseException:
             for fd in (req_w, rep_r, diag_r):
                 os.close(fd)
+            box.cleanup()
             raise
         finally:
             for fd in (req_r, rep_w, diag_w):
                 os.close(fd)
+            box.close_fds()
         self.req_w, self.rep_r, self.diag_r = req_w, rep_r, diag_r
         os.set_blocking(req_w, False)
         os.set_blocking(diag_r, False)
@@ -203,7 +198,11 @@ class _Child:
             payload = self.read(plen, deadline) if plen else b""
             values = wire.decode_values(doc, keys, payload, Opaque) if doc.get("ok") is True else {}
         except wire.WireError as exc:
-            raise _Died(f"the process sent a malformed reply ({exc})") from None
+            raise _Died(f"the process sent a malformed reply ({safe_text(exc)})") from None
+        except (ValueError, TypeError, OverflowError, MemoryError, RecursionError, KeyError) as exc:
+            # whatever the decoder missed is a malformed reply too: the child is replaced, so
+            # that no half-read reply is left in the pipe for the next request
+            raise _Died(f"the process sent a malformed reply ({type(exc).__name__})") from None
         return doc, values
 
     def diagnostics(self, wait: float) -> str:
@@ -249,11 +248,32 @@ class _Child:
                 os.close(fd)
             except OSError:
                 pass
+        # after the child: whatever it started dies with it (pid namespace, cgroup or uid), and
+        # its scratch folder goes
+        self.box.cleanup()
+
+    def python_pid(self) -> int:
+        """The pid of the Python process itself (under bwrap, two processes below ours)."""
+        pid = self.proc.pid
+        if "namespaces" not in self.box.isolation.on:
+            return pid
+        for _ in range(2):
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    kids = f.read().split()
+            except OSError:
+                return pid
+            if len(kids) != 1:
+                return pid
+            pid = int(kids[0])
+        return pid
 
     def exit_status(self) -> str:
         rc = self.peek(timeout=1.0)
         if rc is None:
             return "the process stopped answering"
+        if rc > 128 and "namespaces" in self.box.isolation.on:
+            rc = 128 - rc  # bwrap reports a child killed by signal N as 128 + N
         if rc < 0:
             try:
                 name = signal.Signals(-rc).name
@@ -266,6 +286,8 @@ class _Child:
         if rc == wire.BROKEN_STATUS:
             return ("the sandbox's own code failed (did the submission patch builtins, numpy "
                     "or the standard library?)")
+        if rc == JAIL_STATUS:
+            return "the sandbox could not confine the process"
         return f"the process exited with status {rc}"
 
 
@@ -291,14 +313,15 @@ class SandboxSession(Session):
     """Runs the layer set at ``path`` in a child process with time and memory limits."""
 
     def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
-                 import_time_limit: float | None = None):
-        self.path = os.path.abspath(str(path))  # the child runs in the submission's folder
+                 import_time_limit: float | None = None, isolation: str = "auto"):
+        self.path = os.path.abspath(str(path))
         self.time_limit = float(time_limit)
         self.memory_mb = int(memory_mb)
         self.import_time_limit = float(time_limit if import_time_limit is None else import_time_limit)
-        resolved = os.path.realpath(self.path)
-        root = resolved if os.path.isdir(resolved) else os.path.dirname(resolved)
-        self._root = root.rstrip(os.sep) + os.sep
+        #: the layers that keep this submission in its box (``gradprop.isolation``)
+        self.isolation: Isolation = probe()
+        self.isolation.require(isolation)
+        self._root = ""  # the scratch copy's folder, set by _spawn
         self.import_error: str | None = None
         #: what the submission printed while being imported
         self.import_output = ""
@@ -332,11 +355,15 @@ class SandboxSession(Session):
     # -------------------------------------------------------------- child management
 
     def _spawn(self) -> None:
-        self._child = _Child(self.path, self.memory_mb)
+        # a fresh scratch copy each time: nothing the submission wrote survives a restart
+        box = Box(self.path, self.memory_mb, self.isolation)
+        self._child = _Child(box)
+        root = box.path if os.path.isdir(box.path) else os.path.dirname(box.path)
+        self._root = root.rstrip(os.sep) + os.sep
         self._pending_load = True
         # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
         try:
-            request = ("load", ([], None, []), self.path, self._last_seed)
+            request = ("load", ([], None, []), box.path, self._last_seed)
             self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
         except (_Died, _TimedOut):
             pass  # reported by _finish_load
@@ -410,7 +437,7 @@ class SandboxSession(Session):
 
     def _where_stuck(self, child: _Child) -> str:
         try:
-            os.kill(child.proc.pid, signal.SIGUSR1)
+            os.kill(child.python_pid(), signal.SIGUSR1)
         except OSError:
             return ""
         return self._frame_text(child.diagnostics(0.3))
@@ -428,7 +455,7 @@ class SandboxSession(Session):
             real = os.path.realpath(filename)
             if not real.startswith(self._root):
                 continue
-            return f" (it was running line {lineno} of {os.path.basename(real)}: {_source_line(real, lineno)})"
+            return safe_text(f" (it was running line {lineno} of {os.path.basename(real)}: {_source_line(real, lineno)})")
         return ""
 
 
@@ -570,9 +597,10 @@ class SandboxSession(Session):
 
 
 def _text(value: Any, limit: int) -> str:
+    """A string the child sent, cut to ``limit`` and made safe for JSON, CSV and terminals."""
     if type(value) is not str:
         return ""
-    return value if len(value) <= limit else value[:limit] + "..."
+    return safe_text(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _source_line(path: str, lineno: int) -> str:

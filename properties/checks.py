@@ -483,6 +483,8 @@ def properties_for(item: Item) -> list[Property]:
     regime_check = check_net_regime if item.kind == "network" else check_regime
     for name, kwargs in item.regimes.items():
         props.append(Property(name, CORE, regime_check, f"correct on the '{name}' inputs", kwargs))
+    for name, ext in item.extensions.items():  # a finding here costs the extension, never the item
+        props.append(Property(name, CORE, regime_check, f"{ext.about} (ch. {ext.chapter})", ext.regime, ext.chapter))
     if item.kind == "layer":
         if not item.loss:
             props.append(Property("mutates-dout", STRICT, check_mutates_dout, "backward leaves dout unchanged"))

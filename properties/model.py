@@ -29,6 +29,8 @@ class Property:
     about: str
     #: keyword arguments for the item's ``cases`` (a regime), or none
     regime: Mapping[str, Any] = field(default_factory=dict)
+    #: for an extension, the chapter that adds the requirement; None for the item's own (core) checks
+    chapter: int | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,18 @@ class Grad:
     source: str
 
 
+@dataclass(frozen=True)
+class Extension:
+    """A requirement the book adds after the item's first appearance (label indices, rank > 2
+    input, padding): the chapter that adds it, the keyword arguments for ``cases`` that exercise it,
+    and what it asks. The item's chapter-text form need not meet it; it is always checked and
+    reported, and costs marks only when a rubric or ``--chapter`` counts it."""
+
+    chapter: int
+    regime: Mapping[str, Any]
+    about: str
+
+
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per item
 class Item:
     name: str
@@ -56,8 +70,12 @@ class Item:
     grads: tuple[Grad, ...] = ()
     #: other names the item may be defined under
     aliases: tuple[str, ...] = ()
+    #: the chapter of the book where the item first appears in the form graded here
+    chapter: int = 5
     #: extra regimes, each a set of keyword arguments for ``cases``: "batch-1": {"batch": 1}
     regimes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: requirements later chapters add, by name: "rank>2": Extension(7, {...}, "...")
+    extensions: Mapping[str, Extension] = field(default_factory=dict)
     #: a loss layer: called with dout=1; strict check that it scales with dout
     loss: bool = False
     #: |yours - expected| <= atol + rtol * max|expected|, against the JAX reference

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gradprop import reference as ref
 
 from . import checks as C, strategies as S
-from .model import Case, Grad, Item, Property
+from .model import Case, Extension, Grad, Item, Property
 from gradprop.findings import CORE
 
 
@@ -40,8 +40,8 @@ def elementwise_cases(draw, batch=None, rank: int = 2, margin: float | None = No
 
 
 @st.composite
-def affine_cases(draw, batch=None, rank: int = 2) -> Case:
-    shape = draw(S.batch_shape(batch, rank))
+def affine_cases(draw, batch=None, ranks: tuple[int, ...] = (2,)) -> Case:
+    shape = draw(S.batch_shape(batch, draw(st.sampled_from(ranks))))
     d, m = int(np.prod(shape[1:])), draw(S.features)
     return _case(draw, {"W": S.array((d, m)), "b": S.array((m,))}, {"x": S.array(shape)})
 
@@ -55,7 +55,7 @@ def softmax_cases(draw, batch=None, one_d: bool = False, offset: float | None = 
 
 
 @st.composite
-def cross_entropy_cases(draw, batch=None, one_d: bool = False, form: str | None = None) -> Case:
+def cross_entropy_cases(draw, batch=None, one_d: bool = False, form: str = "one-hot") -> Case:
     c = draw(S.classes)
     n = 1 if one_d else (batch or draw(S.batches))
     z = draw(S.logits((n, c)))
@@ -67,13 +67,13 @@ def cross_entropy_cases(draw, batch=None, one_d: bool = False, form: str | None 
 
 
 @st.composite
-def softmax_with_loss_cases(draw, batch=None, form: str | None = None, offset: float = 0.0) -> Case:
+def softmax_with_loss_cases(draw, batch=None, form: str = "one-hot", offset: float = 0.0) -> Case:
     n, c = batch or draw(S.batches), draw(S.classes)
     return _case(draw, {}, {"x": S.logits((n, c), offset), "t": S.labels(n, c, form)})
 
 
 @st.composite
-def two_layer_net_cases(draw, batch=None, form: str | None = None) -> Case:
+def two_layer_net_cases(draw, batch=None, form: str = "one-hot") -> Case:
     """Sizes, weights (written into the net's params in place) and a batch whose hidden
     pre-activations keep KINK_MARGIN away from ReLU's kink."""
     n, d, h, c = batch or draw(S.batches), draw(S.features), draw(st.integers(1, 4)), draw(S.classes)
@@ -89,7 +89,10 @@ def two_layer_net_cases(draw, batch=None, form: str | None = None) -> Case:
 # --- the entries ----------------------------------------------------------------------------------
 
 BATCH_1 = {"batch-1": {"batch": 1}}
-LABEL_FORMS = {"labels-one-hot": {"form": "one-hot"}, "labels-index": {"form": "index"}}
+# Extensions: what a later chapter adds to an item, which the chapter that introduced it does not
+# ask for (and whose text the item's first form therefore fails). Core strategies never draw them.
+LABEL_INDEX = {"labels-index": Extension(
+    6, {"form": "index"}, "label indices as t (ch. 4-5 pass one-hot labels; ch. 6-7's MNIST scripts pass indices)")}
 EXACT = "float64 round-off only: the same arithmetic in another order"
 
 ITEMS: tuple[Item, ...] = (
@@ -122,19 +125,21 @@ ITEMS: tuple[Item, ...] = (
     Item(
         "Affine", "layer", ref.affine, affine_cases,
         grads=(Grad("dx", "x", "return"), Grad("dW", "W", "attr"), Grad("db", "b", "attr")),
-        regimes={**BATCH_1, "rank>2": {"rank": 3}, "rank-4": {"rank": 4}},
+        regimes=BATCH_1,
+        extensions={"rank>2": Extension(7, {"ranks": (3, 4)}, "x of rank 3 or 4, flattened to (N, -1) "
+                                        "(ch. 5 writes Affine for (N, D); ch. 7 feeds it (N, C, H, W))")},
         why="sums of at most a few dozen O(1) products: round-off ~1e-15 of the largest entry",
     ),
     Item(
-        "softmax", "function", ref.softmax, softmax_cases,
+        "softmax", "function", ref.softmax, softmax_cases, chapter=4,  # row-wise from ch. 4 on
         regimes={**BATCH_1, "1-D": {"one_d": True}, "large-logits": {"offset": 1000.0},
                  "large-negative-logits": {"offset": -1000.0}},
         rtol=1e-12,
         why="exp of shifted logits: a few ulps; logits near +-1000 must not overflow",
     ),
     Item(
-        "cross_entropy_error", "function", ref.cross_entropy_error, cross_entropy_cases,
-        regimes={**BATCH_1, "1-D": {"one_d": True}, **LABEL_FORMS},
+        "cross_entropy_error", "function", ref.cross_entropy_error, cross_entropy_cases, chapter=4,
+        regimes={**BATCH_1, "1-D": {"one_d": True}}, extensions=LABEL_INDEX,
         rtol=1e-6, atol=1e-4,
         why="the book adds delta=1e-7 in the log; with every y >= 3e-3 that moves the loss by "
             "< 4e-5, while a visibly wrong delta=1e-2 moves it by > 1e-2",
@@ -142,8 +147,8 @@ ITEMS: tuple[Item, ...] = (
     Item(
         "SoftmaxWithLoss", "layer", ref.softmax_with_loss, softmax_with_loss_cases,
         grads=(Grad("dx", "x", "return"),), loss=True,
-        regimes={**BATCH_1, **LABEL_FORMS, "large-logits": {"offset": 1000.0},
-                 "large-negative-logits": {"offset": -1000.0}},
+        regimes={**BATCH_1, "large-logits": {"offset": 1000.0}, "large-negative-logits": {"offset": -1000.0}},
+        extensions=LABEL_INDEX,
         rtol=1e-4, atol=1e-7, num_rtol=1e-4,
         why="delta=1e-7 in the book's log moves loss and its numerical gradient by < 4e-5 relative "
             "(every probability > 3e-3); the book's backward (y - t)/N is exact",
@@ -151,7 +156,7 @@ ITEMS: tuple[Item, ...] = (
     Item(
         "TwoLayerNet", "network", ref.two_layer_net_loss, two_layer_net_cases,
         grads=tuple(Grad(k, k, "dict") for k in ("W1", "b1", "W2", "b2")),
-        regimes={**BATCH_1, **LABEL_FORMS},
+        regimes=BATCH_1, extensions=LABEL_INDEX,
         rtol=1e-4, atol=1e-7, num_rtol=1e-4,
         why="as SoftmaxWithLoss: its loss carries the book's delta=1e-7; hidden pre-activations keep "
             "1e-3 from ReLU's kink",
@@ -212,11 +217,10 @@ def convolution_cases(draw, batch=None, stride=None, pad=None) -> Case:
 
 
 @st.composite
-def pooling_cases(draw, batch=None, stride=None, pad=None) -> Case:
+def pooling_cases(draw, batch=None, stride=None, pad: int = 0) -> Case:
     """Distinct values 0.05 apart and >= 0.025 from the zero padding: no ties inside a window."""
     ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     stride = stride or draw(st.integers(1, 2))
-    pad = draw(st.integers(0, 1)) if pad is None else pad
     n, c = batch or draw(st.integers(1, 2)), draw(st.integers(1, 2))
     h, w = draw(st.integers(max(1, ph - 2 * pad), 5)), draw(st.integers(max(1, pw - 2 * pad), 5))
     order = np.array(draw(st.permutations(range(n * c * h * w))), dtype=float)
@@ -226,7 +230,7 @@ def pooling_cases(draw, batch=None, stride=None, pad=None) -> Case:
 
 LATER: tuple[Item, ...] = (
     Item(
-        "Dropout", "layer", ref.dropout, dropout_cases,
+        "Dropout", "layer", ref.dropout, dropout_cases, chapter=6,
         grads=(Grad("dx", "x", "return"),), observe=dropout_observe,
         regimes={**BATCH_1},
         properties=(
@@ -239,7 +243,7 @@ LATER: tuple[Item, ...] = (
               "the mask read off the layer's own output",
     ),
     Item(
-        "BatchNormalization", "layer", ref.batch_norm_layer, batchnorm_cases,
+        "BatchNormalization", "layer", ref.batch_norm_layer, batchnorm_cases, chapter=6,
         grads=(Grad("dx", "x", "return"), Grad("dgamma", "gamma", "attr"), Grad("dbeta", "beta", "attr")),
         regimes={"rank-4": {"rank": 4}},
         properties=(
@@ -255,21 +259,33 @@ LATER: tuple[Item, ...] = (
         notes="batch size >= 2: with one example the variance is 0 and everything hinges on eps",
     ),
     Item(
-        "Convolution", "layer", ref.convolution, convolution_cases,
+        "Convolution", "layer", ref.convolution, convolution_cases, chapter=7,
         grads=(Grad("dx", "x", "return"), Grad("dW", "W", "attr"), Grad("db", "b", "attr")),
         regimes={**BATCH_1, "stride-2-pad-1": {"stride": 2, "pad": 1}, "pad-2": {"pad": 2}},
         rtol=1e-9,
         why="sums of at most 18 O(1) products (im2col @ W): round-off ~1e-15 of the largest entry",
     ),
     Item(
-        "Pooling", "layer", ref.pooling, pooling_cases,
+        "Pooling", "layer", ref.pooling, pooling_cases, chapter=7,
         grads=(Grad("dx", "x", "return"),),
-        regimes={**BATCH_1, "padding": {"pad": 1}, "stride-1": {"stride": 1}},
+        regimes={**BATCH_1, "stride-1": {"stride": 1}},
+        extensions={"padding": Extension(7, {"pad": 1}, "pad = 1, zero-padded as im2col pads (the book's "
+                                         "constructor takes pad, its output size ignores it, no network pools with padding)")},
         why="max picks one input exactly: no arithmetic, no round-off",
         notes="inputs never tie inside a window (0.05 apart, far above the finite-difference step); "
-              "the book's own Pooling breaks for pad > 0 (its output size ignores the padding)",
+              "pad > 0 is the 'padding' extension, which the book's own Pooling fails",
     ),
 )
 
 ITEMS = ITEMS + LATER
 REGISTRY: dict[str, Item] = {item.name: item for item in ITEMS}
+
+
+def items_up_to(chapter: int) -> tuple[Item, ...]:
+    """The items the book has introduced by the end of ``chapter``, in registry order."""
+    return tuple(item for item in ITEMS if item.chapter <= chapter)
+
+
+def extensions_up_to(item: Item, chapter: int) -> tuple[str, ...]:
+    """The names of ``item``'s extensions the book has added by the end of ``chapter``."""
+    return tuple(name for name, ext in item.extensions.items() if ext.chapter <= chapter)

@@ -5,7 +5,7 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from hypothesis import Phase, Verbosity, given, settings as Settings
 from hypothesis.errors import Flaky
@@ -27,6 +27,8 @@ class Outcome:
     #: None when the property held, else the finding's tag
     tag: str | None = None
     message: str = ""
+    #: for an extension, the chapter that adds it (it costs marks only when counted); else None
+    chapter: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -36,7 +38,7 @@ class Outcome:
 def failed(item: str, prop: Property, finding: Finding) -> Outcome:
     """The property failed. Its tier (not the finding's) decides whether it costs marks: a strict
     property that trips over a crash is still a warning; the core properties report the crash."""
-    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message)
+    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message, prop.chapter)
 
 
 def _quiet(settings: Settings | None, shrink: bool = True) -> Settings:
@@ -82,7 +84,7 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
         search()
     except (Finding, Flaky) as exc:
         return explain(target, prop, failing[-1], exc if isinstance(exc, Finding) else None)
-    return Outcome(target.name, prop.name, prop.tier, prop.about)
+    return Outcome(target.name, prop.name, prop.tier, prop.about, chapter=prop.chapter)
 
 
 _EXAMPLES: dict[tuple, list[Case]] = {}
@@ -113,14 +115,14 @@ def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]
 
 
 def screen(target: Target, props: list[Property], settings: Settings | None = None,
-           stop: frozenset[str] = frozenset()) -> tuple[dict[str, tuple[Finding, Case]], set[str]]:
+           stop: Callable[[Property], bool] | None = None) -> tuple[dict[str, tuple[Finding, Case]], set[str]]:
     """Every property on shared examples: the cases of each input strategy (the item's own, and
     one per regime) are drawn once, and each is put through every property that has not failed
     yet. Returns, per failed property, its first finding and the case; and the names of the
     properties that met every case.
 
-    With ``stop`` (a set of tiers), screening ends after the first case on which a property of
-    such a tier fails: the student's loop wants one finding fast, not every finding.
+    With ``stop``, screening ends after the first case on which a property ``stop`` picks (one
+    whose finding would count) fails: the student's loop wants one finding fast, not every one.
     """
     found: dict[str, tuple[Finding, Case]] = {}
     screened: set[str] = set()
@@ -135,14 +137,14 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
                         prop.check(target, case, False)
                     except Finding as finding:
                         found[prop.name] = (finding, case)
-            if any(p.tier in stop for p in group if p.name in found):
+            if stop and any(stop(p) for p in group if p.name in found):
                 return found, screened
         screened.update(p.name for p in group)
     return found, screened
 
 
 def evaluate_item(session, item, origin: str, settings: Settings | None = None,
-                  until: str | None = None, stop: frozenset[str] = frozenset()) -> list[Outcome]:
+                  until: str | None = None, stop: Callable[[Property], bool] | None = None) -> list[Outcome]:
     """Every property of ``item`` on the layer set behind ``session``, in order.
 
     First a screen over shared examples (cheap: a correct layer set costs one Hypothesis run per
@@ -152,7 +154,7 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     fails every property at once. ``until`` is accepted for callers that only need one tag; the
     screen finds every tag anyway.
 
-    With ``stop`` (tiers, see ``screen``) the item stops at its first finding of those tiers: only
+    With ``stop`` (see ``screen``) the item stops at its first finding that ``stop`` picks: only
     the first failed property is shrunk, and the properties the screen did not finish are left
     out of the outcomes (neither held nor failed).
     """
@@ -170,7 +172,7 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     for prop in props:
         if prop.name not in first:
             if prop.name in screened:
-                outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about))
+                outcomes.append(Outcome(item.name, prop.name, prop.tier, prop.about, chapter=prop.chapter))
             continue
         finding, case = first[prop.name]
         outcome = None

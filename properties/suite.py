@@ -17,7 +17,8 @@ from .runner import Outcome, run_property
 
 
 class StrictFinding(UserWarning):
-    """A strict-tier finding on a submission: reported, not failed (unless --gradprop-strict)."""
+    """A strict-tier or extension finding on a submission: reported, not failed (unless
+    --gradprop-strict)."""
 
 
 def origin_of(path: str | None) -> str:
@@ -61,6 +62,9 @@ class Suite:
         if outcome.passed:
             return outcome
         text = f"[{outcome.tag}] {outcome.message}"
+        if prop.chapter is not None and not self.strict:  # an extension: reported, counted only when asked
+            warnings.warn(StrictFinding(f"(extension of ch. {prop.chapter}) {text}"))
+            return outcome
         if prop.tier == STRICT and not self.strict:
             warnings.warn(StrictFinding(text))
             return outcome

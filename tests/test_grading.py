@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -191,8 +192,9 @@ def test_parallel_grading_matches_serial_and_survives_a_killed_worker(tmp_path):
     rows = {row[0]: row for row in csv.reader(io.StringIO(sheet.decode()))}
     assert set(rows) == {"submission", "good_mul", "kills_grader", "patches_numpy"}
     assert rows["good_mul"][3] == "1.00" and rows["patches_numpy"][3] == "1.00"
-    # the killer's grading process dies with it: a blank row, and the exit status says so
-    assert (status, rows["kills_grader"][1]) in ((1, ""), (0, "0.00"))
+    # the sandbox keeps the killer away from its grading process: it is graded like anyone else
+    # (its MulLayer has no backward), and the run is whole
+    assert (status, rows["kills_grader"][1]) == (0, "0.00")
 
 
 # --- scoring and the rubric -----------------------------------------------------------------------
@@ -322,14 +324,62 @@ def test_the_bundle_installs_nothing_from_an_index_and_grades_a_submission(tmp_p
         assert {"gradprop/grading.py", "gradprop/properties/checks.py", "gradprop/reference/__init__.py"} <= packaged
         root = tmp_path / "autograder"
         zf.extractall(root / "source")
-    (root / "submission").mkdir()
-    (root / "submission" / "layers.py").write_text((SUBMISSIONS / "good_mul.py").read_text())
-    env = {**os.environ, "GRADPROP_AUTOGRADER_ROOT": str(root), "GRADPROP_PYTHON": sys.executable}
-    run = subprocess.run(["bash", str(root / "source" / "run_autograder"), "--max-examples", "2"],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    doc = json.loads((root / "results" / "results.json").read_text())
+    doc = run_bundle(root, (SUBMISSIONS / "good_mul.py").read_text())
     check_gradescope_shape(doc)
     mul, sigmoid = doc["tests"]
     assert (mul["name"], mul["score"], sigmoid["name"], sigmoid["status"]) == ("MulLayer", 1.0, "Sigmoid", "failed")
     assert "from layers import Sigmoid" in sigmoid["output"]  # the one file uploaded is what snippets import
+
+
+def run_bundle(root: Path, source: str) -> dict:
+    """Upload ``source`` as Gradescope would, run the bundle's run_autograder, read results.json."""
+    (root / "submission").mkdir(exist_ok=True)
+    (root / "submission" / "layers.py").write_text(source)
+    env = {**os.environ, "GRADPROP_AUTOGRADER_ROOT": str(root), "GRADPROP_PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(root / "source" / "run_autograder"), "--max-examples", "2"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Gradescope runs the autograder as root: the uid drop is what is tested")
+def test_in_the_bundle_run_as_root_a_submission_cannot_write_results_or_the_installed_gradprop(tmp_path):
+    import gradprop
+    from gradprop.bundle import write_bundle
+
+    rubric = rubric_file(tmp_path, "MulLayer", "Sigmoid")
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(write_bundle(tmp_path / "autograder.zip", rubric=rubric, time_limit=5)) as zf:
+        zf.extractall(root / "source")
+    package = Path(gradprop.__file__).parent
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in package.glob("*.py")}
+    results = root / "results" / "results.json"
+    attack = f"""
+import os, time
+def forge():
+    for _ in range(40):
+        try:
+            open({str(results)!r}, "w").write('{{"score": 99}}')
+        except OSError:
+            pass
+        time.sleep(0.1)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        forge()
+    os._exit(0)
+for what in (lambda: open({str(package / "zz_bundle_attack.py")!r}, "w").write("x"),
+             lambda: os.utime({str(package / "grading.py")!r}, (0, 0)), forge):
+    try:
+        what()
+    except OSError:
+        pass
+"""
+    try:
+        doc = run_bundle(root, attack + (SUBMISSIONS / "good_mul.py").read_text())
+        time.sleep(4.5)  # past the daemon's last try
+        assert json.loads(results.read_text()) == doc
+        assert [t["score"] for t in doc["tests"]] == [1.0, 0.5]  # what good_mul.py's layers earn
+        assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in package.glob("*.py")} == before
+    finally:
+        (package / "zz_bundle_attack.py").unlink(missing_ok=True)

