@@ -336,15 +336,13 @@ def render(result: CheckResult, color: bool = False) -> str:
         lines.append(style("dim", "· " + _("not defined in this file (not checked): {names}").format(
             names=", ".join(missing))))
     for r in result.items:
-        if not r.findings:
+        if not r.fails_run or not r.findings:  # warnings stay on their item's line (--strict shows them)
             continue
         first, *rest = r.findings
-        mark, kind = MARKS[r.status] if r.status != "warning" else MARKS["warning"]
+        mark, kind = MARKS[r.status]
         head = f"{r.name}: {first.prop} ({first.about}) [{first.tag}]"
         lines += ["", style("bold", style(kind, f"{mark} {head}"))]
-        # a warning costs nothing: its explanation, without the reproduction
-        body = first.message.rstrip() if r.status != "warning" else first.message.strip().split("\n\n")[0]
-        lines.append(_indent(body))
+        lines.append(_indent(first.message.rstrip()))
         if rest:
             lines.append(_("  also failing: {props}").format(props=", ".join(
                 f"{o.prop} [{o.tag}]" + ("" if counted else " " + _warning_note(o))
