@@ -213,7 +213,11 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     budgets = GradeOptions(time_limit=options.time_limit)
     clock = _Clock(budgets.submission_budget)
     results: list[ItemCheck] = []
-    with SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb) as session:
+    try:
+        session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb)
+    except Exception as exc:  # noqa: BLE001 - ours, not the submission's: say so for every item
+        return [_our_error(item.name, options.asked, f"the sandbox could not start: {exc}") for item in items], None
+    with session:
         if session.import_error:
             return [], session.import_error
         for i, item in enumerate(items):
@@ -226,11 +230,12 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     return results, None
 
 
-def _our_error(item: str, asked: bool, error: str) -> ItemCheck:
+def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> ItemCheck:
+    """An item gradprop could not check: its own bug (``error``), or ``text`` saying what happened."""
     from .properties.runner import Outcome
 
-    text = _("gradprop itself failed while checking {item} (not a fault of your code; please report it): "
-             "{error}").format(item=item, error=error)
+    text = text or _("gradprop itself failed while checking {item} (not a fault of your code; please report "
+                     "it): {error}").format(item=item, error=error)
     return ItemCheck(item, "error", asked, (Outcome(item, "-", CORE, "gradprop itself", "gradprop-error", text),),
                      (True,))
 
@@ -272,8 +277,9 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
                 except EOFError:  # the process died (a submission may signal its parent)
                     proc.join()
                     for name in share:
-                        found.setdefault(name, _our_error(name, options.asked, _(
-                            "the checking process died (exit code {code})").format(code=proc.exitcode)))
+                        found.setdefault(name, _our_error(name, options.asked, "", _(
+                            "{item} was not checked: the process checking it died (exit code {code}); your "
+                            "code may have stopped it").format(item=name, code=proc.exitcode)))
                     del running[conn]
                     continue
                 if message[0] == "item":
