@@ -12,7 +12,7 @@ or an item asked for with ``--items``/``--chapter`` is not defined), 2 for a usa
 ``--json`` prints one document (``SCHEMA`` is its version; fields are only ever added)::
 
     {"schema": 1, "path": "/abs/my_layers.py", "ok": false, "exit_code": 1, "strict": false,
-     "chapter": null, "examples": 3, "import_error": null,
+     "chapter": null, "examples": 3, "import_error": null, "error": null,
      "items": [{"name": "Affine", "status": "failed", "asked": false, "tags": ["wrong-gradient"],
                 "findings": [{"property": "backward", "about": "...", "tag": "wrong-gradient",
                               "tier": "core", "chapter": null, "counted": true,
@@ -25,7 +25,8 @@ or an item asked for with ``--items``/``--chapter`` is not defined), 2 for a usa
 those that count first, each group in the suite's order; the first is the one shown in full.
 ``chapter`` is set for an extension (the chapter that adds it). ``not_run`` counts the
 properties skipped after the item's first counted finding. ``asked`` is true for items named by
-``--items`` or ``--chapter`` (a missing one of those fails the run).
+``--items`` or ``--chapter`` (a missing one of those fails the run). ``error`` is set (and
+``items`` empty) when gradprop could not start the process the submission runs in.
 """
 from __future__ import annotations
 
@@ -58,6 +59,10 @@ def _(text: str) -> str:
 
 class UsageError(ValueError):
     """A bad PATH, item name or chapter: exit status 2, nothing checked."""
+
+
+class SandboxFailure(RuntimeError):
+    """gradprop could not start the process your code runs in: nothing checked."""
 
 
 def select_items(items: str | None = None, chapter: int | None = None) -> tuple[list[Any], bool]:
@@ -115,10 +120,12 @@ class CheckResult:
     examples: int = EXAMPLES
     seconds: float = field(default=0.0, compare=False)
     chapter: int | None = None
+    #: gradprop's own failure to check anything (the sandbox would not start), or None
+    error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.import_error is None and not any(r.fails_run for r in self.items)
+        return self.import_error is None and self.error is None and not any(r.fails_run for r in self.items)
 
     @property
     def exit_code(self) -> int:
@@ -193,15 +200,18 @@ def run_check(path: str, items: Sequence[Any], options: Options = Options(), pro
     path = os.path.abspath(os.path.expanduser(path))
     started = time.perf_counter()
     show = _progress(progress)
+    error = None
     try:
         if jobs > 1 and len(items) > 1:
             results, import_error = _in_parallel(path, items, options, jobs, show)
         else:
             results, import_error = _check_items(path, items, options, lambda i, name: show(i, len(items), name))
+    except SandboxFailure as exc:
+        results, import_error, error = [], None, str(exc)
     finally:
         show(len(items), len(items), None)
     return CheckResult(path, options.strict, tuple(results), import_error, options.examples,
-                       time.perf_counter() - started, options.chapter)
+                       time.perf_counter() - started, options.chapter, error)
 
 
 def _check_items(path: str, items: Sequence[Any], options: Options,
@@ -217,8 +227,8 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     results: list[ItemCheck] = []
     try:
         session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb)
-    except Exception as exc:  # noqa: BLE001 - ours, not the submission's: say so for every item
-        return [_our_error(item.name, options.asked, f"the sandbox could not start: {exc}") for item in items], None
+    except Exception as exc:  # noqa: BLE001 - ours, not the submission's
+        raise SandboxFailure(str(exc)) from None
     with session:
         if session.import_error:
             return [], session.import_error
@@ -249,7 +259,10 @@ def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
     from .properties.registry import REGISTRY
 
     items = [REGISTRY[name] for name in names]
-    conn.send(("done", *_check_items(path, items, options, lambda i, name: conn.send(("item", name)))))
+    try:
+        conn.send(("done", *_check_items(path, items, options, lambda i, name: conn.send(("item", name)))))
+    except SandboxFailure as exc:
+        conn.send(("failed", str(exc)))
 
 
 def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
@@ -287,6 +300,8 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
                 if message[0] == "item":
                     show(started, len(items), message[1])
                     started += 1
+                elif message[0] == "failed":
+                    raise SandboxFailure(message[1])
                 else:
                     _kind, results, error = message
                     found.update((r.name, r) for r in results)
@@ -327,6 +342,10 @@ MARKS = {"passed": ("✓", "ok"), "warning": ("⚠", "warn"), "failed": ("✗", 
 def render(result: CheckResult, color: bool = False) -> str:
     """The human report: one line per item, then each failing item's first finding in full."""
     style = _Style(color)
+    if result.error is not None:
+        return "\n".join([style("bad", "✗ " + _("gradprop could not start the process your code runs in, so no "
+                                                 "item was checked (not a fault of your code):")),
+                          _indent(result.error.rstrip()), ""])
     if result.import_error is not None:
         return "\n".join([style("bad", "✗ " + _("{path} could not be imported, so no item was checked:").format(
             path=result.path)), _indent(result.import_error.rstrip()), ""])
@@ -387,7 +406,7 @@ def as_json(result: CheckResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA, "path": result.path, "ok": result.ok, "exit_code": result.exit_code,
         "strict": result.strict, "chapter": result.chapter, "examples": result.examples,
-        "import_error": result.import_error,
+        "import_error": result.import_error, "error": result.error,
         "items": [{"name": r.name, "status": r.status, "asked": r.asked, "tags": list(r.tags),
                    "findings": [{"property": o.prop, "about": o.about, "tag": o.tag, "tier": o.tier,
                                  "chapter": getattr(o, "chapter", None), "counted": counted,

@@ -118,11 +118,24 @@ def test_import_error_exits_1(tmp_path):
     assert code == 1 and "could not be imported" in out and "SyntaxError" in out
 
 
+def test_a_sandbox_that_cannot_start_is_reported_once(monkeypatch):
+    from gradprop import sandbox
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no box today")
+
+    monkeypatch.setattr(sandbox, "SandboxSession", refuse)
+    code, out, _ = run(str(BOOK))
+    assert code == 1 and out.count("no box today") == 1 and "not a fault of your code" in out
+    assert json.loads(run(str(BOOK), "--json")[1])["error"] == "no box today"
+
+
 def test_json_shape():
     code, out, err = run(str(ONE_BUG), "--json", "--items", "Affine,MulLayer")
     doc = json.loads(out)
     assert code == doc["exit_code"] == 1 and doc["ok"] is False
-    assert set(doc) == {"schema", "path", "ok", "exit_code", "strict", "chapter", "examples", "import_error", "items"}
+    assert set(doc) == {"schema", "path", "ok", "exit_code", "strict", "chapter", "examples", "import_error", "error",
+                        "items"}
     assert doc["schema"] == check.SCHEMA and doc["path"] == str(ONE_BUG) and doc["import_error"] is None
     mul, affine = doc["items"]
     assert set(affine) == {"name", "status", "asked", "tags", "findings", "not_run"}
