@@ -46,11 +46,6 @@ from .findings import CORE
 EXAMPLES = 3
 SCHEMA = 1
 
-#: XLA's CPU compiler at its lowest optimisation level, for this process only: a check compiles a
-#: couple of hundred tiny reference programs, each run a few times, so compiling is nearly all
-#: their cost (cold: 26 -> 13 s for a chapter-5 file). Over every fixture, verdicts and messages
-#: are the same either way, but for the last digits of two expected values of ~1e-8.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 def _(text: str) -> str:
     """Translation hook: the --lang work (gettext) replaces this; every sentence passes through it."""
@@ -255,7 +250,6 @@ def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> I
 def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
     """A checking process (spawned): its share of the items, one message as each starts, then
     ("done", results, import error)."""
-    fast_compile()
     from .properties.registry import REGISTRY
 
     items = [REGISTRY[name] for name in names]
@@ -418,12 +412,6 @@ def as_json(result: CheckResult) -> dict[str, Any]:
 # --- the command -----------------------------------------------------------------------------------
 
 
-def fast_compile() -> None:
-    """Add FAST_COMPILE to XLA_FLAGS, unless JAX is already loaded (then it is too late to matter)."""
-    if "jax" not in sys.modules:
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
-
-
 def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -436,7 +424,6 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     except UsageError as exc:
         print(f"gradprop check: error: {exc}", file=err)
         return 2
-    fast_compile()
     options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb)
     jobs = args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1)
     result = run_check(path, items, options, progress=err, jobs=jobs)
