@@ -6,7 +6,7 @@ Started by ``gradprop.sandbox.SandboxSession`` (see ``BOOTSTRAP`` there) as
 
 in its own session and process group, confined by ``gradprop._jail`` before anything else runs,
 with stdin and stdout on /dev/null and stderr on the diagnostics pipe (until start-up is done). It imports only the standard library, numpy,
-``gradprop.wire``, ``gradprop.loader`` and ``gradprop.session`` (for ``alias_facts``); the
+``gradprop.wire``, ``gradprop.loader`` (with ``gradprop.notebook``) and ``gradprop.session`` (for ``alias_facts``); the
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
 Protocol: the child first sends a ``ready`` reply, then answers each request with one reply.
@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from gradprop import _steady, wire
-from gradprop.loader import load_layer_set
+from gradprop.loader import load
+from gradprop.notebook import where as where_in
 from gradprop.session import Ref, alias_facts
 
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
@@ -160,7 +161,7 @@ class _Child:
         mine = [f for f in frames if self.root and f.filename.startswith(self.root)]
         if mine:
             f = mine[-1]
-            text += f"\n  at line {f.lineno} of {os.path.basename(f.filename)}: {(f.line or '').strip()}"
+            text += f"\n  at {where_in(f.filename, f.lineno)}: {(f.line or '').strip()}"
         elif isinstance(exc, SyntaxError) and exc.lineno:
             name = os.path.basename(exc.filename or "")
             text += f"\n  at line {exc.lineno} of {name}: {(exc.text or '').strip()}"
@@ -215,20 +216,25 @@ class _Child:
         self.root = root if os.path.isdir(root) else os.path.dirname(root)
         self.root = self.root.rstrip(os.sep) + os.sep
         try:
-            ns = load_layer_set(path)
+            loaded = load(path)
         except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
             self.leave_student()
             raise _Fault("import-error", self.describe(exc, "importing the file")) from None
         self.leave_student()
-        self.ns = ns
-        names = []
+        self.ns = ns = loaded.namespace
+        names, classes = [], []
         for k, v in list(ns.items()):
             try:
                 if type(k) is str and callable(v):
                     names.append(k)
+                    if isinstance(v, type):
+                        classes.append(k)
             except BaseException:  # noqa: BLE001
                 pass
-        self.send({"ok": True, "names": names})
+        # which file each item came from, and what loading skipped: for the student's report
+        self.send({"ok": True, "names": names, "classes": classes,
+                   "origins": {str(k): str(v) for k, v in loaded.origins.items()},
+                   "notes": [str(n) for n in loaded.notes]})
 
     def op_new(self, ref_id: int, item: str, where: str, args: tuple, kwargs: dict) -> None:
         fn = self.ns.get(item)

@@ -12,7 +12,7 @@ or an item asked for with ``--items``/``--chapter`` is not defined), 2 for a usa
 ``--json`` prints one document (``SCHEMA`` is its version; fields are only ever added)::
 
     {"schema": 1, "path": "/abs/my_layers.py", "ok": false, "exit_code": 1, "strict": false,
-     "chapter": null, "examples": 3, "import_error": null, "error": null,
+     "chapter": null, "examples": 3, "import_error": null, "error": null, "read": [],
      "items": [{"name": "Affine", "status": "failed", "asked": false, "tags": ["wrong-gradient"],
                 "findings": [{"property": "backward", "about": "...", "tag": "wrong-gradient",
                               "tier": "core", "chapter": null, "counted": true,
@@ -26,7 +26,8 @@ those that count first, each group in the suite's order; the first is the one sh
 ``chapter`` is set for an extension (the chapter that adds it). ``not_run`` counts the
 properties skipped after the item's first counted finding. ``asked`` is true for items named by
 ``--items`` or ``--chapter`` (a missing one of those fails the run). ``error`` is set (and
-``items`` empty) when gradprop could not start the process the submission runs in.
+``items`` empty) when gradprop could not start the process the submission runs in. ``read`` says
+how the submission was read (for a folder, the file each item came from; what was left out).
 """
 from __future__ import annotations
 
@@ -117,6 +118,8 @@ class CheckResult:
     chapter: int | None = None
     #: gradprop's own failure to check anything (the sandbox would not start), or None
     error: str | None = None
+    #: how the submission was read: the file each item came from (a folder), what was left out
+    read: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -198,21 +201,23 @@ def run_check(path: str, items: Sequence[Any], options: Options = Options(), pro
     error = None
     try:
         if jobs > 1 and len(items) > 1:
-            results, import_error = _in_parallel(path, items, options, jobs, show)
+            results, import_error, read = _in_parallel(path, items, options, jobs, show)
         else:
-            results, import_error = _check_items(path, items, options, lambda i, name: show(i, len(items), name))
+            results, import_error, read = _check_items(path, items, options,
+                                                       lambda i, name: show(i, len(items), name))
     except SandboxFailure as exc:
-        results, import_error, error = [], None, str(exc)
+        results, import_error, read, error = [], None, [], str(exc)
     finally:
         show(len(items), len(items), None)
     return CheckResult(path, options.strict, tuple(results), import_error, options.examples,
-                       time.perf_counter() - started, options.chapter, error)
+                       time.perf_counter() - started, options.chapter, error, tuple(read))
 
 
 def _check_items(path: str, items: Sequence[Any], options: Options,
-                 on_item=lambda i, name: None) -> tuple[list[ItemCheck], str | None]:
-    """Each item in turn, on one sandboxed copy of the layer set: (results, import error)."""
-    from .grading import GradeOptions, _Clock, _ItemSession
+                 on_item=lambda i, name: None) -> tuple[list[ItemCheck], str | None, list[str]]:
+    """Each item in turn, on one sandboxed copy of the layer set: (results, import error, how the
+    submission was read: which file each item came from, what loading left out)."""
+    from .grading import GradeOptions, _Clock, _ItemSession, how_it_was_read
     from .properties.suite import origin_of
     from .sandbox import SandboxSession
 
@@ -225,8 +230,9 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     except Exception as exc:  # noqa: BLE001 - ours, not the submission's
         raise SandboxFailure(str(exc)) from None
     with session:
+        read = how_it_was_read(path, session.origins, session.load_notes)
         if session.import_error:
-            return [], session.import_error
+            return [], session.import_error, read
         for i, item in enumerate(items):
             on_item(i, item.name)
             view = _ItemSession(session, item.name, budgets.item_budget, clock)
@@ -234,7 +240,7 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
                 results.append(check_item(view, item, origin_of(path), options))
             except Exception as exc:  # noqa: BLE001 - a bug of ours: say so, check the other items
                 results.append(_our_error(item.name, options.asked, f"{type(exc).__name__}: {exc}"))
-    return results, None
+    return results, None, read
 
 
 def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> ItemCheck:
@@ -249,7 +255,7 @@ def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> I
 
 def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
     """A checking process (spawned): its share of the items, one message as each starts, then
-    ("done", results, import error)."""
+    ("done", results, import error, how it was read)."""
     from .properties.registry import REGISTRY
 
     items = [REGISTRY[name] for name in names]
@@ -260,7 +266,7 @@ def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
 
 
 def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
-                 show) -> tuple[list[ItemCheck], str | None]:
+                 show) -> tuple[list[ItemCheck], str | None, list[str]]:
     """Items dealt round-robin to ``jobs`` spawned processes (a fixed share each: the same
     process, and so the same sandboxed copy, checks the same items on every run)."""
     import multiprocessing
@@ -276,7 +282,7 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
         theirs.close()
         running[ours] = (proc, share)
     found: dict[str, ItemCheck] = {}
-    import_error, started = None, 0
+    import_error, read, started = None, None, 0
     try:
         while running:
             for conn in wait(list(running)):
@@ -297,9 +303,9 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
                 elif message[0] == "failed":
                     raise SandboxFailure(message[1])
                 else:
-                    _kind, results, error = message
+                    _kind, results, error, notes = message
                     found.update((r.name, r) for r in results)
-                    import_error = import_error or error
+                    import_error, read = import_error or error, read or notes
                     proc.join()
                     del running[conn]
     finally:
@@ -307,8 +313,8 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
             proc.kill()
             proc.join()
     if import_error:
-        return [], import_error
-    return [found[item.name] for item in items], None
+        return [], import_error, read or []
+    return [found[item.name] for item in items], None, read or []
 
 
 # --- reporting -------------------------------------------------------------------------------------
@@ -340,9 +346,10 @@ def render(result: CheckResult, color: bool = False) -> str:
         return "\n".join([style("bad", "✗ " + _("gradprop could not start the process your code runs in, so no "
                                                  "item was checked (not a fault of your code):")),
                           _indent(result.error.rstrip()), ""])
+    read = [style("dim", _("How your file was read:")), *(style("dim", _indent(n)) for n in result.read)]
     if result.import_error is not None:
         return "\n".join([style("bad", "✗ " + _("{path} could not be imported, so no item was checked:").format(
-            path=result.path)), _indent(result.import_error.rstrip()), ""])
+            path=result.path)), _indent(result.import_error.rstrip()), *(read if result.read else []), ""])
     lines = []
     missing = [r.name for r in result.items if r.status == "not-defined" and not r.asked]
     for r in result.items:
@@ -356,6 +363,8 @@ def render(result: CheckResult, color: bool = False) -> str:
     if missing:
         lines.append(style("dim", "· " + _("not defined in this file (not checked): {names}").format(
             names=", ".join(missing))))
+    if result.read:
+        lines += read
     for r in result.items:
         if not r.fails_run or not r.findings:  # warnings stay on their item's line (--strict shows them)
             continue
@@ -400,7 +409,7 @@ def as_json(result: CheckResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA, "path": result.path, "ok": result.ok, "exit_code": result.exit_code,
         "strict": result.strict, "chapter": result.chapter, "examples": result.examples,
-        "import_error": result.import_error, "error": result.error,
+        "import_error": result.import_error, "error": result.error, "read": list(result.read),
         "items": [{"name": r.name, "status": r.status, "asked": r.asked, "tags": list(r.tags),
                    "findings": [{"property": o.prop, "about": o.about, "tag": o.tag, "tier": o.tier,
                                  "chapter": getattr(o, "chapter", None), "counted": counted,

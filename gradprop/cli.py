@@ -255,6 +255,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     run_tmp = tempfile.mkdtemp(prefix="gradprop-run-")
+    os.chmod(run_tmp, 0o711)  # a child with a uid of its own must reach its box here; nobody may list it
     old_tmp = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = run_tmp  # every box of this run lives here (removed at the end)
     try:
@@ -377,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     grade = sub.add_parser("grade", help="grade submissions into results.json files and grades.csv",
-                           description="Grade each PATH (a .py file or a folder in the book's layout) "
+                           description="Grade each PATH (a .py file, a .ipynb notebook or a folder) "
                                        "in an isolated process; write OUT/<name>/results.json "
                                        "(Gradescope's format) and OUT/grades.csv.")
     grade.add_argument("paths", nargs="+", metavar="PATH")

@@ -344,6 +344,7 @@ class _ItemSession(Session):
         self._used = 0.0
         self._clock = clock
         self.import_error = inner.import_error
+        self.kinds, self.origins, self.load_notes = inner.kinds, inner.origins, inner.load_notes
 
     def _do(self, fn, *args: Any, **kwargs: Any) -> Any:
         if self._used > self._budget:
@@ -523,14 +524,23 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
                     continue
                 items.append(score_item(item.name, weight, outcomes, options.strict, options.rubric.counted(item.name)))
         import_error, printed = session.import_error, getattr(session, "import_output", "")
+        read = how_it_was_read(path, session.origins, session.load_notes)
     else:
-        import_error, printed = None, ""
+        import_error, printed, read = None, "", []
     result = SubmissionResult(name, path, tuple(items), "", time.perf_counter() - started, isolation)
-    return replace(result, output=submission_feedback(result, options, import_error, printed))
+    return replace(result, output=submission_feedback(result, options, import_error, printed, read))
+
+
+def how_it_was_read(path: str, origins: dict[str, str], notes: Sequence[str]) -> list[str]:
+    """Where each item was taken from (for a folder) and what loading skipped, as report lines."""
+    lines = list(notes)
+    if os.path.isdir(path) and origins:
+        lines.insert(0, "took " + ", ".join(f"{name} from {rel}" for name, rel in origins.items()))
+    return lines
 
 
 def submission_feedback(result: SubmissionResult, options: GradeOptions, import_error: str | None,
-                        printed: str) -> str:
+                        printed: str, read: Sequence[str] = ()) -> str:
     lines = [f"Score: {_points(result.score)} / {_points(result.max_score)}", ""]
     if result.errors:
         lines += ["gradprop itself failed on part of this submission (not a fault of your code); those "
@@ -543,6 +553,8 @@ def submission_feedback(result: SubmissionResult, options: GradeOptions, import_
         extra += "  (warnings only)" if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
         extra += f"  (not counted: {', '.join(r.uncounted)}, of a later chapter)" if r.uncounted else ""
         lines.append(f"{mark} {r.name:<20} {_points(r.score):>6} / {_points(r.max_score)}{extra}")
+    if read:
+        lines += ["", "How your submission was read:", *(_indent(_clip(n)) for n in read)]
     lines += ["", "Each item is checked on generated inputs: forward against a JAX reference, backward "
               "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
               "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "

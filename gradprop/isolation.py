@@ -47,8 +47,10 @@ LAYERS = ("scratch", "env", "namespaces", "uid", "landlock", "cgroup", "rlimits"
 UID_BASE = 1 << 30
 #: tasks (processes and threads) a child's tree may have when it has a uid or cgroup of its own
 MAX_TASKS = 64
-#: bytes of a submission that are copied into its scratch folder
+#: bytes of a submission that are copied into its scratch folder, in all and per file (a data set
+#: or a .git folder next to the layers is not what is graded, and would be copied for every child)
 MAX_COPY = 64 * 1024 * 1024
+MAX_COPY_FILE = 4 * 1024 * 1024
 PACKAGE_DIR = str(Path(__file__).resolve().parent)
 SITE_DIRS = [p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")]
 #: environment variables passed on to the child (BLAS settings some CPUs need to compute right)
@@ -222,13 +224,14 @@ def _copy_submission(src: str, dest_dir: str) -> str:
     """Copy the submission (a file, or a folder's regular files and folders) into ``dest_dir``.
 
     Symbolic links, FIFOs and devices are left behind (a link could point at anything of the
-    grader's); at most MAX_COPY bytes. Returns the copy's path.
+    grader's), and so are hidden folders (.git), files over MAX_COPY_FILE and whatever exceeds
+    MAX_COPY bytes in all. Returns the copy's path.
     """
     budget = [MAX_COPY]
 
     def copy_file(s: str, d: str) -> None:
         st = os.lstat(s)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > budget[0]:
+        if not stat.S_ISREG(st.st_mode) or st.st_size > min(budget[0], MAX_COPY_FILE):
             return
         budget[0] -= st.st_size
         shutil.copyfile(s, d, follow_symlinks=False)
@@ -240,7 +243,8 @@ def _copy_submission(src: str, dest_dir: str) -> str:
             rel = os.path.relpath(root, src)
             target = os.path.normpath(os.path.join(dest, rel))
             os.makedirs(target, exist_ok=True)
-            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)) and d != "__pycache__")
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d))
+                             and d != "__pycache__" and not d.startswith("."))
             for f in sorted(files):
                 copy_file(os.path.join(root, f), os.path.join(target, f))
     else:

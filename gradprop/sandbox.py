@@ -37,6 +37,7 @@ from .findings import SubmissionFault
 from ._jail import JAIL_STATUS
 from .text import safe_text
 from .isolation import PACKAGE_DIR, SITE_DIRS, Box, Isolation, probe
+from .notebook import cell_line, where as where_in
 from .session import Opaque, Ref, Reply, Session
 
 #: How the child starts. ``python -S`` skips the .pth files of site-packages (a quarter of the
@@ -326,6 +327,10 @@ class SandboxSession(Session):
         #: what the submission printed while being imported
         self.import_output = ""
         self._names: frozenset[str] = frozenset()
+        self.kinds: dict[str, bool] = {}
+        #: the item -> file and the notes the child's loader sent (see gradprop.loader.Loaded)
+        self.origins: dict[str, str] = {}
+        self.load_notes: tuple[str, ...] = ()
         self._lock = threading.RLock()
         self._child: _Child | None = None
         self._pending_load = False
@@ -399,6 +404,11 @@ class SandboxSession(Session):
         if type(names) is not list:
             return "importing the file failed: the process sent a malformed reply"
         self._names = frozenset(n for n in names if type(n) is str)
+        classes = doc.get("classes") if type(doc.get("classes")) is list else []
+        self.kinds = {n: n in classes for n in self._names}
+        origins, notes = doc.get("origins"), doc.get("notes")
+        self.origins = {k: _text(v, 300) for k, v in origins.items()} if type(origins) is dict else {}
+        self.load_notes = tuple(_text(n, 500) for n in notes[:50]) if type(notes) is list else ()
         return None
 
     def _stop_child(self) -> None:
@@ -455,7 +465,8 @@ class SandboxSession(Session):
             real = os.path.realpath(filename)
             if not real.startswith(self._root):
                 continue
-            return safe_text(f" (it was running line {lineno} of {os.path.basename(real)}: {_source_line(real, lineno)})")
+            text = cell_line(real, lineno) if "#cell" in real else _source_line(real, lineno)
+            return safe_text(f" (it was running {where_in(real, lineno)}: {text})")
         return ""
 
 

@@ -21,7 +21,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from .findings import SubmissionFault
-from .loader import load_layer_set
+from .loader import load, match_name, module_name
+from .notebook import where as where_in
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ class Session(abc.ABC):
 
     #: why the layer set could not be loaded, or None
     import_error: str | None = None
+    #: defined name of an item -> the file it was taken from, relative to the submission
+    origins: dict[str, str] = {}
+    #: what loading said to the student: cells or files skipped, two files defining one item
+    load_notes: tuple[str, ...] = ()
+    #: every callable the layer set defines -> is it a class (for loose name matching)
+    kinds: dict[str, bool] = {}
 
     @abc.abstractmethod
     def defines(self, name: str) -> bool:
@@ -88,11 +95,24 @@ class Session(abc.ABC):
         """Seed ``np.random`` where the layer set runs (Dropout masks, TwoLayerNet weights)."""
 
     def resolve(self, names: Iterable[str]) -> str | None:
-        """The first of ``names`` that the layer set defines (``Relu`` or its alias ``ReLU``)."""
+        """The name the layer set defines the item under: the first of ``names`` it defines
+        (``Relu`` or its alias ``ReLU``), else the one case or underscore variant (``ReLu``)."""
+        names = tuple(names)
         for name in names:
             if self.defines(name):
                 return name
-        return None
+        return match_name(names, self.kinds) if names else None
+
+    def origin(self, name: str, fallback: str) -> str:
+        """What a reproduction snippet imports ``name`` from: the module of the file that defines
+        it, as written from the submission's folder (``ch05.layer_naive``); for a notebook, or a
+        file whose name cannot be imported, a comment saying where to run the snippet."""
+        rel = self.origins.get(name)
+        if rel is None:
+            return fallback
+        if rel.endswith(".ipynb"):
+            return f"# run this in a new cell at the end of {rel}, after its definition cells"
+        return module_name(rel) or f"# run this after the definitions of {rel} (its name cannot be imported)"
 
     def close(self) -> None:
         pass
@@ -128,7 +148,7 @@ def describe_exception(exc: BaseException, where: str, files: tuple[str, ...] = 
     text = f"{where} raised {type(exc).__name__}: {exc}"
     if mine:
         f = mine[-1]
-        text += f"\n  at line {f.lineno} of {f.filename.rsplit('/', 1)[-1]}: {(f.line or '').strip()}"
+        text += f"\n  at {where_in(f.filename, f.lineno)}: {(f.line or '').strip()}"
     return text
 
 
@@ -146,11 +166,14 @@ class InProcessSession(Session):
         if namespace is None:
             assert path is not None
             try:
-                namespace = load_layer_set(path)
+                loaded = load(path)
+                namespace = loaded.namespace
+                self.origins, self.load_notes = loaded.origins, tuple(loaded.notes)
             except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
                 self.import_error = describe_exception(exc, "importing the file")
                 namespace = {}
         self._ns = namespace
+        self.kinds = {k: isinstance(v, type) for k, v in namespace.items() if callable(v)}
 
     def defines(self, name: str) -> bool:
         return callable(self._ns.get(name))

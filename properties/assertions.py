@@ -42,7 +42,8 @@ def as_array(value: Any, what: str, tag: str) -> np.ndarray:
 
 
 def repro(origin: str, name: str, assignments: Mapping[str, Any], steps: list[str]) -> str:
-    lines = ["import numpy as np", f"from {origin} import {name}", ""]
+    # ``origin`` is a module, or a comment saying where to run the snippet (a notebook)
+    lines = ["import numpy as np", origin if origin.startswith("#") else f"from {origin} import {name}", ""]
     lines += [f"{k} = {literal(v)}" for k, v in assignments.items()]
     return "\n".join(lines + [""] + steps)
 

@@ -165,7 +165,8 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
         finding = (Finding("import-error", session.import_error) if session.import_error else
                    Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
         return [failed(item.name, prop, finding) for prop in props]
-    target = Target(session, item, session.resolve(item.names), origin)
+    name = session.resolve(item.names)
+    target = Target(session, item, name, session.origin(name, origin))
     first, screened = screen(target, props, settings, stop)
     outcomes = []
     shrunk = False

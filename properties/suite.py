@@ -26,6 +26,8 @@ def origin_of(path: str | None) -> str:
     if path is None:
         return "gradprop.layers"
     p = Path(path)
+    if p.suffix == ".ipynb":
+        return f"# run this in a new cell at the end of {p.name}, after its definition cells"
     return p.stem if p.suffix == ".py" else "common.layers"
 
 
@@ -50,11 +52,12 @@ class Suite:
             pytest.fail(f"[import-error] {self.session.import_error}", pytrace=False)
         name = self.session.resolve(item.names)
         if name is None:
-            text = f"[not-found] {' / '.join(item.names)} is not defined by the layer set"
+            read = "".join(f"\n  {note}" for note in self.session.load_notes)
+            text = f"[not-found] {' / '.join(item.names)} is not defined by the layer set{read}"
             if self.skip_missing:
                 pytest.skip(text)
             pytest.fail(text, pytrace=False)
-        return Target(self.session, item, name, self.origin)
+        return Target(self.session, item, name, self.session.origin(name, self.origin))
 
     def verify(self, item: Item, prop: Property, settings: Settings | None = None) -> Outcome:
         __tracebackhide__ = True

@@ -30,6 +30,7 @@ import pytest
 
 import gradprop
 from gradprop.isolation import probe
+from test_sandbox import live_processes_mentioning
 
 RUBRIC = "".join(f"[items.{name}]\ncount = false\n" for name in (
     "Sigmoid", "Affine", "softmax", "cross_entropy_error", "SoftmaxWithLoss", "TwoLayerNet", "Dropout",
@@ -37,7 +38,8 @@ RUBRIC = "".join(f"[items.{name}]\ncount = false\n" for name in (
 FLAGS = ["--max-examples", "3", "--time-limit", "2", "--memory-mb", "1024", "-j", "2"]
 SECRET = "gradprop-test-secret-9f2c"
 
-HONEST = '''
+#: what every attacker's layers earn: MulLayer only
+MUL_ONLY = '''
 import numpy as np
 
 class MulLayer:
@@ -46,7 +48,9 @@ class MulLayer:
         return x * y
     def backward(self, dout):
         return dout * self.y, dout * self.x
+'''
 
+HONEST = MUL_ONLY + '''
 class AddLayer:
     def forward(self, x, y):
         return x + y
@@ -63,16 +67,6 @@ class Relu:
         dx = dout.copy()
         dx[self.mask] = 0
         return dx
-'''
-
-#: what every attacker's layers earn: MulLayer only
-MUL_ONLY = '''
-class MulLayer:
-    def forward(self, x, y):
-        self.x, self.y = x, y
-        return x * y
-    def backward(self, dout):
-        return dout * self.y, dout * self.x
 '''
 
 PRELUDE = '''
@@ -201,25 +195,6 @@ def snapshot(folder: Path) -> dict[str, str]:
             st = p.stat()
             out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest() + f":{st.st_mtime_ns}"
     return out
-
-
-def live_processes_mentioning(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read()
-            with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if (marker.encode() in cmdline or marker.encode() in environ) and state not in "ZX":
-            found.append(int(entry))
-    return found
 
 
 class Listener:
@@ -525,7 +500,7 @@ def test_a_malformed_reply_costs_its_item_only(tmp_path):
         fd = int(sys.argv[-2])  # the reply pipe: forge a frame the parent must refuse
         head = b'{"ok": true, "value": {"a": ["<f8", [3, 99999999999]]}, "args": {"t": []}, "aliases": [[1]]}'
         os.write(fd, struct.pack("<4sQQ", b"GPW1", len(head), 8) + head + bytes(8))
-        return dout * self.y, dout * self.x''') + HONEST.split("class AddLayer:")[0].split("class MulLayer:")[0] + "\nclass AddLayer:\n" + HONEST.split("class AddLayer:")[1].split("class Relu:")[0])
+        return dout * self.y, dout * self.x''') + "\nclass AddLayer:" + HONEST.split("class AddLayer:")[1].split("class Relu:")[0])
     rubric = Rubric.from_dict({"items": {n: {"count": False} for n in (
         "Relu", "Sigmoid", "Affine", "softmax", "cross_entropy_error", "SoftmaxWithLoss", "TwoLayerNet", "Dropout",
         "BatchNormalization", "Convolution", "Pooling")}})
@@ -614,3 +589,17 @@ def test_the_child_can_neither_signal_out_nor_connect(tmp_path, monkeypatch):
         victim.kill()
         victim.wait()
         listener.close()
+
+
+def test_strict_isolation_refuses_to_grade_without_every_layer(tmp_path, capsys, monkeypatch):
+    from gradprop import cli, isolation
+
+    lacking = isolation.Isolation(("scratch", "env", "rlimits"), (("namespaces", "no bwrap here"),))
+    with pytest.raises(isolation.IsolationError, match="no bwrap here"):
+        lacking.require("strict")
+    lacking.require("auto")  # auto grades with what there is
+    monkeypatch.setattr(cli, "probe", lambda: lacking)
+    (tmp_path / "s.py").write_text(HONEST)
+    assert cli.main(["grade", str(tmp_path / "s.py"), "--out", str(tmp_path / "out"), "--isolation", "strict"]) == 2
+    assert "--isolation strict: this machine lacks namespaces (no bwrap here)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

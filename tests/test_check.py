@@ -130,12 +130,19 @@ def test_a_sandbox_that_cannot_start_is_reported_once(monkeypatch):
     assert json.loads(run(str(BOOK), "--json")[1])["error"] == "no box today"
 
 
+def test_a_notebook_is_checked_and_how_it_was_read_is_said():
+    code, out, _ = run(str(ROOT / "examples" / "notes.ipynb"), "--items", "MulLayer,Affine")
+    assert code == 1 and out.startswith("✓ MulLayer\n✗ Affine")
+    assert "How your file was read:" in out and "notes.ipynb cell" in out
+    assert "run this in a new cell at the end of notes.ipynb" in out  # the reproduction, notebook-style
+
+
 def test_json_shape():
     code, out, err = run(str(ONE_BUG), "--json", "--items", "Affine,MulLayer")
     doc = json.loads(out)
     assert code == doc["exit_code"] == 1 and doc["ok"] is False
     assert set(doc) == {"schema", "path", "ok", "exit_code", "strict", "chapter", "examples", "import_error", "error",
-                        "items"}
+                        "read", "items"}
     assert doc["schema"] == check.SCHEMA and doc["path"] == str(ONE_BUG) and doc["import_error"] is None
     mul, affine = doc["items"]
     assert set(affine) == {"name", "status", "asked", "tags", "findings", "not_run"}

@@ -161,7 +161,7 @@ def test_opaque_and_array_likes(good):
 def test_the_child_stays_light(good):
     s, _ = good
     loaded = s.call("modules", None, 0).value
-    assert set(loaded) <= {"gradprop", "gradprop.wire", "gradprop.loader", "gradprop.session",
+    assert set(loaded) <= {"gradprop", "gradprop.wire", "gradprop.loader", "gradprop.notebook", "gradprop.session",
                            "gradprop.findings", "gradprop._child", "gradprop._jail", "gradprop._steady"}, loaded
 
 
