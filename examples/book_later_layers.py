@@ -9,7 +9,7 @@ the square root and flattens 4-D input to ``(N, -1)``; layers keep references to
 The one departure from the printed code: Pooling's output size counts the padding,
 ``int(1 + (H + 2*pad - pool_h) / stride)``, as Convolution's does. The book's
 ``int(1 + (H - pool_h) / stride)`` ignores the padding that im2col adds, so its reshape raises for
-any ``pad > 0`` (CONTRACT.md section 1; fixtures/broken/pooling_book_pad_ignored.py).
+any ``pad > 0`` (CONTRACT.md section 1; fixtures/chapter_text/pooling_book_pad_ignored.py).
 """
 import numpy as np
 

@@ -126,8 +126,13 @@ def constraints() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _flags(rubric: str | None, strict: bool, time_limit: float, memory_mb: int, max_examples: int | None) -> str:
+def _flags(rubric: str | None, strict: bool, time_limit: float, memory_mb: int, max_examples: int | None,
+           lang: str | None = None, chapter: int | None = None) -> str:
     flags = ["--time-limit", f"{time_limit:g}", "--memory-mb", str(memory_mb)]
+    if chapter is not None:
+        flags += ["--chapter", str(chapter)]
+    if lang:
+        flags += ["--lang", lang]  # the course's language, not whatever locale Gradescope's machine has
     if strict:
         flags.append("--strict")
     if max_examples is not None:
@@ -147,7 +152,8 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) 
 
 def write_bundle(out: str | os.PathLike, *, rubric: str | None = None, strict: bool = False,
                  time_limit: float = 10.0, memory_mb: int = 2048, max_examples: int | None = None,
-                 wheel: str | os.PathLike | None = None) -> Path:
+                 wheel: str | os.PathLike | None = None, lang: str | None = None,
+                 chapter: int | None = None) -> Path:
     """Write the autograder zip at ``out``; return its path."""
     out = Path(out)
     if out.suffix != ".zip":
@@ -162,7 +168,7 @@ def write_bundle(out: str | os.PathLike, *, rubric: str | None = None, strict: b
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w") as zf:
             _add(zf, "setup.sh", SETUP_SH.encode(), executable=True)
-            run = RUN_AUTOGRADER.format(flags=_flags(rubric, strict, time_limit, memory_mb, max_examples))
+            run = RUN_AUTOGRADER.format(flags=_flags(rubric, strict, time_limit, memory_mb, max_examples, lang, chapter))
             _add(zf, "run_autograder", run.encode(), executable=True)
             _add(zf, wheel_path.name, wheel_path.read_bytes())
             _add(zf, "constraints.txt", constraints().encode())

@@ -22,6 +22,7 @@ from typing import Callable, Sequence, TextIO
 from . import __version__
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
                       grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
+from .i18n import LANGUAGES, default_language
 from .isolation import IsolationError, probe, sweep
 from .text import safe_text
 
@@ -315,7 +316,8 @@ def _options(args: argparse.Namespace) -> GradeOptions:
     if args.max_examples is not None and args.max_examples < 1:
         raise GradingError("--max-examples must be at least 1")
     return GradeOptions(rubric=rubric, strict=args.strict, time_limit=args.time_limit,
-                        memory_mb=args.memory_mb, max_examples=args.max_examples, isolation=args.isolation)
+                        memory_mb=args.memory_mb, max_examples=args.max_examples, isolation=args.isolation,
+                        lang=args.lang or default_language())
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -324,7 +326,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     try:
         _options(args)  # a bad rubric fails here, not on Gradescope
         path = write_bundle(args.out, rubric=args.rubric, strict=args.strict, time_limit=args.time_limit,
-                            memory_mb=args.memory_mb, max_examples=args.max_examples, wheel=args.wheel)
+                            memory_mb=args.memory_mb, max_examples=args.max_examples, wheel=args.wheel,
+                            lang=args.lang, chapter=args.chapter)
     except (GradingError, BundleError) as exc:
         print(f"gradprop gradescope-bundle: error: {exc}", file=sys.stderr)
         return 2
@@ -369,6 +372,9 @@ def _grading_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-examples", type=int, default=None, metavar="N",
                    help="generated examples per check (default: the grading profile's fixed budget). "
                         "Grades depend on it: keep it fixed across a course")
+    p.add_argument("--lang", choices=LANGUAGES, default=None,
+                   help="language of the feedback (default: the locale's, from LANGUAGE, LC_ALL, LC_MESSAGES "
+                        "or LANG; English when it is none of these)")
 
 
 def build_parser() -> argparse.ArgumentParser:

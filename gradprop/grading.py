@@ -12,6 +12,9 @@ Scoring (CONTRACT.md section 4):
   properties count like core ones), rounded half up to 2 decimals;
 - a fault (``import-error``, ``not-found``, ``exception``, ``timeout``) costs the whole item: a
   layer that raises, hangs or crashes on some input is not usable;
+- an extension (what a later chapter adds to an item: label indices, rank > 2 input, padding) is
+  always checked and reported, and counts like a core property only when the rubric counts it
+  (``chapter``, ``extensions``); a fault inside it costs that property only;
 - strict findings are warnings unless ``strict``: they are reported and tagged, and cost nothing.
 
 The same submission gets the same result on every run: the grading profile is derandomized with
@@ -38,6 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import __version__
 from .findings import CORE, FAULTS, STRICT, SubmissionFault, tier
+from .i18n import _, use as use_language
 from .loader import submission_name
 from .session import Ref, Reply, Session
 from .text import safe_text, safe_tree
@@ -208,6 +212,8 @@ class GradeOptions:
     max_examples: int | None = None
     #: "auto": every isolation layer this machine has; "strict": refuse to grade without all
     isolation: str = "auto"
+    #: language of the feedback: "en", "ko" or "ja" (see gradprop.i18n)
+    lang: str = "en"
 
     @property
     def item_budget(self) -> float:
@@ -229,9 +235,12 @@ class GradeOptions:
 
     def describe(self) -> str:
         examples = self.settings().max_examples
-        return (f"gradprop {__version__}: {examples} generated examples per check (derandomized: the same "
-                f"inputs on every run), {self.time_limit:g} s per call, {self.item_budget:g} s per item and "
-                f"{self.submission_budget:g} s per submission in all, rubric: {self.rubric.source}"
+        return (_("gradprop {version}: {examples} generated examples per check (derandomized: the same inputs "
+                  "on every run), {limit} s per call, {item_budget} s per item and {submission_budget} s per "
+                  "submission in all, rubric: {rubric}").format(
+                    version=__version__, examples=examples, limit=f"{self.time_limit:g}",
+                    item_budget=f"{self.item_budget:g}", submission_budget=f"{self.submission_budget:g}",
+                    rubric=self.rubric.source)
                 + (", strict" if self.strict else ""))
 
 
@@ -348,13 +357,13 @@ class _ItemSession(Session):
 
     def _do(self, fn, *args: Any, **kwargs: Any) -> Any:
         if self._used > self._budget:
-            raise SubmissionFault("timeout", f"{self._item} used more than {self._budget:g} s of running time "
-                                             f"in all, and its checks were stopped. Is a loop much slower than "
-                                             f"it needs to be?")
+            raise SubmissionFault("timeout", _("{item} used more than {budget} s of running time in all, and its "
+                                               "checks were stopped. Is a loop much slower than it needs to be?")
+                                  .format(item=self._item, budget=f"{self._budget:g}"))
         if self._clock.used > self._clock.limit:
-            raise SubmissionFault("timeout", f"the submission used more than {self._clock.limit:g} s of running "
-                                             f"time in all, so the checks of {self._item} were stopped. Is a loop "
-                                             f"much slower than it needs to be?")
+            raise SubmissionFault("timeout", _("the submission used more than {limit} s of running time in all, so "
+                                               "the checks of {item} were stopped. Is a loop much slower than it "
+                                               "needs to be?").format(limit=f"{self._clock.limit:g}", item=self._item))
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -392,7 +401,7 @@ def evaluate(session: Session, item: Any, origin: str, settings: Any) -> list[An
 def _counts(outcome: Any, strict: bool, extensions: Sequence[str]) -> bool:
     """Whether an outcome costs marks: core checks always, strict ones with ``strict``, an extension
     (``outcome.chapter`` set) only when the rubric counts it."""
-    if getattr(outcome, "chapter", None) is not None:
+    if outcome.chapter is not None:
         return outcome.prop in extensions
     return outcome.tier == CORE or strict
 
@@ -404,15 +413,15 @@ def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: boo
     counted = [o for o in outcomes if _counts(o, strict, extensions)]
     failed = [o for o in counted if not o.passed]
     # a fault inside an extension costs that extension's share, not the item
-    fault = next((o for o in failed if o.tag in FAULTS and getattr(o, "chapter", None) is None), None)
+    fault = next((o for o in failed if o.tag in FAULTS and o.chapter is None), None)
     if fault is not None or not counted:
         score = Fraction(0)
     else:
         score = _round2(weight * (len(counted) - len(failed)) / len(counted))
     tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
     status = "failed" if failed else "passed"
-    uncounted = tuple(o.prop for o in outcomes if not o.passed and getattr(o, "chapter", None) is not None
-                      and o.prop not in extensions)
+    uncounted = tuple(o.prop for o in outcomes if not o.passed and o.chapter is not None
+                      and o.prop not in extensions and o.tag not in ("not-found", "import-error"))
     return ItemResult(name, score, _round2(weight), status, tags,
                       item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
                       uncounted=uncounted)
@@ -425,46 +434,58 @@ def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fract
     def counts(o: Any) -> bool:
         return _counts(o, strict, extensions)
 
+    def mark(o: Any) -> str:
+        return "✓" if o.passed else "✗" if counts(o) else "⚠"
+
     counted = [o for o in outcomes if counts(o)]
     held = [o for o in counted if o.passed]
-    lines = [f"{name}: {len(held)} of {len(counted)} checks hold ({_points(score)} / {_points(max_score)})."]
-    later = [o for o in outcomes if getattr(o, "chapter", None) is not None]
+    lines = [_("{name}: {held} of {counted} checks hold ({score} / {max_score}).").format(
+        name=name, held=len(held), counted=len(counted), score=_points(score), max_score=_points(max_score))]
+    later = [o for o in outcomes if o.chapter is not None]
     if later and not all(o.tag in ("not-found", "import-error") for o in later):
-        lines.append("Extensions (what later chapters add; they cost marks only when the rubric counts them): "
-                     + ", ".join(f"{'✓' if o.passed else '✗' if counts(o) else '⚠'} {o.prop} (ch. {o.chapter}, "
-                                 f"{'counted' if counts(o) else 'not counted'})" for o in later))
+        lines.append(_("Extensions (what later chapters add; they cost marks only when the rubric counts them): ")
+                     + ", ".join(f"{mark(o)} {o.prop} " + (_("(ch. {chapter}, counted)") if counts(o) else
+                                                           _("(ch. {chapter}, not counted)")).format(chapter=o.chapter)
+                                 for o in later))
     passed = [o.prop for o in outcomes if o.passed]
     if passed:
         lines.append("✓ " + ", ".join(passed))
     failures = [o for o in outcomes if not o.passed]
     if failures and len(failures) == len(outcomes) and len({(o.tag, o.message) for o in failures}) == 1:
         o = failures[0]
-        lines += [f"✗ every check [{o.tag}]", _indent(_clip(o.message))]
+        lines += [_("✗ every check [{tag}]").format(tag=o.tag), _indent(_clip(o.message))]
         return "\n".join(lines)
     if faulted:
-        lines.append("A fault (a raise, a hang or a crash) costs the whole item.")
+        lines.append(_("A fault (a raise, a hang or a crash) costs the whole item."))
     groups: dict[tuple[str, str], list[Any]] = {}  # one block per distinct finding, in order
     for o in failures:
         groups.setdefault((o.tag, o.message), []).append(o)
     for (tag, message), group in groups.items():
         first, *same = group
-        mark = "✗" if counts(first) else "⚠"
-        if mark == "✗":
+        if counts(first):
             note = ""
-        elif getattr(first, "chapter", None) is not None:
-            note = (f" ({name} will not survive ch. {first.chapter}: an extension, which costs nothing unless "
-                    f"the rubric or --chapter {first.chapter} counts it)")
+        elif first.chapter is not None:
+            note = _(" ({name} will not survive ch. {chapter}: an extension, which costs nothing unless the rubric "
+                     "or --chapter {chapter} counts it)").format(name=name, chapter=first.chapter)
         else:
-            note = " (a warning: it costs nothing unless graded with --strict)"
-        lines += [f"{mark} {first.prop} — {first.about} [{tag}]{note}", _indent(_clip(message))]
+            note = _(" (a warning: it costs nothing unless graded with --strict)")
+        lines += [f"{mark(first)} {first.prop} — {_about(first)} [{tag}]{note}", _indent(_clip(message))]
         if same:
-            lines.append("  the same finding: " + ", ".join(f"{'✗' if counts(o) else '⚠'} {o.prop}" for o in same))
+            lines.append(_("  the same finding: ") + ", ".join(f"{mark(o)} {o.prop}" for o in same))
     return "\n".join(lines)
+
+
+def _about(outcome: Any) -> str:
+    """What the property checks, in the student's language (properties.checks.properties_for
+    describes a regime by its name)."""
+    if outcome.about == f"correct on the '{outcome.prop}' inputs":
+        return _("correct on the '{regime}' inputs").format(regime=outcome.prop)
+    return _(outcome.about)
 
 
 def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     text = text.rstrip()
-    return text if len(text) <= limit else text[:limit] + "\n... (cut)"
+    return text if len(text) <= limit else text[:limit] + _("\n... (cut)")
 
 
 def _indent(text: str, by: str = "    ") -> str:
@@ -473,9 +494,9 @@ def _indent(text: str, by: str = "    ") -> str:
 
 def grader_error_item(name: str, weight: Fraction, error: str) -> ItemResult:
     return ItemResult(name, Fraction(0), _round2(weight), "failed", (),
-                      f"{name}: gradprop itself failed while grading this item; this is not a fault of "
-                      f"your code, and the item has not been graded. Please tell your instructor.\n"
-                      f"    {error}", error=error)
+                      _("{name}: gradprop itself failed while grading this item; this is not a fault of "
+                        "your code, and the item has not been graded. Please tell your instructor.").format(name=name)
+                      + f"\n    {error}", error=error)
 
 
 # --- one submission --------------------------------------------------------------------------------
@@ -491,11 +512,16 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
                      name: str | None = None) -> SubmissionResult:
     """Grade the layer set at ``path`` (a .py file or a folder). Never raises for the
     submission's faults; gradprop's own failures become items with ``error`` set."""
+    options = options or GradeOptions()
+    with use_language(options.lang):  # findings and feedback are written in the student's language
+        return _grade_submission(path, options, name)
+
+
+def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str | None) -> SubmissionResult:
     from .properties.registry import REGISTRY
     from .properties.suite import origin_of
     from .sandbox import SandboxSession
 
-    options = options or GradeOptions()
     path = os.path.abspath(path)  # the sandbox's child runs in the submission's folder
     name = name or submission_name(path)
     started = time.perf_counter()
@@ -541,29 +567,31 @@ def how_it_was_read(path: str, origins: dict[str, str], notes: Sequence[str]) ->
 
 def submission_feedback(result: SubmissionResult, options: GradeOptions, import_error: str | None,
                         printed: str, read: Sequence[str] = ()) -> str:
-    lines = [f"Score: {_points(result.score)} / {_points(result.max_score)}", ""]
+    lines = [_("Score: {score} / {max_score}").format(score=_points(result.score),
+                                                      max_score=_points(result.max_score)), ""]
     if result.errors:
-        lines += ["gradprop itself failed on part of this submission (not a fault of your code); those "
-                  "items are not graded yet:", *("  " + e for e in result.errors), ""]
+        lines += [_("gradprop itself failed on part of this submission (not a fault of your code); those "
+                    "items are not graded yet:"), *("  " + e for e in result.errors), ""]
     if import_error:
-        lines += ["Your file could not be imported, so no item could be checked:", _indent(_clip(import_error)), ""]
+        lines += [_("Your file could not be imported, so no item could be checked:"), _indent(_clip(import_error)), ""]
     for r in result.items:
         mark = "✓" if r.status == "passed" else "✗"
         extra = f"  [{', '.join(r.tags)}]" if r.tags else ""
-        extra += "  (warnings only)" if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
-        extra += f"  (not counted: {', '.join(r.uncounted)}, of a later chapter)" if r.uncounted else ""
+        extra += _("  (warnings only)") if r.status == "passed" and any(tier(t) == STRICT for t in r.tags) else ""
+        if r.uncounted:
+            extra += _("  (not counted: {names}, of a later chapter)").format(names=", ".join(r.uncounted))
         lines.append(f"{mark} {r.name:<20} {_points(r.score):>6} / {_points(r.max_score)}{extra}")
     if read:
-        lines += ["", "How your submission was read:", *(_indent(_clip(n)) for n in read)]
-    lines += ["", "Each item is checked on generated inputs: forward against a JAX reference, backward "
-              "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
-              "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "
-              "an item is the share of its checks that hold; " + ("strict checks count too." if options.strict
-                                                                   else "warnings (⚠) cost nothing.")
-              + " Extensions (what a later chapter adds to an item: label indices, rank > 2 input, padding) "
-              "are always checked and cost marks only when the rubric counts them."]
+        lines += ["", _("How your submission was read:"), *(_indent(_clip(n)) for n in read)]
+    lines += ["", _("Each item is checked on generated inputs: forward against a JAX reference, backward "
+                    "against jax.vjp and against the numerical gradient of your own forward, gradient shapes, "
+                    "and the layer contract (inputs left unchanged, no stale state, edge cases). Credit within "
+                    "an item is the share of its checks that hold; ")
+              + (_("strict checks count too.") if options.strict else _("warnings (⚠) cost nothing."))
+              + _(" Extensions (what a later chapter adds to an item: label indices, rank > 2 input, padding) "
+                  "are always checked and cost marks only when the rubric counts them.")]
     if printed.strip():
-        lines += ["", "Your file printed this while being imported:", _indent(_clip(printed, PRINT_LIMIT))]
+        lines += ["", _("Your file printed this while being imported:"), _indent(_clip(printed, PRINT_LIMIT))]
     lines += ["", options.describe()]
     return "\n".join(lines)
 

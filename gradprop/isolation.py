@@ -224,14 +224,15 @@ def _copy_submission(src: str, dest_dir: str) -> str:
     """Copy the submission (a file, or a folder's regular files and folders) into ``dest_dir``.
 
     Symbolic links, FIFOs and devices are left behind (a link could point at anything of the
-    grader's), and so are hidden folders (.git), files over MAX_COPY_FILE and whatever exceeds
-    MAX_COPY bytes in all. Returns the copy's path.
+    grader's), and so are hidden folders (.git), files over MAX_COPY_FILE (notebooks excepted)
+    and whatever exceeds MAX_COPY bytes in all. Returns the copy's path.
     """
     budget = [MAX_COPY]
 
     def copy_file(s: str, d: str) -> None:
         st = os.lstat(s)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > min(budget[0], MAX_COPY_FILE):
+        per_file = budget[0] if s.endswith(".ipynb") else MAX_COPY_FILE  # a notebook's saved plots weigh
+        if not stat.S_ISREG(st.st_mode) or st.st_size > min(budget[0], per_file):
             return
         budget[0] -= st.st_size
         shutil.copyfile(s, d, follow_symlinks=False)

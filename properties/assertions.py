@@ -7,7 +7,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from gradprop.findings import Finding
+from gradprop.i18n import _
 from gradprop.session import Opaque
+
+from . import diagnosis
+from .diagnosis import Evidence
 
 
 def literal(value: Any) -> str:
@@ -25,11 +29,12 @@ def literal(value: Any) -> str:
 def describe(value: Any) -> str:
     """A short description of a returned value, for messages."""
     if isinstance(value, Opaque):
-        return f"an object of type {value.type_name}"
+        return _("an object of type {type}").format(type=value.type_name)
     if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} ({value.dtype})"
+        return _("an array of shape {shape} ({dtype})").format(shape=value.shape, dtype=value.dtype)
     if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)}: ({', '.join(describe(v) for v in value)})"
+        return _("a {kind} of {n}: ({items})").format(kind=type(value).__name__, n=len(value),
+                                                     items=", ".join(describe(v) for v in value))
     return f"{type(value).__name__} {value!r}"
 
 
@@ -38,7 +43,8 @@ def as_array(value: Any, what: str, tag: str) -> np.ndarray:
     __tracebackhide__ = True
     if isinstance(value, (np.ndarray, float, int, np.number)) and not isinstance(value, bool):
         return np.asarray(value, dtype=np.float64)
-    raise Finding(tag, f"{what} should be a number or a numpy array; it is {describe(value)}.")
+    raise Finding(tag, _("{what} should be a number or a numpy array; it is {value}.").format(
+        what=what, value=describe(value)))
 
 
 def repro(origin: str, name: str, assignments: Mapping[str, Any], steps: list[str]) -> str:
@@ -53,12 +59,14 @@ def _index(idx: tuple[int, ...]) -> str:
 
 
 def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, against: str,
-                 rtol: float, atol: float, tag: str, reproduce: Callable[[], str], gradient: bool) -> None:
+                 rtol: float, atol: float, tag: str, reproduce: Callable[[], str], gradient: bool,
+                 evidence: Evidence | None = None) -> None:
     """Raise a Finding unless ``got`` matches ``expected``: |got - expected| <= atol + rtol*max|expected|.
 
     The message names the item and the value (``dW``), the worst entry, yours vs expected, how
-    many entries are off, the tolerance, and a snippet that reproduces it (``reproduce`` builds
-    it, on failure only).
+    many entries are off, the tolerance, a hint when one classic slip explains the value (from
+    ``evidence``, see ``diagnosis``), and a snippet that reproduces it (``reproduce`` builds it,
+    on failure only).
     """
     __tracebackhide__ = True
     expected = np.asarray(expected, dtype=np.float64)
@@ -67,9 +75,11 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
         got = got.reshape(expected.shape)  # a loss returned as [0.3] instead of 0.3
     if got.shape != expected.shape:
         shape_tag = "wrong-shape" if gradient else tag
-        raise Finding(shape_tag, f"{item}: {what} has shape {got.shape}, expected {expected.shape}"
-                                 f" (the shape of what it {'differentiates' if gradient else 'computes'})."
-                      + reproduce_block(reproduce()))
+        text = (_("{item}: {what} has shape {shape}, expected {expected} (the shape of what it differentiates).")
+                if gradient else
+                _("{item}: {what} has shape {shape}, expected {expected} (the shape of what it computes)."))
+        raise Finding(shape_tag, text.format(item=item, what=what, shape=got.shape, expected=expected.shape)
+                      + _hint(got, evidence, rtol, atol) + reproduce_block(reproduce()))
     bad_nonfinite = ~np.isfinite(got) & np.isfinite(expected)
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     bound = atol + rtol * scale
@@ -83,15 +93,24 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
     if found == "non-finite":
         worst = np.unravel_index(int(np.argmax(bad_nonfinite)), got.shape) if got.ndim else ()
     name = what.split(" ")[0]
-    raise Finding(found, (
-        f"{item}: {what} is wrong at {int(off.sum())} of {got.size} entries.\n"
-        f"  worst entry {name}{_index(tuple(int(i) for i in worst))}: yours {float(got[worst])!r}, expected {float(expected[worst])!r}\n"
-        f"  checked against: {against}\n"
-        f"  tolerance: |yours - expected| <= {atol:g} + {rtol:g} * max|expected| = {bound:.3g}"
-    ) + tail)
+    raise Finding(found, "\n".join([
+        _("{item}: {what} is wrong at {off} of {size} entries.").format(item=item, what=what, off=int(off.sum()),
+                                                                         size=got.size),
+        _("  worst entry {entry}: yours {yours}, expected {expected}").format(
+            entry=name + _index(tuple(int(i) for i in worst)), yours=repr(float(got[worst])),
+            expected=repr(float(expected[worst]))),
+        _("  checked against: {against}").format(against=against),
+        _("  tolerance: |yours - expected| <= {atol} + {rtol} * max|expected| = {bound}").format(
+            atol=f"{atol:g}", rtol=f"{rtol:g}", bound=f"{bound:.3g}"),
+    ]) + _hint(got, evidence, rtol, atol) + tail)
 
 
-def reproduce_block(snippet: str, heading: str = "Reproduce") -> str:
-    """The tail of every finding message: the snippet, indented under a heading."""
+def _hint(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> str:
+    return "" if evidence is None else diagnosis.hint(got, evidence, rtol, atol)
+
+
+def reproduce_block(snippet: str, heading: str | None = None) -> str:
+    """The tail of every finding message: the snippet, indented under a heading ("Reproduce")."""
+    heading = heading or _("Reproduce")
     body = "\n".join("    " + line if line else "" for line in snippet.splitlines())
     return f"\n\n{heading}:\n{body}"

@@ -13,10 +13,12 @@ import numpy as np
 
 from gradprop import reference
 from gradprop.findings import CORE, STRICT, Finding
+from gradprop.i18n import N_, tr  # not _: this module uses _ for values it drops
 from gradprop.session import Ref, Reply, Session
 
 from . import oracle
 from .assertions import as_array, assert_close, describe, repro, reproduce_block
+from .diagnosis import Evidence
 from .model import Case, Item, Property
 
 #: central-difference step; inputs are O(1) and stay >= 1e-3 from kinks
@@ -80,8 +82,9 @@ def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
         elif g.source.startswith("return["):
             i = int(g.source[7:-1])
             if not isinstance(reply.value, (tuple, list)) or len(reply.value) <= i:
-                raise Finding("wrong-shape", f"{t.name}.backward should return a pair ({', '.join(x.name for x in t.item.grads)}); "
-                                             f"it returned {describe(reply.value)}.")
+                raise Finding("wrong-shape", tr("{name}.backward should return a pair ({grads}); it returned "
+                                                "{value}.").format(name=t.name, value=describe(reply.value),
+                                                                   grads=", ".join(x.name for x in t.item.grads)))
             out[g.wrt] = reply.value[i]
         elif g.source == "attr":
             out[g.wrt] = t.session.get(layer, g.name)
@@ -114,15 +117,18 @@ def _look(t: Target, wrt: str) -> str:
 def _check_grads(t: Target, case: Case, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
                  dout: Any, against: str, tag: str = "wrong-gradient",
                  twice: Mapping[str, Any] | None = None) -> None:
+    earlier = None if twice is None else Case(case.init, twice, case.seed, case.extra)
     for g in t.item.grads:
+        evidence = Evidence(t.item.name, g.wrt, g.name, oracle.arguments(case), expected, dout,
+                            earlier and (lambda: oracle.vjp(t.item, earlier, dout)[1]))
         assert_close(got[g.wrt], expected[g.wrt], item=t.name, what=g.name, against=against,
-                     rtol=t.item.rtol, atol=t.item.atol, tag=tag,
+                     rtol=t.item.rtol, atol=t.item.atol, tag=tag, evidence=evidence,
                      reproduce=lambda: _repro(t, case, _look(t, g.wrt), dout, twice), gradient=True)
 
 
 def _against(t: Target, dout: Any) -> str:
-    how = "dout = 1 (as the book calls loss layers)" if t.item.loss else "the same random dout"
-    return f"jax.vjp of reference.{t.item.reference.__name__} with {how}"
+    how = tr("dout = 1 (as the book calls loss layers)") if t.item.loss else tr("the same random dout")
+    return tr("jax.vjp of reference.{ref} with {how}").format(ref=t.item.reference.__name__, how=how)
 
 
 def reproduction(t: Target, case: Case) -> str:
@@ -146,9 +152,11 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_forward(t, case, explain)
     _, reply, case = _forward(t, case)
-    assert_close(reply.value, oracle.forward(t.item, case), item=t.name, what="forward output",
+    expected = oracle.forward(t.item, case)
+    assert_close(reply.value, expected, item=t.name, what="forward output",
                  against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
-                 tag="wrong-forward", reproduce=lambda: _repro(t, case, "out"), gradient=False)
+                 tag="wrong-forward", reproduce=lambda: _repro(t, case, "out"), gradient=False,
+                 evidence=Evidence(t.item.name, "out", "out", oracle.arguments(case), {"out": expected}))
 
 
 def check_backward(t: Target, case: Case, explain: bool = False) -> None:
@@ -172,7 +180,8 @@ def _own_objective(t: Target, case: Case, args: Mapping[str, Any], v: Any) -> fl
     _, reply, _ = _forward(t, moved)
     out = as_array(reply.value, f"{t.name}: forward output", "wrong-forward")
     if out.size != np.size(v):
-        raise Finding("wrong-forward", f"{t.name}: forward output has shape {out.shape}, expected {np.shape(v)}.")
+        raise Finding("wrong-forward", tr("{name}: forward output has shape {shape}, expected {expected}.").format(
+            name=t.name, shape=out.shape, expected=np.shape(v)))
     return float(np.sum(np.asarray(v) * out.reshape(np.shape(v))))
 
 
@@ -183,8 +192,9 @@ def _shape_checked(t: Target, case: Case, got: Mapping[str, Any], dout: Any) -> 
         a = as_array(got[g.wrt], f"{t.name}: {g.name}", "wrong-gradient")
         want = np.shape(args[g.wrt])
         if a.shape != want:
-            raise Finding("wrong-shape", f"{t.name}: {g.name} has shape {a.shape}, but {g.wrt} has shape {want}: "
-                                         f"a gradient has the shape of what it differentiates."
+            raise Finding("wrong-shape", tr("{name}: {grad} has shape {shape}, but {wrt} has shape {want}: a gradient "
+                                           "has the shape of what it differentiates.").format(
+                                               name=t.name, grad=g.name, shape=a.shape, wrt=g.wrt, want=want)
                                          + reproduce_block(_repro(t, case, _look(t, g.wrt), dout)))
         arrays[g.wrt] = a
     return arrays
@@ -215,12 +225,13 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
         for k in u:  # entry by entry: which gradient, which entry
             assert_close(got[k], _entrywise(t, case, args, v, k), item=t.name,
                          what=next(g.name for g in t.item.grads if g.wrt == k),
-                         against="the central difference of your own forward, entry by entry",
+                         against=tr("the central difference of your own forward, entry by entry"),
                          rtol=t.item.num_rtol, atol=1e-9, tag="wrong-gradient",
                          reproduce=lambda: _repro(t, case, _look(t, k), v), gradient=True)
     raise Finding("wrong-gradient", (
-        f"{t.name}: backward disagrees with the derivative of your own forward along a random "
-        f"direction u: sum(u * grads) = {analytic!r}, central difference = {numeric!r}."
+        tr("{name}: backward disagrees with the derivative of your own forward along a random direction u: "
+          "sum(u * grads) = {analytic}, central difference = {numeric}.").format(
+              name=t.name, analytic=repr(analytic), numeric=repr(numeric))
         + reproduce_block(_repro(t, case, "grads", v))))
 
 
@@ -252,12 +263,14 @@ def _unchanged(t: Target, case: Case, sent: Mapping[str, Any], after: tuple, cal
             continue
         changed = int(np.sum(now != before)) if now.shape == before.shape else before.size
         idx = np.unravel_index(int(np.argmax(now != before)), before.shape) if now.shape == before.shape else None
-        example = (f" e.g. {name}{list(map(int, idx))} was {float(before[idx])!r}, now {float(now[idx])!r}."
-                   if idx is not None else f" its shape became {now.shape}.")
-        fix = "work on a copy (x = x.copy()) or build a new array" if tag == "mutates-input" else \
-            "compute dx as a new array (np.where(mask, 0, dout) or dout * mask) instead of writing into dout"
-        raise Finding(tag, f"{call} changed its argument {name} in place ({changed} entries);{example} "
-                           f"The caller still needs it: {fix}."
+        example = (tr(" e.g. {entry} was {before}, now {now}.").format(
+            entry=f"{name}{list(map(int, idx))}", before=repr(float(before[idx])), now=repr(float(now[idx])))
+                   if idx is not None else tr(" its shape became {shape}.").format(shape=now.shape))
+        fix = tr("work on a copy (x = x.copy()) or build a new array") if tag == "mutates-input" else \
+            tr("compute dx as a new array (np.where(mask, 0, dout) or dout * mask) instead of writing into dout")
+        raise Finding(tag, tr("{call} changed its argument {name} in place ({changed} entries);{example} "
+                             "The caller still needs it: {fix}.").format(
+                                 call=call, name=name, changed=changed, example=example, fix=fix)
                       + reproduce_block(_repro(t, case, look, dout)))
 
 
@@ -300,7 +313,7 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
         except Finding:
             return
         raise Finding("stale-state", finding.message.replace(
-            "is wrong at", "is wrong after an earlier forward call, at", 1)) from None
+            tr("is wrong at"), tr("is wrong after an earlier forward call, at"), 1)) from None
 
 
 def check_mutates_dout(t: Target, case: Case, explain: bool = False) -> None:
@@ -311,10 +324,10 @@ def check_mutates_dout(t: Target, case: Case, explain: bool = False) -> None:
 def check_aliases_output(t: Target, case: Case, explain: bool = False) -> None:
     _, reply, _, _ = _backward(t, case)
     for out, other in reply.aliases:
-        what = "dout itself" if other == "arg[0]" else f"the same array as {other}"
-        raise Finding("aliases-output", (
-            f"{t.name}.backward returned {what} as {out}: a caller that updates one gradient in place "
-            f"silently changes the other. Return a new array (dout * 1, dout.copy())."))
+        what = tr("dout itself") if other == "arg[0]" else tr("the same array as {other}").format(other=other)
+        raise Finding("aliases-output", tr(
+            "{name}.backward returned {what} as {out}: a caller that updates one gradient in place silently "
+            "changes the other. Return a new array (dout * 1, dout.copy()).").format(name=t.name, what=what, out=out))
 
 
 def check_ignores_dout(t: Target, case: Case, explain: bool = False) -> None:
@@ -323,7 +336,8 @@ def check_ignores_dout(t: Target, case: Case, explain: bool = False) -> None:
     dout = 0.5 + float(np.random.default_rng([case.seed, 3]).random()) * 2.0
     _, expected = oracle.vjp(t.item, case, dout)
     got = _grads(t, layer, t.session.call(layer, "backward", dout))
-    _check_grads(t, case, got, expected, dout, f"jax.vjp of reference.{t.item.reference.__name__} with dout = {dout!r}",
+    _check_grads(t, case, got, expected, dout, tr("jax.vjp of reference.{ref} with {how}").format(
+        ref=t.item.reference.__name__, how=f"dout = {dout!r}"),
                  tag="ignores-dout")
 
 
@@ -340,8 +354,9 @@ def _net(t: Target, case: Case) -> Ref:
         current = as_array(t.session.get(net, "params", k), f"{t.name}: params['{k}']", "wrong-forward")
         want = case.inputs[k]
         if current.shape != want.shape:
-            raise Finding("wrong-shape", f"{t.name}: params['{k}'] has shape {current.shape}, expected {want.shape} "
-                                         f"for {dict(case.init)}.")
+            raise Finding("wrong-shape", tr("{name}: params['{key}'] has shape {shape}, expected {want} for "
+                                            "{init}.").format(name=t.name, key=k, shape=current.shape,
+                                                              want=want.shape, init=dict(case.init)))
         t.session.iadd(net, ("params", k), want - current)
     return net
 
@@ -367,7 +382,8 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
     for method, args, expected in checks:
         reply = t.session.call(net, method, *args)
         call = f"net.{method}({', '.join(['x', 't'][:len(args)])})"
-        assert_close(reply.value, expected, item=t.name, what=f"{method} output", against="the JAX reference network",
+        assert_close(reply.value, expected, item=t.name, what=f"{method} output",
+                     against=tr("the JAX reference network"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                      reproduce=lambda: _net_repro(t, case, [f"print({call})"]))
 
@@ -376,8 +392,10 @@ def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
     _, grads = _net_gradient(t, case)
     _, expected = oracle.vjp(t.item, case, 1.0)
     for k in PARAMS:
-        assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']", against="jax.grad of the reference loss",
+        assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']",
+                     against=tr("jax.grad of the reference loss"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-gradient", gradient=True,
+                     evidence=Evidence(t.item.name, k, f"grads['{k}']", dict(case.inputs), expected, 1.0),
                      reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]))
 
 
@@ -386,8 +404,8 @@ def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
     net = _net(t, case)
     value = t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
     if not isinstance(value, dict) or any(k not in value for k in PARAMS):
-        raise Finding("wrong-gradient", f"{t.name}.gradient should return a dict with keys W1, b1, W2, b2; "
-                                        f"it returned {describe(value)}.")
+        raise Finding("wrong-gradient", tr("{name}.gradient should return a dict with keys W1, b1, W2, b2; it "
+                                          "returned {value}.").format(name=t.name, value=describe(value)))
     return net, value
 
 
@@ -431,15 +449,16 @@ def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
                 t.session.iadd(net, ("params", k), e)
                 expected[idx] = (plus - minus) / (2 * STEP)
             assert_close(got[k], expected, item=t.name, what=f"gradient()['{k}']",
-                         against="the book's numerical gradient of your loss (params perturbed in place)",
+                         against=tr("the book's numerical gradient of your loss (params perturbed in place)"),
                          rtol=t.item.num_rtol, atol=1e-9, tag="wrong-gradient", gradient=True,
                          reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)",
                                                         "numerical = net.numerical_gradient(x, t)",
                                                         f"print(grads['{k}'] - numerical['{k}'])"]))
-    raise Finding("wrong-gradient", (
-        f"{t.name}: gradient() disagrees with the change of loss() when params move in place along a "
-        f"random direction u: sum(u * grads) = {analytic!r}, central difference = {numeric!r}. If params "
-        f"are copies of the layers' arrays, moving them changes nothing."))
+    raise Finding("wrong-gradient", tr(
+        "{name}: gradient() disagrees with the change of loss() when params move in place along a random "
+        "direction u: sum(u * grads) = {analytic}, central difference = {numeric}. If params are copies of the "
+        "layers' arrays, moving them changes nothing.").format(name=t.name, analytic=repr(analytic),
+                                                                numeric=repr(numeric)))
 
 
 def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
@@ -447,8 +466,9 @@ def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
     for k in PARAMS:
         shape = np.shape(as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient"))
         if shape != case.inputs[k].shape:
-            raise Finding("wrong-shape", f"{t.name}: gradient()['{k}'] has shape {shape}, but params['{k}'] "
-                                         f"has shape {case.inputs[k].shape}.")
+            raise Finding("wrong-shape", tr("{name}: gradient()['{key}'] has shape {shape}, but params['{key}'] has "
+                                           "shape {want}.").format(name=t.name, key=k, shape=shape,
+                                                                   want=case.inputs[k].shape))
 
 
 def check_net_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
@@ -469,29 +489,31 @@ def check_net_regime(t: Target, case: Case, explain: bool = False) -> None:
 
 def properties_for(item: Item) -> list[Property]:
     """Every property of the item, core first, in a fixed order (pytest ids, grading weights)."""
-    props = [Property("forward", CORE, check_forward, "forward agrees with the JAX reference")]
+    # ``about`` is translated where it is shown (item_feedback): N_ only marks it
+    props = [Property("forward", CORE, check_forward, N_("forward agrees with the JAX reference"))]
     if item.kind != "function":
         props += [
-            Property("backward", CORE, check_backward, "backward agrees with jax.vjp of the reference"),
-            Property("numerical", CORE, check_numerical, "backward agrees with the numerical gradient of your forward"),
-            Property("shapes", CORE, check_shapes, "every gradient has the shape of what it differentiates"),
+            Property("backward", CORE, check_backward, N_("backward agrees with jax.vjp of the reference")),
+            Property("numerical", CORE, check_numerical,
+                     N_("backward agrees with the numerical gradient of your forward")),
+            Property("shapes", CORE, check_shapes, N_("every gradient has the shape of what it differentiates")),
         ]
-    props.append(Property("mutates-input", CORE, check_mutates_input, "forward leaves its inputs unchanged"))
+    props.append(Property("mutates-input", CORE, check_mutates_input, N_("forward leaves its inputs unchanged")))
     if item.kind == "layer":
         props.append(Property("stale-state", CORE, check_stale_state,
-                              "forward twice, then backward: the gradient at the second input"))
+                              N_("forward twice, then backward: the gradient at the second input")))
     regime_check = check_net_regime if item.kind == "network" else check_regime
     for name, kwargs in item.regimes.items():
         props.append(Property(name, CORE, regime_check, f"correct on the '{name}' inputs", kwargs))
     for name, ext in item.extensions.items():  # a finding here costs the extension, never the item
-        props.append(Property(name, CORE, regime_check, f"{ext.about} (ch. {ext.chapter})", ext.regime, ext.chapter))
+        props.append(Property(name, CORE, regime_check, ext.about, ext.regime, ext.chapter))
     if item.kind == "layer":
         if not item.loss:
-            props.append(Property("mutates-dout", STRICT, check_mutates_dout, "backward leaves dout unchanged"))
+            props.append(Property("mutates-dout", STRICT, check_mutates_dout, N_("backward leaves dout unchanged")))
         props.append(Property("aliases-output", STRICT, check_aliases_output,
-                              "backward returns new arrays, not dout itself or one array twice"))
+                              N_("backward returns new arrays, not dout itself or one array twice")))
         if item.loss:
-            props.append(Property("ignores-dout", STRICT, check_ignores_dout, "backward scales with dout"))
+            props.append(Property("ignores-dout", STRICT, check_ignores_dout, N_("backward scales with dout")))
     return props + list(item.properties)
 
 
@@ -516,9 +538,10 @@ def check_dropout_rate(t: Target, case: Case, explain: bool = False) -> None:
     kept = float(np.mean(out != 0)) if out.shape == x.shape else float("nan")
     sigma = np.sqrt(ratio * (1 - ratio) / x.size)
     if not abs(kept - (1 - ratio)) <= 6 * sigma:
-        raise Finding("wrong-forward", (
-            f"{t.name}(dropout_ratio={ratio}): forward kept {kept:.3f} of {x.size} entries in train mode; "
-            f"expected about {1 - ratio:.3f} (each entry dropped with probability dropout_ratio)."))
+        raise Finding("wrong-forward", tr(
+            "{call}: forward kept {kept} of {size} entries in train mode; expected about {want} (each entry "
+            "dropped with probability dropout_ratio).").format(call=f"{t.name}(dropout_ratio={ratio})",
+                                                              kept=f"{kept:.3f}", size=x.size, want=f"{1 - ratio:.3f}"))
 
 
 def check_dropout_eval(t: Target, case: Case, explain: bool = False) -> None:
@@ -530,13 +553,14 @@ def check_dropout_eval(t: Target, case: Case, explain: bool = False) -> None:
     expected = np.asarray(case.inputs["x"]) * (1 - ratio) * train.extra["scale"]
     ev = _with_inputs(case, train_flg=False)
     _, reply, _ = _forward(t, ev)
-    convention = "x * (1 - dropout_ratio)" if train.extra["scale"] == 1.0 else "x (inverted dropout)"
+    convention = "x * (1 - dropout_ratio)" if train.extra["scale"] == 1.0 else tr("x (inverted dropout)")
     assert_close(reply.value, expected, item=t.name, what="forward output with train_flg=False",
-                 against=f"the expected train output, {convention}", rtol=t.item.rtol, atol=t.item.atol,
+                 against=tr("the expected train output, {convention}").format(convention=convention),
+                 rtol=t.item.rtol, atol=t.item.atol,
                  tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"), gradient=False)
     _, again, _ = _forward(t, Case(ev.init, ev.inputs, ev.seed + 1))
     assert_close(again.value, expected, item=t.name, what="forward output with train_flg=False (another seed)",
-                 against="the same call under another np.random seed: eval mode uses no mask",
+                 against=tr("the same call under another np.random seed: eval mode uses no mask"),
                  rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"),
                  gradient=False)
 
@@ -546,7 +570,7 @@ def check_batchnorm_eval(t: Target, case: Case, explain: bool = False) -> None:
     ev = _with_inputs(case, train_flg=False)
     _, reply, ev = _forward(t, ev)
     assert_close(reply.value, oracle.forward(t.item, ev), item=t.name, what="forward output with train_flg=False",
-                 against="reference.batch_normalization_eval with the running statistics", rtol=t.item.rtol,
+                 against=tr("reference.batch_normalization_eval with the running statistics"), rtol=t.item.rtol,
                  atol=t.item.atol, tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"), gradient=False)
 
 

@@ -2,7 +2,8 @@
 
 An entry says how to build the item and call it (``cases`` draws constructor arguments and forward
 inputs, by name), which JAX reference it must agree with, which gradients it produces and where
-they are found, which extra regimes it must survive, and its tolerance with the reason for it.
+they are found, which extra regimes it must survive, the chapter it first appears in and the
+extensions later chapters add to it, and its tolerance with the reason for it.
 Every generic property in ``properties.checks`` runs over every entry.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from gradprop import reference as ref
+from gradprop.i18n import N_
 
 from . import checks as C, strategies as S
 from .model import Case, Extension, Grad, Item, Property
@@ -91,8 +93,8 @@ def two_layer_net_cases(draw, batch=None, form: str = "one-hot") -> Case:
 BATCH_1 = {"batch-1": {"batch": 1}}
 # Extensions: what a later chapter adds to an item, which the chapter that introduced it does not
 # ask for (and whose text the item's first form therefore fails). Core strategies never draw them.
-LABEL_INDEX = {"labels-index": Extension(
-    6, {"form": "index"}, "label indices as t (ch. 4-5 pass one-hot labels; ch. 6-7's MNIST scripts pass indices)")}
+# ch. 4-5 train on one-hot labels; ch. 6-7's scripts load MNIST with label indices
+LABEL_INDEX = {"labels-index": Extension(6, {"form": "index"}, N_("t given as label indices"))}
 EXACT = "float64 round-off only: the same arithmetic in another order"
 
 ITEMS: tuple[Item, ...] = (
@@ -126,8 +128,8 @@ ITEMS: tuple[Item, ...] = (
         "Affine", "layer", ref.affine, affine_cases,
         grads=(Grad("dx", "x", "return"), Grad("dW", "W", "attr"), Grad("db", "b", "attr")),
         regimes=BATCH_1,
-        extensions={"rank>2": Extension(7, {"ranks": (3, 4)}, "x of rank 3 or 4, flattened to (N, -1) "
-                                        "(ch. 5 writes Affine for (N, D); ch. 7 feeds it (N, C, H, W))")},
+        # ch. 5 writes Affine for (N, D); ch. 7's CNN feeds it (N, C, H, W)
+        extensions={"rank>2": Extension(7, {"ranks": (3, 4)}, N_("x of rank 3 or 4, flattened to (N, -1)"))},
         why="sums of at most a few dozen O(1) products: round-off ~1e-15 of the largest entry",
     ),
     Item(
@@ -269,8 +271,9 @@ LATER: tuple[Item, ...] = (
         "Pooling", "layer", ref.pooling, pooling_cases, chapter=7,
         grads=(Grad("dx", "x", "return"),),
         regimes={**BATCH_1, "stride-1": {"stride": 1}},
-        extensions={"padding": Extension(7, {"pad": 1}, "pad = 1, zero-padded as im2col pads (the book's "
-                                         "constructor takes pad, its output size ignores it, no network pools with padding)")},
+        # the book's constructor takes pad but its output size ignores it; no network of the book
+        # pools with padding
+        extensions={"padding": Extension(7, {"pad": 1}, N_("pad = 1, zero padding as im2col adds it"))},
         why="max picks one input exactly: no arithmetic, no round-off",
         notes="inputs never tie inside a window (0.05 apart, far above the finite-difference step); "
               "pad > 0 is the 'padding' extension, which the book's own Pooling fails",

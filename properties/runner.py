@@ -4,15 +4,16 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from hypothesis import Phase, Verbosity, given, settings as Settings
 from hypothesis.errors import Flaky
 
 from gradprop.findings import CORE, FAULTS, Finding
+from gradprop.i18n import _
 
-from . import profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
+from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
 from .checks import Target, reproduction
 from .model import Case, Property
@@ -59,11 +60,11 @@ def explain(target: Target, prop: Property, case: Case, finding: Finding | None)
     except Finding as detailed:
         finding = detailed
     if finding is None:
-        finding = Finding("exception", f"{target.name} gave different results for the same input: "
-                                       "hidden randomness or state kept between calls.")
-    if "Reproduce" not in finding.message:
+        finding = Finding("exception", _("{name} gave different results for the same input: hidden randomness "
+                                         "or state kept between calls.").format(name=target.name))
+    if _("Reproduce") not in finding.message:
         finding = Finding(finding.tag, finding.message + reproduce_block(
-            reproduction(target, case), "Reproduce (the smallest failing input)"))
+            reproduction(target, case), _("Reproduce (the smallest failing input)")))
     return failed(target.name, prop, finding)
 
 
@@ -163,7 +164,8 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     props = properties_for(item)
     if session.import_error or session.resolve(item.names) is None:
         finding = (Finding("import-error", session.import_error) if session.import_error else
-                   Finding("not-found", f"{' / '.join(item.names)} is not defined by the layer set."))
+                   Finding("not-found", _("{names} is not defined by the layer set.").format(
+                       names=" / ".join(item.names))))
         return [failed(item.name, prop, finding) for prop in props]
     name = session.resolve(item.names)
     target = Target(session, item, name, session.origin(name, origin))
@@ -182,5 +184,24 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
             shrunk = True
         if outcome is None or outcome.passed:
             outcome = explain(target, prop, case, finding)
-        outcomes.append(outcome)
+        outcomes.append(_hinted(target, prop, outcome, settings))
     return outcomes
+
+
+#: failing inputs asked for a hint when the reported one is too plain to give one
+HINT_EXAMPLES = 10
+
+
+def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings | None) -> Outcome:
+    """The outcome, with the hint its property's other failing inputs agree on (``diagnosis.borrow``)."""
+    if outcome.tag not in diagnosis.EXPLAINABLE or diagnosis.hints_in(outcome.message):
+        return outcome
+    others: list[str] = []
+    for case in examples(target.item, dict(prop.regime), settings)[:HINT_EXAMPLES]:
+        try:
+            prop.check(target, case, False)
+        except Finding as finding:
+            others.append(finding.message)
+            if diagnosis.settled(others):
+                break
+    return replace(outcome, message=diagnosis.borrow(outcome.message, others))

@@ -58,7 +58,8 @@ def test_stale_state(suite, item, prop):
 
 @pytest.mark.parametrize("item, prop", cases(None))
 def test_regime(suite, item, prop):
-    """The item's regimes (batch-1, rank>2, labels-index, ...) and its own properties."""
+    """The item's regimes (batch-1, large-logits, ...), extensions (rank>2, labels-index, padding)
+    and its own properties."""
     suite.verify(item, prop)
 
 
@@ -80,5 +81,6 @@ def test_ignores_dout(suite, item, prop):
 def test_every_property_has_a_test():
     """A property added to checks.properties_for must not go unexercised."""
     names = {prop.name for item in ITEMS for prop in properties_for(item)}
-    specific = {name for item in ITEMS for name in item.regimes} | {p.name for item in ITEMS for p in item.properties}
+    specific = {name for item in ITEMS for name in (*item.regimes, *item.extensions)}
+    specific |= {p.name for item in ITEMS for p in item.properties}
     assert names - specific <= set(GENERIC)

@@ -78,6 +78,10 @@ def _try(fn, *args):
     except BaseException as exc:
         return exc
 
+def _listdir(path):
+    found = _try(os.listdir, path)
+    return found if isinstance(found, list) else []
+
 def _daemon(body):
     """Double-fork a setsid daemon that runs ``body`` for a while, outliving the grading run."""
     if os.fork() == 0:
@@ -95,7 +99,7 @@ def _pids_mentioning(marker):
     """Processes of this test only (their command line names the test's folder), not our own."""
     _OWN_SESSIONS.add(os.getsid(0))
     found = []
-    for entry in _try(os.listdir, "/proc") or []:
+    for entry in _listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             data = _try(lambda: open(f"/proc/{entry}/cmdline", "rb").read())
             sid = _try(os.getsid, int(entry))
@@ -165,7 +169,7 @@ class AddLayer:
         # 8. secrets, the network, and processes that outlive the run or its memory limit
         "reads_secrets": f'''
 print("ENV:", dict(os.environ))
-for pid in _try(os.listdir, "/proc") or []:
+for pid in _listdir("/proc"):
     if pid.isdigit():
         print(pid, _try(lambda: open(f"/proc/{{pid}}/environ", "rb").read()))
 s = socket.socket()
@@ -484,7 +488,9 @@ def test_a_stopped_worker_is_killed_and_its_submission_tried_again(tmp_path, mon
         if self.started_at is not None and not stopped:
             os.kill(self.proc.pid, signal.SIGSTOP)  # wedged right after it said "started"
             stopped.append(self.proc.pid)
-        return self.started_at + 3.0 if self.started_at is not None else real_deadline(self, opts)
+        if self.proc.pid in stopped:  # the wedged one: no need to wait its whole budget
+            return self.started_at + 3.0
+        return real_deadline(self, opts)  # the retry gets the real deadline (a busy machine is slow)
 
     monkeypatch.setattr(cli._Worker, "deadline", deadline)
     results = cli.grade_all([("s", str(tmp_path / "s.py"))], options, 1, lambda r: None)

@@ -43,6 +43,18 @@ def test_every_entry_is_complete(item):
         f"{item.name}: no broken fixture in fixtures/broken/ names item={item.name} (CONTRIBUTING.md, fixtures)")
 
 
+@pytest.mark.parametrize("item, name", [(i, n) for i in ITEMS for n in i.extensions],
+                         ids=lambda v: getattr(v, "name", v))
+def test_every_extension_has_a_fixture_it_catches(item, name):
+    """An extension that nothing fails could not fail: a chapter-text form (fails=) or a broken
+    fixture (in=) must name it; test_fixtures.py proves the extension catches it."""
+    headers = [p.read_text(encoding="utf-8").splitlines()[0] for kind in ("chapter_text", "broken")
+               for p in (FIXTURES / kind).glob("*.py")]
+    named = re.compile(rf"\b(fails|in)={re.escape(name)}(\s|$)")
+    assert any(f"item={item.name} " in h and named.search(h) for h in headers), (
+        f"{item.name}: no fixture in fixtures/chapter_text/ (fails={name}) or fixtures/broken/ (in={name})")
+
+
 def test_registry_names_are_unique():
     names = [n for item in ITEMS for n in item.names]
     assert len(names) == len(set(names)) and len(REGISTRY) == len(ITEMS)

@@ -1,0 +1,106 @@
+"""Grading the book as people learn it: items by chapter, extensions, the rubric keys and
+``--chapter``, and the book's own code in its repository's layout."""
+from __future__ import annotations
+
+import csv
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from gradprop import cli
+from gradprop.grading import GradeOptions, GradingError, Rubric, grade_submission
+from gradprop.properties.registry import ITEMS, REGISTRY, extensions_up_to, items_up_to
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+BOOK = FIXTURES / "book_layout" / "deep-learning-from-scratch"
+
+
+def test_items_and_extensions_by_chapter():
+    assert [i.name for i in items_up_to(5)] == [
+        "MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "softmax", "cross_entropy_error",
+        "SoftmaxWithLoss", "TwoLayerNet"]
+    assert [i.name for i in items_up_to(6)][-2:] == ["Dropout", "BatchNormalization"]
+    assert items_up_to(7) == ITEMS and items_up_to(3) == ()
+    assert extensions_up_to(REGISTRY["SoftmaxWithLoss"], 5) == ()
+    assert extensions_up_to(REGISTRY["SoftmaxWithLoss"], 6) == ("labels-index",)
+    assert extensions_up_to(REGISTRY["Affine"], 7) == ("rank>2",)
+
+
+def test_rubric_chapter_and_extensions():
+    assert Rubric.default().extensions == ()  # by default every item counts, no extension does
+    ch6 = Rubric.from_dict({"chapter": 6})
+    assert ch6.items == tuple(i.name for i in items_up_to(6))
+    assert ch6.counted("TwoLayerNet") == ("labels-index",) and ch6.counted("Affine") == ()
+    mixed = Rubric.from_dict({"chapter": 7, "items": {"Pooling": {"extensions": []},
+                                                      "Convolution": {"count": False}}})
+    assert mixed.counted("Pooling") == () and mixed.counted("Affine") == ("rank>2",)
+    assert "Convolution" not in mixed.items and "Pooling" in mixed.items
+    only = Rubric.from_dict({"items": {"Affine": {"extensions": ["rank>2"]}, "Dropout": {"count": True}}})
+    assert only.counted("Affine") == ("rank>2",) and only.counted("SoftmaxWithLoss") == ()
+    assert len(only.items) == len(ITEMS)
+    # --chapter replaces the file's chapter, and says so
+    flag = Rubric.from_dict({"chapter": 5}, "r.toml", chapter=7)
+    assert flag.items == tuple(i.name for i in ITEMS) and flag.source == "r.toml, chapter 7"
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"chapter": "7"}, "chapter: a chapter of the book is a whole number from 1 to 8, not '7'"),
+    ({"chapter": 9}, "not 9"),
+    ({"chapter": True}, "not True"),
+    ({"items": {"Affine": {"extensions": "rank>2"}}}, "[items.Affine] extensions must be a list of names"),
+    ({"items": {"Affine": {"extensions": ["rank-4"]}}},
+     "Affine has no extension 'rank-4'; its extensions are 'rank>2' (ch. 7)"),
+    ({"items": {"Relu": {"extensions": ["rank>2"]}}}, "its extensions are none"),
+    ({"items": {"Affine": {"extension": ["rank>2"]}}}, "an item takes `weight`, `count` and `extensions`"),
+    ({"chapter": 3}, "no item counts"),
+])
+def test_rubric_errors_say_what_is_wrong(doc, message):
+    with pytest.raises(GradingError) as err:
+        Rubric.from_dict(doc, "rubric.toml")
+    assert message in str(err.value)
+
+
+def test_the_books_code_in_its_layout_gets_full_marks():
+    """Our own book-faithful copy, laid out as the official repository (common/, ch05/, ch07/)."""
+    result = grade_submission(BOOK)
+    assert result.errors == ()
+    assert [(r.name, r.score, r.status) for r in result.items] == [(i.name, 1, "passed") for i in ITEMS]
+    assert (result.score, result.max_score) == (13, 13)
+    pooling = result.items[-1]
+    assert pooling.uncounted == ("padding",) and "exception" in pooling.tags
+    assert "⚠ padding (ch. 7, not counted)" in pooling.output
+    assert "Pooling will not survive ch. 7" in pooling.output
+
+
+def test_chapter_flag_counts_the_extensions(tmp_path):
+    """`--chapter 7`: the 2-D Affine of ch. 5 loses the rank>2 share, 1 of 8 checks."""
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text("".join(f"[items.{i.name}]\ncount = false\n" for i in ITEMS if i.name != "Affine"))
+    status = cli.main(["grade", str(FIXTURES / "chapter_text" / "affine_2d_only.py"), "--out", str(tmp_path / "out"),
+                       "--rubric", str(rubric), "--chapter", "7", "-j", "1"])
+    rows = list(csv.reader((tmp_path / "out" / "grades.csv").open()))
+    assert status == 0 and rows == [["submission", "score", "max_score", "Affine"],
+                                    ["affine_2d_only", "0.88", "1.00", "0.88"]]
+    feedback = (tmp_path / "out" / "affine_2d_only" / "results.json").read_text()
+    assert "✗ rank>2 (ch. 7, counted)" in feedback and "rubric: rubric.toml, chapter 7" in feedback
+
+
+def test_a_fault_inside_an_extension_costs_the_extension_only():
+    """The book's Pooling raises for pad > 0: as of ch. 7 that is 1 of 9 checks, not the item."""
+    options = GradeOptions(rubric=Rubric.from_dict({"chapter": 7, "items": {
+        i.name: {"count": False} for i in ITEMS if i.name != "Pooling"}}))
+    (pooling,) = grade_submission(BOOK, options).items
+    assert (pooling.score, pooling.status, pooling.uncounted) == (Fraction(89, 100), "failed", ())  # 8/9
+    assert "✗ padding (ch. 7, counted)" in pooling.output
+
+
+def test_the_gradescope_bundle_grades_as_of_the_chapter_asked(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "gradprop-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel: the bundle only carries it")
+    out = tmp_path / "autograder.zip"
+    assert cli.main(["gradescope-bundle", "--out", str(out), "--wheel", str(wheel), "--chapter", "6"]) == 0
+    assert "--chapter 6" in zipfile.ZipFile(out).read("run_autograder").decode()
+    assert cli.main(["gradescope-bundle", "--out", str(out), "--wheel", str(wheel), "--chapter", "9"]) == 2

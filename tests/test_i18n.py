@@ -1,0 +1,117 @@
+"""Korean and Japanese messages: every message has every translation, with the same placeholders,
+and the language chosen by --lang or the locale reaches the findings, the hints and the feedback."""
+from __future__ import annotations
+
+import pickle
+import string
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import Phase, settings
+
+from gradprop import i18n
+from gradprop.cli import _options, build_parser
+from gradprop.grading import GradeOptions, item_feedback
+from gradprop.properties.diagnosis import HINT_LINE, HINTS, hints_in
+from gradprop.properties.registry import REGISTRY
+from gradprop.properties.runner import Outcome, evaluate_item
+from gradprop.session import InProcessSession
+
+META = settings(settings.get_profile("ci"), phases=[Phase.explicit, Phase.reuse, Phase.generate])
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TRANSLATED = [lang for lang in i18n.LANGUAGES if lang != "en"]
+
+
+def catalog(lang: str) -> dict[str, str]:
+    return i18n.read_po((i18n.CATALOGS / f"{lang}.po").read_text(encoding="utf-8"))
+
+
+def fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_every_message_has_a_translation_with_the_same_placeholders(lang):
+    used = i18n.messages()
+    assert len(used) > 80 and set(HINTS.values()) <= set(used)
+    po = catalog(lang)
+    assert [m for m in used if not po.get(m)] == [], f"untranslated in {lang}.po (python -m gradprop.i18n adds them)"
+    assert sorted(set(po) - set(used) - {""}) == [], f"{lang}.po has messages no source uses"
+    wrong = {m: po[m] for m in used if fields(m) != fields(po[m])}
+    assert wrong == {}, "placeholders differ"
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_the_compiled_catalog_gives_back_each_translation(lang):
+    po = catalog(lang)
+    compiled = i18n.translations(lang)
+    assert all(compiled.gettext(m) == po[m] for m in i18n.messages())
+    assert i18n.translations("en").gettext("Reproduce") == "Reproduce"
+
+
+def test_untranslated_entries_fall_back_to_english():
+    po = i18n.read_po('msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+                      'msgid "a"\nmsgstr ""\n\n#, fuzzy\nmsgid "b"\nmsgstr "B?"\n\nmsgid "c"\nmsgstr "C"\n')
+    assert po == {"": "Content-Type: text/plain; charset=UTF-8\n", "a": "", "c": "C"}
+
+
+@pytest.mark.parametrize("lang", [*TRANSLATED, "en"])
+def test_the_pieces_other_messages_are_made_of_still_fit(lang):
+    """check_stale_state rewrites one phrase of the value message; hints_in finds hints by their head."""
+    with i18n.use(lang):
+        whole = i18n._("{item}: {what} is wrong at {off} of {size} entries.")
+        assert i18n._("is wrong at") in whole
+        line = i18n._(HINT_LINE).format(id="sign-flipped", text="...")
+    assert hints_in("  worst entry ...\n  " + line + "\n\nReproduce:") == ["sign-flipped"]
+
+
+@pytest.mark.parametrize("environ, lang", [
+    ({}, "en"), ({"LANG": "C.UTF-8"}, "en"), ({"LANG": "ko_KR.UTF-8"}, "ko"), ({"LC_ALL": "ja_JP.UTF-8"}, "ja"),
+    ({"LANGUAGE": "fr:ja", "LANG": "ko_KR.UTF-8"}, "ja"), ({"LC_ALL": "de_DE", "LANG": "ko_KR"}, "en"),
+    ({"LC_MESSAGES": "ko", "LANG": "ja_JP"}, "ko"),
+])
+def test_the_default_language_comes_from_the_locale_as_gettext_reads_it(environ, lang):
+    assert i18n.default_language(environ) == lang
+
+
+def test_lang_flag_and_locale_reach_the_grade_options(monkeypatch):
+    parser = build_parser()
+    assert _options(parser.parse_args(["grade", "x.py", "--out", "o", "--lang", "ja"])).lang == "ja"
+    monkeypatch.setenv("LANGUAGE", "ko")
+    options = _options(parser.parse_args(["grade", "x.py", "--out", "o"]))
+    assert options.lang == "ko"
+    assert pickle.loads(pickle.dumps(options)).lang == "ko"  # as it crosses to the grading workers
+    with pytest.raises(SystemExit):
+        parser.parse_args(["grade", "x.py", "--out", "o", "--lang", "fr"])
+    with pytest.raises(ValueError):
+        with i18n.use("fr"):
+            pass
+
+
+def test_findings_and_hints_in_korean_keep_tags_names_and_numbers():
+    path = FIXTURES / "broken" / "sigmoid_backward_sign.py"
+    with i18n.use("ko"):
+        outcomes = evaluate_item(InProcessSession(path=str(path)), REGISTRY["Sigmoid"], path.stem, META,
+                                 until="wrong-gradient")
+    failed = [o for o in outcomes if not o.passed]
+    assert failed and {o.tag for o in failed} == {"wrong-gradient"}
+    message = failed[0].message
+    assert "Sigmoid: dx 값이 틀렸습니다" in message
+    assert "힌트 [sigmoid-one-plus-y]: dx에서 y(1 + y)를" in message
+    assert "재현 방법" in message and "from sigmoid_backward_sign import Sigmoid" in message
+    assert i18n.language() == "en"  # the block leaves the language as it was
+
+
+def test_item_feedback_in_japanese():
+    outcomes = [Outcome("Affine", "forward", "core", "forward agrees with the JAX reference"),
+                Outcome("Affine", "rank>2", "core", "correct on the 'rank>2' inputs", "wrong-gradient", "..."),
+                Outcome("Affine", "aliases-output", "strict", "backward returns new arrays, not dout itself or "
+                        "one array twice", "aliases-output", "...")]
+    with i18n.use("ja"):
+        text = item_feedback("Affine", outcomes, False, Fraction(1, 2), Fraction(1), False)
+    assert text.splitlines()[0] == "Affine: 検査 2 件中 1 件に合格（0.50 / 1.00）。"
+    assert "✗ rank>2 — 'rank>2' の入力でも正しい [wrong-gradient]" in text
+    assert "⚠ aliases-output — 逆伝播が dout そのものや同じ配列 2 つではなく新しい配列を返す [aliases-output]" \
+        in text
+    assert GradeOptions().lang == "en"
