@@ -48,8 +48,10 @@ EXAMPLES = 3
 SCHEMA = 1
 
 
-def _(text: str) -> str:
-    """Translation hook: the --lang work (gettext) replaces this; every sentence passes through it."""
+def msg(text: str) -> str:
+    """check's own sentences, in English for now. To translate them: make this ``i18n._`` (which
+    marks them for ``i18n.update_catalogs``) and add their ko/ja entries; --lang already reaches
+    the findings, which the suite writes through ``i18n._``."""
     return text
 
 
@@ -68,7 +70,7 @@ def select_items(items: str | None = None, chapter: int | None = None) -> tuple[
     if chapter is not None:
         chosen = list(items_up_to(chapter))
         if not chosen:
-            raise UsageError(_("no item belongs to chapter {n} or earlier").format(n=chapter))
+            raise UsageError(msg("no item belongs to chapter {n} or earlier").format(n=chapter))
         return chosen, True
     if not items:
         return list(ITEMS), False
@@ -76,7 +78,7 @@ def select_items(items: str | None = None, chapter: int | None = None) -> tuple[
     wanted = [name.strip() for name in items.split(",") if name.strip()]
     unknown = [name for name in wanted if name.lower() not in by_name]
     if unknown or not wanted:
-        raise UsageError(_("unknown item(s) {names}; the items are {known}").format(
+        raise UsageError(msg("unknown item(s) {names}; the items are {known}").format(
             names=", ".join(unknown) or "''", known=", ".join(item.name for item in ITEMS)))
     chosen = {by_name[name.lower()].name for name in wanted}
     return [item for item in ITEMS if item.name in chosen], True
@@ -141,6 +143,8 @@ class Options:
     time_limit: float = 10.0
     memory_mb: int = 2048
     examples: int = EXAMPLES
+    #: language of the findings (en, ko, ja); None: the locale's
+    lang: str | None = None
 
 
 def settings(examples: int = EXAMPLES):
@@ -184,7 +188,7 @@ def _progress(stream: TextIO | None):
     start = time.monotonic()
 
     def show(done: int, total: int, name: str | None) -> None:
-        text = "" if name is None else _("checking {name} ({i}/{n}, {s:.0f} s)").format(
+        text = "" if name is None else msg("checking {name} ({i}/{n}, {s:.0f} s)").format(
             name=name, i=done + 1, n=total, s=time.monotonic() - start)
         stream.write("\r" + text.ljust(60) + ("" if name else "\r"))
         stream.flush()
@@ -218,6 +222,7 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     """Each item in turn, on one sandboxed copy of the layer set: (results, import error, how the
     submission was read: which file each item came from, what loading left out)."""
     from .grading import GradeOptions, _Clock, _ItemSession, how_it_was_read
+    from .i18n import use
     from .properties.suite import origin_of
     from .sandbox import SandboxSession
 
@@ -229,7 +234,7 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
         session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb)
     except Exception as exc:  # noqa: BLE001 - ours, not the submission's
         raise SandboxFailure(str(exc)) from None
-    with session:
+    with session, use(options.lang):
         read = how_it_was_read(path, session.origins, session.load_notes)
         if session.import_error:
             return [], session.import_error, read
@@ -247,7 +252,7 @@ def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> I
     """An item gradprop could not check: its own bug (``error``), or ``text`` saying what happened."""
     from .properties.runner import Outcome
 
-    text = text or _("gradprop itself failed while checking {item} (not a fault of your code; please report "
+    text = text or msg("gradprop itself failed while checking {item} (not a fault of your code; please report "
                      "it): {error}").format(item=item, error=error)
     return ItemCheck(item, "error", asked, (Outcome(item, "-", CORE, "gradprop itself", "gradprop-error", text),),
                      (True,))
@@ -292,7 +297,7 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
                 except EOFError:  # the process died (a submission may signal its parent)
                     proc.join()
                     for name in share:
-                        found.setdefault(name, _our_error(name, options.asked, "", _(
+                        found.setdefault(name, _our_error(name, options.asked, "", msg(
                             "{item} was not checked: the process checking it died (exit code {code}); your "
                             "code may have stopped it").format(item=name, code=proc.exitcode)))
                     del running[conn]
@@ -343,12 +348,12 @@ def render(result: CheckResult, color: bool = False) -> str:
     """The human report: one line per item, then each failing item's first finding in full."""
     style = _Style(color)
     if result.error is not None:
-        return "\n".join([style("bad", "✗ " + _("gradprop could not start the process your code runs in, so no "
+        return "\n".join([style("bad", "✗ " + msg("gradprop could not start the process your code runs in, so no "
                                                  "item was checked (not a fault of your code):")),
                           _indent(result.error.rstrip()), ""])
-    read = [style("dim", _("How your file was read:")), *(style("dim", _indent(n)) for n in result.read)]
+    read = [style("dim", msg("How your file was read:")), *(style("dim", _indent(n)) for n in result.read)]
     if result.import_error is not None:
-        return "\n".join([style("bad", "✗ " + _("{path} could not be imported, so no item was checked:").format(
+        return "\n".join([style("bad", "✗ " + msg("{path} could not be imported, so no item was checked:").format(
             path=result.path)), _indent(result.import_error.rstrip()), *(read if result.read else []), ""])
     lines = []
     missing = [r.name for r in result.items if r.status == "not-defined" and not r.asked]
@@ -356,12 +361,12 @@ def render(result: CheckResult, color: bool = False) -> str:
         if r.name in missing:
             continue
         mark, kind = MARKS[r.status]
-        text = _("not defined") if r.status == "not-defined" else " ".join(f"[{t}]" for t in r.tags)
+        text = msg("not defined") if r.status == "not-defined" else " ".join(f"[{t}]" for t in r.tags)
         if r.status == "warning":
             text += "  " + _warning_note(r.findings[0])
         lines.append(f"{style(kind, mark)} {r.name:<20} {text}".rstrip())
     if missing:
-        lines.append(style("dim", "· " + _("not defined in this file (not checked): {names}").format(
+        lines.append(style("dim", "· " + msg("not defined in this file (not checked): {names}").format(
             names=", ".join(missing))))
     if result.read:
         lines += read
@@ -374,21 +379,21 @@ def render(result: CheckResult, color: bool = False) -> str:
         lines += ["", style("bold", style(kind, f"{mark} {head}"))]
         lines.append(_indent(first.message.rstrip()))
         if rest:
-            lines.append(_("  also failing: {props}").format(props=", ".join(
+            lines.append(msg("  also failing: {props}").format(props=", ".join(
                 f"{o.prop} [{o.tag}]" + ("" if counted else " " + _warning_note(o))
                 for o, counted in zip(rest, r.counted[1:]))))
         if r.not_run:
-            lines.append(style("dim", _("  {n} more checks of {item} not run: fix this finding and check "
+            lines.append(style("dim", msg("  {n} more checks of {item} not run: fix this finding and check "
                                         "again").format(n=r.not_run, item=r.name)))
     failing = [r.name for r in result.items if r.fails_run]
     checked = [r for r in result.items if r.status != "not-defined" or r.asked]
     lines.append("")
     if failing:
-        lines.append(style("bad", _("{n} of {total} checked items fail: {names}").format(
+        lines.append(style("bad", msg("{n} of {total} checked items fail: {names}").format(
             n=len(failing), total=len(checked), names=", ".join(failing))))
     else:
-        lines.append(style("ok", _("all {total} checked items hold").format(total=len(checked))))
-    lines.append(style("dim", _("{examples} generated examples per check, {s:.1f} s. `gradprop grade` "
+        lines.append(style("ok", msg("all {total} checked items hold").format(total=len(checked))))
+    lines.append(style("dim", msg("{examples} generated examples per check, {s:.1f} s. `gradprop grade` "
                                 "tries more.").format(examples=result.examples, s=result.seconds)))
     return "\n".join(lines) + "\n"
 
@@ -396,8 +401,8 @@ def render(result: CheckResult, color: bool = False) -> str:
 def _warning_note(outcome: Any) -> str:
     """Why a finding does not fail its item."""
     if getattr(outcome, "chapter", None) is not None:
-        return _("(what ch. {n} adds: it counts with --chapter {n})").format(n=outcome.chapter)
-    return _("(a warning: it counts with --strict)")
+        return msg("(what ch. {n} adds: it counts with --chapter {n})").format(n=outcome.chapter)
+    return msg("(a warning: it counts with --strict)")
 
 
 def _indent(text: str, by: str = "    ") -> str:
@@ -426,14 +431,14 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     try:
         path = os.path.expanduser(args.path)
         if not os.path.exists(path):
-            raise UsageError(_("no such file or folder: {path}").format(path=args.path))
+            raise UsageError(msg("no such file or folder: {path}").format(path=args.path))
         if args.time_limit <= 0:
-            raise UsageError(_("--time-limit must be positive"))
+            raise UsageError(msg("--time-limit must be positive"))
         items, asked = select_items(args.items, args.chapter)
     except UsageError as exc:
         print(f"gradprop check: error: {exc}", file=err)
         return 2
-    options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb)
+    options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb, lang=args.lang)
     jobs = args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1)
     result = run_check(path, items, options, progress=err, jobs=jobs)
     if args.json:

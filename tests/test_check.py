@@ -137,6 +137,11 @@ def test_a_notebook_is_checked_and_how_it_was_read_is_said():
     assert "run this in a new cell at the end of notes.ipynb" in out  # the reproduction, notebook-style
 
 
+def test_lang_reaches_the_findings():
+    code, out, _ = run(str(ONE_BUG), "--lang", "ko")
+    assert code == 1 and "db 값이 틀렸습니다" in out and out.startswith("✗ Affine")
+
+
 def test_json_shape():
     code, out, err = run(str(ONE_BUG), "--json", "--items", "Affine,MulLayer")
     doc = json.loads(out)
