@@ -348,6 +348,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_autograder(args.root, options)
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import cmd_check
+
+    return cmd_check(args)
+
+
 # --- the parser ------------------------------------------------------------------------------------
 
 
@@ -401,6 +407,28 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--wheel", metavar="FILE", help="use this gradprop wheel instead of building one")
     _grading_flags(bundle)
     bundle.set_defaults(run=cmd_bundle)
+
+    check = sub.add_parser("check", help="check your own layer file: one line per item, the first finding in full",
+                           description="Check the layers in PATH (a .py file, a folder in the book's layout, "
+                                       "or a notebook) in an isolated process. Exit status: 0 when every "
+                                       "checked item holds, 1 when one fails, 2 for a usage error.")
+    check.add_argument("path", metavar="PATH")
+    which = check.add_mutually_exclusive_group()
+    which.add_argument("--items", metavar="A,B", help="check only these items (a missing one fails)")
+    which.add_argument("--chapter", type=int, choices=(5, 6, 7),
+                       help="check the items of chapters up to N (a missing one fails)")
+    check.add_argument("--strict", action="store_true",
+                       help="strict findings (mutates-dout, aliases-output, ignores-dout) fail too")
+    check.add_argument("--json", action="store_true", help="print one JSON document (for tools)")
+    check.add_argument("--lang", choices=LANGUAGES, default=None,
+                       help="language of the findings (default: the locale's); check's own lines are English")
+    check.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                       help="processes checking items side by side (default: 2, or 1 on one core)")
+    check.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                       help="seconds one call into your code may take (default 10)")
+    check.add_argument("--memory-mb", type=int, default=2048, metavar="MB",
+                       help="address-space cap of your code's process (default 2048)")
+    check.set_defaults(run=_cmd_check)
 
     run = sub.add_parser("gradescope-run", help="(used by the bundle's run_autograder) grade ROOT/submission",
                          description="Grade ROOT/submission and write ROOT/results/results.json.")

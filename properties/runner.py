@@ -5,7 +5,7 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from hypothesis import Phase, Verbosity, given, settings as Settings
 from hypothesis.errors import Flaky
@@ -126,11 +126,18 @@ def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]
     return drawn
 
 
-def screen(target: Target, props: list[Property], settings: Settings | None = None) -> dict[str, tuple[Finding, Case]]:
+def screen(target: Target, props: list[Property], settings: Settings | None = None,
+           stop: Callable[[Property], bool] | None = None) -> tuple[dict[str, tuple[Finding, Case]], set[str]]:
     """Every property on shared examples: the cases of each input strategy (the item's own, and
     one per regime) are drawn once, and each is put through every property that has not failed
-    yet. Returns, per failed property, its first finding and the case."""
+    yet. Returns, per failed property, its first finding and the case; and the names of the
+    properties that met every case.
+
+    With ``stop``, screening ends after the first case on which a property ``stop`` picks (one
+    whose finding would count) fails: the student's loop wants one finding fast, not every one.
+    """
     found: dict[str, tuple[Finding, Case]] = {}
+    screened: set[str] = set()
     groups: dict[str, tuple[dict, list[Property]]] = {}
     for prop in props:
         groups.setdefault(_regime_key(prop.regime), (dict(prop.regime), []))[1].append(prop)
@@ -143,7 +150,10 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
                         prop.check(shared, case, False)
                     except Finding as finding:
                         found[prop.name] = (finding, case)
-    return found
+            if stop and any(stop(p) for p in group if p.name in found):
+                return found, screened
+        screened.update(p.name for p in group)
+    return found, screened
 
 
 def settle(target: Target, prop: Property, found: tuple[Finding, Case] | None, settings: Settings | None = None,
@@ -166,19 +176,23 @@ def settle(target: Target, prop: Property, found: tuple[Finding, Case] | None, s
 def check_property(target: Target, prop: Property, settings: Settings | None = None) -> Outcome:
     """One property, as the grader settles it: a screen over the shared examples, then a search
     only if the screen failed."""
-    outcome = settle(target, prop, screen(target, [prop], settings).get(prop.name), settings)
+    outcome = settle(target, prop, screen(target, [prop], settings)[0].get(prop.name), settings)
     store().flush()
     return outcome
 
 
 def evaluate_item(session, item, origin: str, settings: Settings | None = None,
-                  until: str | None = None) -> list[Outcome]:
+                  until: str | None = None, stop: Callable[[Property], bool] | None = None) -> list[Outcome]:
     """Every property of ``item`` on the layer set behind ``session``, in order.
 
     First a screen over shared examples (cheap: a correct layer set meets each input strategy's
     examples once), then ``settle`` for each property. An import error or a missing name fails
     every property at once. ``until`` is accepted for callers that only need one tag; the
     screen finds every tag anyway.
+
+    With ``stop`` (see ``screen``) the item stops at its first finding that ``stop`` picks: only
+    the first failed property is shrunk, and the properties the screen did not finish are left
+    out of the outcomes (neither held nor failed).
     """
     from .checks import properties_for
 
@@ -190,9 +204,16 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
         return [failed(item.name, prop, finding) for prop in props]
     name = session.resolve(item.names)
     target = Target(session, item, name, session.origin(name, origin))
-    first = screen(target, props, settings)
-    outcomes = [_hinted(target, prop, settle(target, prop, first.get(prop.name), settings, search=until is None),
-                        settings) for prop in props]
+    first, screened = screen(target, props, settings, stop)
+    outcomes = []
+    shrunk = False
+    for prop in props:
+        if prop.name not in first and prop.name not in screened:
+            continue  # a screen stopped early did not reach it: neither held nor failed
+        search = until is None and not (stop and shrunk)  # with stop, only the first is shrunk
+        found = first.get(prop.name)
+        outcomes.append(_hinted(target, prop, settle(target, prop, found, settings, search=search), settings))
+        shrunk = shrunk or (found is not None and found[0].tag not in FAULTS and prop.tier == CORE and search)
     store().flush()  # what this item taught the store is kept even if the process is killed later
     return outcomes
 
