@@ -48,6 +48,8 @@ class JailError(RuntimeError):
 
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version, 0 when Landlock is not available."""
+    if not sys.platform.startswith("linux"):
+        return 0
     abi = _libc.syscall(ctypes.c_long(_SYS_CREATE), None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_VERSION))
     return max(int(abi), 0)
 
@@ -90,10 +92,14 @@ def _landlock(read: list[str], write: list[str], abi: int) -> None:
 
 
 def _limit(which: int, value: int) -> None:
-    _, hard = resource.getrlimit(which)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(which, (value, value))
+    """Best effort, as before the other layers: some systems refuse some limits (macOS, RLIMIT_AS)."""
+    try:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+    except (ValueError, OSError):
+        pass
 
 
 def confine(spec: dict) -> None:
@@ -112,7 +118,7 @@ def confine(spec: dict) -> None:
         os.setresuid(uid, uid, uid)
         if os.getresuid() != (uid, uid, uid) or os.getgroups():
             raise JailError("the uid could not be dropped")
-    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if sys.platform.startswith("linux") and _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _fail("prctl(PR_SET_NO_NEW_PRIVS)")
     if spec.get("landlock"):
         _landlock(spec["read"], spec["write"], int(spec["landlock"]))

@@ -190,7 +190,7 @@ def probe() -> Isolation:
             bwrap = None
         else:
             on.append("namespaces")
-    if root:
+    if root and sys.platform.startswith("linux"):
         if bwrap or all(_world_readable(p) for p in _read_paths() if os.path.isdir(p)):
             on.append("uid")
         else:
