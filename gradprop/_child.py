@@ -5,8 +5,9 @@ Started by ``gradprop.sandbox.SandboxSession`` (see ``BOOTSTRAP`` there) as
     python -c BOOTSTRAP PACKAGE_DIR SITE_DIRS JAIL_SPEC REQUEST_FD REPLY_FD DIAG_FD
 
 in its own session and process group, confined by ``gradprop._jail`` before anything else runs,
-with stdin and stdout on /dev/null and stderr on the diagnostics pipe (until start-up is done). It imports only the standard library, numpy,
-``gradprop.wire``, ``gradprop.loader`` (with ``gradprop.notebook``) and ``gradprop.session`` (for ``alias_facts``); the
+with stdin and stdout on /dev/null and stderr on the diagnostics pipe (until start-up is done).
+It imports only the standard library, numpy, ``gradprop.wire``, ``gradprop.loader`` (with
+``gradprop.notebook``), ``gradprop._steady`` and ``gradprop.session`` (for ``alias_facts``); the
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
 Protocol: the child first sends a ``ready`` reply, then answers each request with one reply.

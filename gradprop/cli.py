@@ -148,8 +148,7 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
     does not finish a job by its deadline (``_Worker.deadline``), is killed, and the submission it
     held is tried once more in a new worker; after a second time it gets a row of blanks that says
     what happened. The run goes on either way. A KeyboardInterrupt (Ctrl-C, or SIGTERM through
-    ``cmd_grade``) stops the workers and returns what finished; ``interrupted`` is then set on
-    the returned list's owner (see ``cmd_grade``).
+    ``cmd_grade``) kills the workers and propagates: what finished has reached ``on_result``.
     """
     results: list[SubmissionResult] = []
     queue = deque(named)

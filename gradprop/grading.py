@@ -346,7 +346,7 @@ class _ItemSession(Session):
     merely slow on every call, whose checks would otherwise take hours.
     """
 
-    def __init__(self, inner: Session, item: str, budget: float, clock: "_Clock"):
+    def __init__(self, inner: Session, item: str, budget: float, clock: _Clock):
         self._inner = inner
         self._item = item
         self._budget = budget

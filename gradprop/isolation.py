@@ -115,6 +115,7 @@ def _bwrap_binary() -> str | None:
         return None
 
 
+@functools.cache
 def _read_paths() -> list[str]:
     """What the child may read: Python, its packages, gradprop, the system's libraries."""
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *SITE_DIRS, PACKAGE_DIR,
@@ -127,6 +128,12 @@ def _read_paths() -> list[str]:
             out.append(real)
     # a folder inside another one needs no rule (nor bind) of its own
     return [p for p in out if not any(p != q and p.startswith(q.rstrip(os.sep) + os.sep) for q in out)]
+
+
+def _uid(worker_pid: int, serial: int) -> int:
+    """The uid of a worker's ``serial``-th child: live workers have distinct pids, and a worker
+    runs one child at a time, so no two live children share one (``sweep`` finds them again)."""
+    return UID_BASE + ((worker_pid << 6) + serial % 64) % (1 << 28)
 
 
 def _world_readable(path: str) -> bool:
@@ -286,7 +293,7 @@ class Box:
         self.home = os.path.join(self.scratch, "home")
         os.mkdir(self.home)
         self.path = _copy_submission(self.submission, self.home)
-        self.uid = UID_BASE + ((os.getpid() << 6) + next(_serial) % 64) % (1 << 28) if "uid" in iso.on else None
+        self.uid = _uid(os.getpid(), next(_serial)) if "uid" in iso.on else None
         if self.uid is not None:
             _chown_tree(self.scratch, self.uid)
         self.cgroups: list[str] = []
@@ -393,7 +400,7 @@ def sweep(worker_pids: list[int]) -> None:
                 _empty_cgroup(os.path.join(parent, n))
         if "uid" in iso.on and "namespaces" not in iso.on:
             for serial in range(64):
-                _kill_uid(UID_BASE + ((pid << 6) + serial) % (1 << 28))
+                _kill_uid(_uid(pid, serial))
 
 
 def _tasks_now() -> int:
