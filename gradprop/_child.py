@@ -10,9 +10,10 @@ It imports only the standard library, numpy, ``gradprop.wire``, ``gradprop.loade
 ``gradprop.notebook``), ``gradprop._steady`` and ``gradprop.session`` (for ``alias_facts``); the
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
-Protocol: the child first sends a ``ready`` reply, then answers each request with one reply.
-Requests are ``(op, (free_ids, seed, deferred_ops), *params)``; see ``_Child.op_*``. Replies are
-``{"ok": true, ...}`` or ``{"ok": false, "tag": ..., "message": ...}`` plus wire values.
+Protocol: the child first sends a ``ready`` reply. A request is ``(free_ids, ops)``, each op
+``(name, *params)`` (see ``_Child.op_*``), run in order: every op but seed/new/iadd sends one
+reply, ``{"ok": true, ...}`` plus wire values; the first op that fails sends
+``{"ok": false, "tag": ..., "message": ...}`` instead, and the rest of the request is not run.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ from gradprop.session import Ref, alias_facts
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
 MESSAGE_LIMIT = 2000
 BROKEN_STATUS = wire.BROKEN_STATUS
+#: ops that send no reply of their own (see ``_Child.handle``)
+QUIET = frozenset({"seed", "new", "iadd"})
 
 _BUILTINS = builtins.__dict__
 _ORIG_BUILTINS = dict(_BUILTINS)
@@ -293,29 +296,34 @@ class _Child:
     # ------------------------------------------------------------------ loop
 
     def handle(self, request: tuple) -> None:
-        op, (free, seed, deferred), *params = request
+        free, ops = request
+        op = "the request"
         self.capture = _Capture()
         sys.stdout = sys.stderr = self.capture
         try:
-            if seed is not None:  # a seed() the parent sent along with this request
-                np.random.seed(seed)
-                random.seed(seed)
-            # constructions and in-place updates the parent sent along (they answer nothing of
-            # their own): run in order, a fault in one is the reply to this request
-            self.quiet = True
-            try:
-                for deferred_op, *deferred_params in deferred:
-                    getattr(self, "op_" + deferred_op)(*deferred_params)
-            finally:
-                self.quiet = False
-            for ref_id in free:
-                self.objects.pop(ref_id, None)
-            getattr(self, "op_" + op)(*params)
-        except _Fault as fault:
+            for op, *params in ops:
+                if op not in QUIET:  # objects the parent no longer holds a handle to (built or not)
+                    self.free(free)
+                # seed/new/iadd answer nothing of their own: the next op's reply answers for them
+                self.quiet = op in QUIET
+                try:
+                    getattr(self, "op_" + op)(*params)
+                finally:
+                    self.quiet = False
+                if op not in QUIET:  # what the next op prints is its own
+                    self.capture = _Capture()
+                    sys.stdout = sys.stderr = self.capture
+        except _Fault as fault:  # the reply of the op that failed; the rest of the request is not run
             self.send({"ok": False, "tag": fault.tag, "message": fault.message})
         except BaseException as exc:  # noqa: BLE001 - the submission may have broken the sandbox
             self.send({"ok": False, "tag": "exception",
                        "message": f"the sandbox failed while running {op}: {type(exc).__name__}: {exc}"})
+        finally:
+            self.free(free)
+
+    def free(self, ids: list[int]) -> None:
+        while ids:
+            self.objects.pop(ids.pop(), None)
 
 
 def main(argv: list[str]) -> None:

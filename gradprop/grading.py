@@ -43,7 +43,7 @@ from . import __version__
 from .findings import CORE, FAULTS, STRICT, SubmissionFault, tier
 from .i18n import _, use as use_language
 from .loader import submission_name
-from .session import Ref, Reply, Session
+from .session import Later, Ref, Reply, Session
 from .text import safe_text, safe_tree
 
 #: points per item when the rubric does not say
@@ -383,6 +383,14 @@ class _ItemSession(Session):
 
     def get(self, ref: Ref, *path: str) -> Any:
         return self._do(self._inner.get, ref, *path)
+
+    def later(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Later:
+        inner = self._do(self._inner.later, target, method, *args, **kwargs)
+        return Later.on_demand(lambda: self._do(inner.value))  # the running time is counted when read
+
+    def later_get(self, ref: Ref, *path: str) -> Later:
+        inner = self._do(self._inner.later_get, ref, *path)
+        return Later.on_demand(lambda: self._do(inner.value))
 
     def iadd(self, ref: Ref, path: tuple[str, ...], delta: Any) -> None:
         return self._do(self._inner.iadd, ref, path, delta)

@@ -37,7 +37,7 @@ from ._jail import JAIL_STATUS
 from .text import safe_text
 from .isolation import PACKAGE_DIR, SITE_DIRS, Box, Isolation, probe
 from .notebook import cell_line, where as where_in
-from .session import Opaque, Ref, Reply, Session
+from .session import Later, Opaque, Ref, Reply, Session
 
 #: How the child starts. ``python -S`` skips the .pth files of site-packages (a quarter of the
 #: start-up time); the bootstrap puts the parent's site-packages folders on sys.path instead and
@@ -341,10 +341,13 @@ class SandboxSession(Session):
         self._freed: list[int] = []
         #: np.random/random are seeded with this before the submission is imported (again)
         self._last_seed = 0
-        self._pending_seed: int | None = None
-        #: new/iadd ops sent along with the next request: a layer is always built, and params
-        #: always updated, right before a call that answers for them (a round trip each saved)
-        self._deferred: list[tuple] = []
+        #: ops for the next request, in order. seed/new/iadd answer nothing of their own: they go
+        #: along with the next call or read. A call or read asked for with ``later`` waits here
+        #: too, until some reply is needed: a build, forward, backward and the gradient reads
+        #: are one request, and the child answers each in turn (one round trip, not four)
+        self._queue: list[tuple] = []
+        #: one entry per call or read in the queue, in order: (Later, where, item, keys, convert, refs)
+        self._waiting: list[tuple] = []
         #: seconds the first start took (interpreter + numpy + the submission's import)
         self.startup_seconds = 0.0
         self.restarts = 0
@@ -367,7 +370,7 @@ class SandboxSession(Session):
         self._pending_load = True
         # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
         try:
-            request = ("load", ([], None, []), box.path, self._last_seed)
+            request = ([], [("load", box.path, self._last_seed)])
             self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
         except (_Died, _TimedOut):
             pass  # reported by _finish_load
@@ -421,7 +424,7 @@ class SandboxSession(Session):
         self._min_live_id = self._next_id + 1
         self._lost_reason = reason
         self._freed.clear()
-        self._deferred.clear()
+        self._queue.clear()
         self.restarts += 1
         try:
             self._spawn()
@@ -469,47 +472,91 @@ class SandboxSession(Session):
         return ""
 
 
-    # -------------------------------------------------------------- one request
+    # -------------------------------------------------------------- requests
 
-    def _request(self, request: tuple, where: str, item: str | None,
-                 keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _enqueue(self, op: tuple, where: str, item: str | None, keys: tuple[str, ...], convert,
+                 refs: tuple = ()) -> Later:
+        """Queue an op that answers; its Later sends the queue when its value is needed."""
+        later = Later(self._flush)
         with self._lock:
-            if item is not None and item in self._timed_out:
-                raise SubmissionFault("timeout", self._timed_out[item])
-            child = self._ready_child()
-            free = []
-            while self._freed:
-                free.append(self._freed.pop())
-            op, *params = request
-            seed, self._pending_seed = self._pending_seed, None
-            deferred, self._deferred = self._deferred, []
-            data = wire.encode_request((op, (free, seed, deferred), *params))
-            deadline = time.monotonic() + self.time_limit
+            self._queue.append(op)
+            # refs: the Refs the op names stay alive (not freed in the child) until it has run
+            self._waiting.append((later, where, item, keys, convert, refs))
+        return later
+
+    def _flush(self) -> None:
+        """Send every queued op up to the last one that answers, as one request, and settle each
+        waiting Later from its reply, in order. The child stops at the first fault: that Later and
+        every later one of the request get the fault (their ops were not run)."""
+        with self._lock:
+            if not self._waiting:
+                return
+            waiting, self._waiting = self._waiting, []
+            last = len(self._queue) - 1
+            while self._queue[last][0] not in ("call", "get", "ping"):
+                last -= 1  # seed/new/iadd after the last answering op wait for the next request
+            ops, self._queue = self._queue[:last + 1], self._queue[last + 1:]
             try:
+                child = self._ready_child()
+                free = []
+                while self._freed:
+                    free.append(self._freed.pop())
+                data = wire.encode_request((free, ops))
+                for i, (later, where, item, keys, convert, _) in enumerate(waiting):
+                    if item is not None and item in self._timed_out:
+                        raise SubmissionFault("timeout", self._timed_out[item])
+                    doc, values = self._answer(child, data if i == 0 else None, where, item, keys)
+                    later.settle(convert(doc, values, where))
+            except SubmissionFault as fault:
+                for later, *_ in waiting:
+                    if not later._done:
+                        later.fail(fault)
+
+    def _answer(self, child: _Child, data: bytes | None, where: str, item: str | None,
+                keys: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Send ``data`` (if any) and read one reply, within the time limit from now."""
+        deadline = time.monotonic() + self.time_limit
+        try:
+            if data is not None:
                 child.send(data, deadline)
-                doc, values = child.recv(deadline, keys)
-            except _TimedOut:
-                message = f"{where} did not return within {self.time_limit:g} s{self._where_stuck(child)}"
-                if item is not None:
-                    self._timed_out[item] = message
-                self._restart(f"{where} timed out")
-                raise SubmissionFault("timeout", message) from None
-            except _Died as exc:
-                if exc.args:
-                    message = f"{exc.args[0]} while running {where}"
-                else:
-                    message = f"{child.exit_status()} while running {where}{self._where_crashed(child)}"
-                self._restart(f"{where} stopped the process")
-                raise SubmissionFault("exception", message) from None
-            if doc.get("ok") is not True:
-                tag = doc.get("tag")
-                tag = tag if tag in ("not-found", "exception") else "exception"
-                message = _text(doc.get("message"), MESSAGE_LIMIT) or f"{where} failed"
-                output = _text(doc.get("output"), 1000)
-                if output.strip():
-                    message += "\n  it printed: " + output.strip()
-                raise SubmissionFault(tag, message)
-            return doc, values
+            doc, values = child.recv(deadline, keys)
+        except _TimedOut:
+            message = f"{where} did not return within {self.time_limit:g} s{self._where_stuck(child)}"
+            if item is not None:
+                self._timed_out[item] = message
+            self._restart(f"{where} timed out")
+            raise SubmissionFault("timeout", message) from None
+        except _Died as exc:
+            if exc.args:
+                message = f"{exc.args[0]} while running {where}"
+            else:
+                message = f"{child.exit_status()} while running {where}{self._where_crashed(child)}"
+            self._restart(f"{where} stopped the process")
+            raise SubmissionFault("exception", message) from None
+        if doc.get("ok") is not True:
+            tag = doc.get("tag")
+            tag = tag if tag in ("not-found", "exception") else "exception"
+            message = _text(doc.get("message"), MESSAGE_LIMIT) or f"{where} failed"
+            output = _text(doc.get("output"), 1000)
+            if output.strip():
+                message += "\n  it printed: " + output.strip()
+            raise SubmissionFault(tag, message)
+        return doc, values
+
+    def _reply(self, doc: dict[str, Any], values: dict[str, Any], where: str) -> Reply:
+        args_after = values.get("args")
+        aliases = doc.get("aliases", [])
+        if type(args_after) is not tuple or type(aliases) is not list or not all(
+            type(a) is list and len(a) == 2 and all(type(x) is str for x in a) for a in aliases
+        ):
+            self._restart(f"{where} sent a malformed reply")
+            raise SubmissionFault("exception", f"the process sent a malformed reply while running {where}")
+        return Reply(
+            value=values.get("value"),
+            args_after=args_after,
+            aliases=tuple((a, b) for a, b in aliases),
+            output=_text(doc.get("output"), OUTPUT_LIMIT),
+        )
 
     def _check_ref(self, ref: Ref) -> None:
         if ref.item in self._timed_out:
@@ -533,14 +580,14 @@ class SandboxSession(Session):
         with self._lock:
             ref_id = self._next_id + 1
             where = f"{item}(...)"
-            self._deferred.append(("new", ref_id, item, where, _plain(args), _plain(kwargs)))
+            self._queue.append(("new", ref_id, item, where, _plain(args), _plain(kwargs)))
             self._next_id = ref_id
             ref = Ref(ref_id, item)
             fin = weakref.finalize(ref, self._freed.append, ref_id)
             fin.atexit = False
             return ref
 
-    def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
+    def later(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Later:
         if isinstance(target, Ref):
             self._check_ref(target)
             where, item, wire_target = f"{target.item}.{method}", target.item, target.id
@@ -553,43 +600,38 @@ class SandboxSession(Session):
         for a in (*args, *kwargs.values()):
             if isinstance(a, Ref):
                 self._check_ref(a)
-        doc, values = self._request(
-            ("call", wire_target, method, where, _plain(args), _plain(kwargs)), where, item, ("value", "args"))
-        args_after = values.get("args")
-        aliases = doc.get("aliases", [])
-        if type(args_after) is not tuple or type(aliases) is not list or not all(
-            type(a) is list and len(a) == 2 and all(type(x) is str for x in a) for a in aliases
-        ):
-            self._restart(f"{where} sent a malformed reply")
-            raise SubmissionFault("exception", f"the process sent a malformed reply while running {where}")
-        return Reply(
-            value=values.get("value"),
-            args_after=args_after,
-            aliases=tuple((a, b) for a, b in aliases),
-            output=_text(doc.get("output"), OUTPUT_LIMIT),
-        )
+        op = ("call", wire_target, method, where, _plain(args), _plain(kwargs))
+        return self._enqueue(op, where, item, ("value", "args"), self._reply, (target, args, kwargs))
 
-    def get(self, ref: Ref, *path: str) -> Any:
+    def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
+        return self.later(target, method, *args, **kwargs).value()
+
+    def later_get(self, ref: Ref, *path: str) -> Later:
         self._check_ref(ref)
         where = f"reading {ref.item}.{'.'.join(path)}"
-        _, values = self._request(("get", ref.id, tuple(path), where), where, ref.item, ("value",))
-        return values.get("value")
+        return self._enqueue(("get", ref.id, tuple(path), where), where, ref.item, ("value",),
+                             lambda doc, values, where: values.get("value"), (ref,))
+
+    def get(self, ref: Ref, *path: str) -> Any:
+        return self.later_get(ref, *path).value()
 
     def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
         self._check_ref(ref)
         where = f"updating {ref.item}.{'.'.join(path)} in place"
         with self._lock:
-            self._deferred.append(("iadd", ref.id, tuple(path), _plain(delta), where))
+            self._queue.append(("iadd", ref.id, tuple(path), _plain(delta), where))
 
     def seed(self, seed: int) -> None:
         if self.import_error is not None:
             return
-        # sent along with the next request: a seed always precedes a call, and saves a round trip
-        self._pending_seed = self._last_seed = int(seed)
+        # sent along with the next request, in its place among the queued ops
+        self._last_seed = int(seed)
+        with self._lock:
+            self._queue.append(("seed", self._last_seed))
 
     def ping(self) -> None:
         """One empty round trip (for benchmarks)."""
-        self._request(("ping",), "ping", None)
+        self._enqueue(("ping",), "ping", None, (), lambda doc, values, where: None).value()
 
     def close(self) -> None:
         lock = getattr(self, "_lock", None)

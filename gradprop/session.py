@@ -16,7 +16,7 @@ import copy
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -44,6 +44,63 @@ class Reply:
     aliases: tuple[tuple[str, str], ...] = ()
     #: what the call printed (truncated)
     output: str = ""
+
+
+class Later:
+    """The reply of a call (or the value of a read) asked for now and read later.
+
+    A session may send every call asked for this way, in order, along with the next request
+    whose reply is needed (the sandbox does: one round trip for a build, forward, backward and
+    the gradient reads). ``value()`` gives the Reply or value, or raises the call's fault; when a
+    call faults, the later ones of the same request are not run and raise that fault too.
+    """
+
+    __slots__ = ("_resolve", "_done", "_value", "_fault")
+
+    def __init__(self, resolve: Callable[[], Any] | None = None):
+        self._resolve = resolve
+        self._done = False
+        self._value: Any = None
+        self._fault: SubmissionFault | None = None
+
+    @classmethod
+    def now(cls, fn: Callable[[], Any]) -> "Later":
+        """A Later settled right away with what ``fn()`` gives or raises (a SubmissionFault)."""
+        later = cls()
+        try:
+            later.settle(fn())
+        except SubmissionFault as fault:
+            later.fail(fault)
+        return later
+
+    @classmethod
+    def on_demand(cls, fn: Callable[[], Any]) -> "Later":
+        """A Later settled, when first read, with what ``fn()`` gives or raises."""
+        later = cls()
+
+        def resolve() -> None:
+            try:
+                later.settle(fn())
+            except SubmissionFault as fault:
+                later.fail(fault)
+
+        later._resolve = resolve
+        return later
+
+    def settle(self, value: Any) -> None:
+        self._done, self._value = True, value
+
+    def fail(self, fault: SubmissionFault) -> None:
+        self._done, self._fault = True, fault
+
+    def value(self) -> Any:
+        if not self._done and self._resolve is not None:
+            self._resolve()
+        if self._fault is not None:
+            raise type(self._fault)(self._fault.tag, self._fault.message)
+        if not self._done:  # pragma: no cover - a session bug, not the submission's
+            raise RuntimeError("a later call was never sent")
+        return self._value
 
 
 class Opaque:
@@ -93,6 +150,15 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def seed(self, seed: int) -> None:
         """Seed ``np.random`` where the layer set runs (Dropout masks, TwoLayerNet weights)."""
+
+    def later(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Later:
+        """``call``, with its reply read later (``Later.value``). Here it runs at once; a session
+        that pays a round trip per request sends it with the next call whose reply is read."""
+        return Later.now(lambda: self.call(target, method, *args, **kwargs))
+
+    def later_get(self, ref: Ref, *path: str) -> Later:
+        """``get``, read later (see ``later``)."""
+        return Later.now(lambda: self.get(ref, *path))
 
     def resolve(self, names: Iterable[str]) -> str | None:
         """The name the layer set defines the item under: the first of ``names`` it defines

@@ -14,7 +14,7 @@ import numpy as np
 from gradprop import reference
 from gradprop.findings import CORE, STRICT, Finding
 from gradprop.i18n import N_, tr  # not _: this module uses _ for values it drops
-from gradprop.session import Ref, Reply, Session
+from gradprop.session import Later, Ref, Reply, Session
 
 from . import oracle
 from .assertions import as_array, assert_close, describe, repro, reproduce_block
@@ -62,17 +62,28 @@ def _build(t: Target, case: Case) -> Ref:
     return t.session.new(t.name, *case.init.values())
 
 
+def _sharing(t: Target, case: Case) -> bool:
+    return t.shared is not None and case is t.shared[0]
+
+
 def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Reply, Case]:
     """Build (for a layer) and call forward; the case comes back with what the entry reads off
     the output for its reference (a dropout mask). ``share``: the caller only reads the result
-    (and will at most call backward with the case's dout), so the screen's run may serve."""
+    (and will at most call backward with the case's dout), so the screen's run may serve; that
+    run asks for backward and the gradient reads along with forward (one request, see
+    ``Session.later``) when the dout does not depend on the output."""
 
     def run():
         if t.item.kind == "function":
             layer, reply = None, t.session.call(t.name, None, *case.inputs.values())
         else:
             layer = _build(t, case)
-            reply = t.session.call(layer, "forward", *case.inputs.values())
+            forward = t.session.later(layer, "forward", *case.inputs.values())
+            if share and _sharing(t, case) and t.item.observe is None:
+                dout = _dout(t, case, oracle.forward(t.item, case).shape)
+                t.shared[1]["backward asked"] = (t.session.later(layer, "backward", dout), dout,
+                                                 _ask_grads(t, layer))
+            reply = forward.value()
         return layer, reply, _observed(t, case, reply)
 
     return _once(t, case, "forward", run) if share else run()
@@ -86,8 +97,11 @@ def _dout(t: Target, case: Case, shape: tuple[int, ...]) -> Any:
     """The upstream gradient: 1 for a loss layer (the book's call), else random normal, never ones."""
     if t.item.loss:
         return 1.0
-    rng = np.random.default_rng([case.seed, 0])
-    return float(rng.standard_normal()) if shape == () else rng.standard_normal(shape)
+    kept = case.memo.get(("dout", shape))
+    if kept is None:  # the same for every submission: worked out once per case (never written to)
+        rng = np.random.default_rng([case.seed, 0])
+        kept = case.memo["dout", shape] = float(rng.standard_normal()) if shape == () else rng.standard_normal(shape)
+    return kept
 
 
 def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
@@ -95,7 +109,11 @@ def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
     Every caller only reads the result: one run per case serves them all in the screen."""
 
     def run():
-        layer, _, seen = _forward(t, case, share=True)
+        layer, _, seen = _forward(t, case, share=True)  # its fault, if any, is backward's too
+        asked = t.shared[1].get("backward asked") if _sharing(t, case) else None
+        if asked is not None:
+            backward, dout, _ = asked
+            return layer, backward.value(), seen, dout
         dout = _dout(t, seen, oracle.forward(t.item, seen).shape)
         return layer, t.session.call(layer, "backward", dout), seen, dout
 
@@ -105,11 +123,19 @@ def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
 def _backward_grads(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any, dict[str, Any]]:
     """``_backward`` and the gradients it produced (read once per case in the screen)."""
     layer, reply, seen, dout = _backward(t, case)
-    return layer, reply, seen, dout, _once(t, case, "grads", lambda: _grads(t, layer, reply))
+    asked = t.shared[1].get("backward asked") if _sharing(t, case) else None
+    reads = asked[2] if asked is not None else None
+    return layer, reply, seen, dout, _once(t, case, "grads", lambda: _grads(t, layer, reply, reads))
 
 
-def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
-    """Each gradient the entry names, from backward's return value or the layer's attributes."""
+def _ask_grads(t: Target, layer: Ref) -> dict[str, Later]:
+    """The reads of the gradients the entry keeps as attributes, asked for now, read by ``_grads``."""
+    return {g.wrt: t.session.later_get(layer, g.name) for g in t.item.grads if g.source == "attr"}
+
+
+def _grads(t: Target, layer: Ref, reply: Reply, reads: Mapping[str, Later] | None = None) -> dict[str, Any]:
+    """Each gradient the entry names, from backward's return value or the layer's attributes
+    (read now, or from ``reads`` asked for along with backward)."""
     out: dict[str, Any] = {}
     for g in t.item.grads:
         if g.source == "return":
@@ -122,7 +148,7 @@ def _grads(t: Target, layer: Ref, reply: Reply) -> dict[str, Any]:
                                                                    grads=", ".join(x.name for x in t.item.grads)))
             out[g.wrt] = reply.value[i]
         elif g.source == "attr":
-            out[g.wrt] = t.session.get(layer, g.name)
+            out[g.wrt] = reads[g.wrt].value() if reads is not None else t.session.get(layer, g.name)
     return out
 
 
@@ -209,15 +235,24 @@ def check_regime(t: Target, case: Case, explain: bool = False) -> None:
         check_backward(t, case, explain)
 
 
-def _own_objective(t: Target, case: Case, args: Mapping[str, Any], v: Any) -> float:
-    """<v, forward(args)> computed by the layer set itself, on a fresh layer."""
-    moved = Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed)
-    _, reply, _ = _forward(t, moved)
-    out = as_array(reply.value, f"{t.name}: forward output", "wrong-forward")
-    if out.size != np.size(v):
-        raise Finding("wrong-forward", tr("{name}: forward output has shape {shape}, expected {expected}.").format(
-            name=t.name, shape=out.shape, expected=np.shape(v)))
-    return float(np.sum(np.asarray(v) * out.reshape(np.shape(v))))
+def _own_objectives(t: Target, case: Case, points: list[Mapping[str, Any]], v: Any) -> list[float]:
+    """<v, forward(args)> at each of ``points``, computed by the layer set itself, each on a fresh
+    layer; the calls are asked for together (one request), read in order."""
+    asked = []
+    for args in points:
+        moved = Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed)
+        if t.item.kind == "function":
+            asked.append(t.session.later(t.name, None, *moved.inputs.values()))
+        else:
+            asked.append(t.session.later(_build(t, moved), "forward", *moved.inputs.values()))
+    values = []
+    for later in asked:
+        out = as_array(later.value().value, f"{t.name}: forward output", "wrong-forward")
+        if out.size != np.size(v):
+            raise Finding("wrong-forward", tr("{name}: forward output has shape {shape}, expected {expected}.")
+                          .format(name=t.name, shape=out.shape, expected=np.shape(v)))
+        values.append(float(np.sum(np.asarray(v) * out.reshape(np.shape(v)))))
+    return values
 
 
 def _shape_checked(t: Target, case: Case, got: Mapping[str, Any], dout: Any) -> dict[str, np.ndarray]:
@@ -251,7 +286,8 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
     u = {k: rng.standard_normal(np.shape(args[k])) for k in t.item.wrt}
     plus = {**args, **{k: np.asarray(args[k], dtype=float) + STEP * u[k] for k in u}}
     minus = {**args, **{k: np.asarray(args[k], dtype=float) - STEP * u[k] for k in u}}
-    numeric = (_own_objective(t, case, plus, v) - _own_objective(t, case, minus, v)) / (2 * STEP)
+    up, down = _own_objectives(t, case, [plus, minus], v)
+    numeric = (up - down) / (2 * STEP)
     analytic = sum(float(np.sum(u[k] * got[k])) for k in u)
     scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in u) + abs(numeric)
     if abs(analytic - numeric) <= t.item.num_rtol * scale + 1e-9:
@@ -272,13 +308,13 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
 
 def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str) -> np.ndarray:
     base = np.asarray(args[wrt], dtype=float)
-    grad = np.zeros_like(base)
+    points = []
     for idx in np.ndindex(base.shape):
         e = np.zeros_like(base)
         e[idx] = STEP
-        grad[idx] = (_own_objective(t, case, {**args, wrt: base + e}, v)
-                     - _own_objective(t, case, {**args, wrt: base - e}, v)) / (2 * STEP)
-    return grad
+        points += [{**args, wrt: base + e}, {**args, wrt: base - e}]
+    values = np.array(_own_objectives(t, case, points, v), dtype=float)
+    return ((values[0::2] - values[1::2]) / (2 * STEP)).reshape(base.shape)
 
 
 def check_shapes(t: Target, case: Case, explain: bool = False) -> None:
@@ -327,10 +363,19 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
 
     def after(first: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray], Any]:
         layer = _build(t, case)
-        t.session.call(layer, "forward", *first.values())
-        seen = _observed(t, case, t.session.call(layer, "forward", *case.inputs.values()))
-        dout = _dout(t, case, oracle.forward(t.item, seen).shape)
-        got = _grads(t, layer, t.session.call(layer, "backward", dout))
+        # one request when the dout does not depend on the output (no mask to read off it)
+        earlier = t.session.later(layer, "forward", *first.values())
+        forward = t.session.later(layer, "forward", *case.inputs.values())
+        asked = None
+        if t.item.observe is None:
+            dout = _dout(t, case, oracle.forward(t.item, case).shape)
+            asked = (t.session.later(layer, "backward", dout), _ask_grads(t, layer))
+        earlier.value()
+        seen = _observed(t, case, forward.value())
+        if asked is None:
+            dout = _dout(t, case, oracle.forward(t.item, seen).shape)
+            asked = (t.session.later(layer, "backward", dout), None)
+        got = _grads(t, layer, asked[0].value(), asked[1])
         return got, oracle.vjp(t.item, seen, dout)[1], dout
 
     earlier = _earlier(case, t.item)
@@ -427,8 +472,9 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
     if top2 is None or np.all(top2[:, 1] - top2[:, 0] > 1e-9):  # accuracy only where argmax is clear
         labels = tt.argmax(axis=1) if tt.ndim == 2 else tt
         checks.append(("accuracy", (x, tt), np.float64(np.mean(scores.argmax(axis=1) == labels))))
-    for method, args, expected in checks:
-        reply = t.session.call(net, method, *args)
+    asked = [t.session.later(net, method, *args) for method, args, _ in checks]  # one request
+    for (method, args, expected), later in zip(checks, asked):
+        reply = later.value()
         call = f"net.{method}({', '.join(['x', 't'][:len(args)])})"
         assert_close(reply.value, expected, item=t.name, what=f"{method} output",
                      against=tr("the JAX reference network"),
@@ -463,9 +509,13 @@ def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
     return net, value
 
 
-def _net_loss(t: Target, net: Ref, case: Case) -> float:
-    return float(as_array(t.session.call(net, "loss", case.inputs["x"], case.inputs["t"]).value,
-                          f"{t.name}: loss", "wrong-forward").reshape(-1)[0])
+def _net_loss(t: Target, net: Ref, case: Case) -> Later:
+    """``net.loss(x, t)``, asked for now; ``_loss_value`` reads it."""
+    return t.session.later(net, "loss", case.inputs["x"], case.inputs["t"])
+
+
+def _loss_value(t: Target, later: Later) -> float:
+    return float(as_array(later.value().value, f"{t.name}: loss", "wrong-forward").reshape(-1)[0])
 
 
 def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
@@ -477,7 +527,7 @@ def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
     rng = np.random.default_rng([case.seed, 7])
     u = {k: rng.standard_normal(case.inputs[k].shape) for k in PARAMS}
 
-    def moved(sign: float) -> float:
+    def moved(sign: float) -> Later:
         for k in PARAMS:
             t.session.iadd(net, ("params", k), sign * STEP * u[k])
         loss = _net_loss(t, net, case)
@@ -485,7 +535,8 @@ def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
             t.session.iadd(net, ("params", k), -sign * STEP * u[k])
         return loss
 
-    numeric = (moved(1.0) - moved(-1.0)) / (2 * STEP)
+    up, down = moved(1.0), moved(-1.0)  # one request
+    numeric = (_loss_value(t, up) - _loss_value(t, down)) / (2 * STEP)
     analytic = sum(float(np.sum(u[k] * got[k])) for k in PARAMS)
     scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in PARAMS) + abs(numeric)
     if abs(analytic - numeric) <= t.item.num_rtol * scale + 1e-9:
@@ -501,7 +552,7 @@ def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
                 t.session.iadd(net, ("params", k), -2 * e)
                 minus = _net_loss(t, net, case)
                 t.session.iadd(net, ("params", k), e)
-                expected[idx] = (plus - minus) / (2 * STEP)
+                expected[idx] = (_loss_value(t, plus) - _loss_value(t, minus)) / (2 * STEP)
             assert_close(got[k], expected, item=t.name, what=f"gradient()['{k}']",
                          against=tr("the book's numerical gradient of your loss (params perturbed in place)"),
                          rtol=t.item.num_rtol, atol=1e-9, tag="wrong-gradient", gradient=True,
@@ -528,8 +579,9 @@ def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
 def check_net_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
     net = _net(t, case)
     data = {"x": case.inputs["x"], "t": case.inputs["t"]}
-    for method in ("loss", "gradient"):
-        reply = t.session.call(net, method, *data.values())
+    asked = {method: t.session.later(net, method, *data.values()) for method in ("loss", "gradient")}
+    for method, later in asked.items():
+        reply = later.value()
         _unchanged(t, case, data, reply.args_after, f"{t.name}.{method}", "mutates-input", "x, t")
 
 

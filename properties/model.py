@@ -17,6 +17,9 @@ class Case:
     seed: int
     #: arguments for the reference only, read off the layer's own output (a dropout mask)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: what is worked out from this case alone (the reference's answers, the dout), kept with
+    #: it: the cases are drawn once per process and met again by every submission
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,39 @@ def test_same_replies_as_in_process(good):
     assert (x == replies[0][0].args_after[0]).all()  # the caller's arrays are never touched
 
 
+def test_calls_asked_for_later_go_in_one_request_and_answer_like_calls(good):
+    """``later``: build, forward, backward and a read in one request, in order, with the same
+    replies as one call at a time (and in-process); a fault stops the rest of its request."""
+    s, path = good
+    rng = np.random.default_rng(1)
+    x, y, dout = rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    requests = []
+    flush = s._flush
+    s._flush = lambda: (requests.append(len(s._waiting)), flush())[1]
+    try:
+        for sess in (s, InProcessSession(path=path)):
+            m = sess.new("MulLayer")
+            asked = [sess.later(m, "forward", x, y), sess.later(m, "backward", dout), sess.later_get(m, "x")]
+            fwd, bwd, seen = (a.value() for a in asked)
+            same(fwd.value, x * y)
+            same(bwd.value, (dout * y, dout * x))
+            same(seen, x)
+            assert bwd.output == ("backward of MulLayer\n" if sess is s else "")  # in-process prints go to stdout
+        assert requests == [3]  # three replies, one request
+        requests.clear()
+        m = s.new("MulLayer")
+        asked = [s.later(m, "forward", x, y), s.later("raises", None, x), s.later(m, "backward", dout)]
+        same(asked[0].value().value, x * y)
+        for later in asked[1:]:  # the fault, and the call after it was not run: the same fault
+            with pytest.raises(SubmissionFault) as e:
+                later.value()
+            assert e.value.tag == "exception" and "AttributeError" in e.value.message
+        assert requests == [3]
+        assert s.call("softmax", None, np.zeros(2)).value.tolist() == [0.5, 0.5]  # and the child goes on
+    finally:
+        s._flush = flush
+
+
 def test_values_iadd_seed(good):
     s, _ = good
     v = s.call("mixed", None, 0).value
@@ -292,6 +325,10 @@ def fd_flood(x):
 def huge(x):
     return np.ones(10**11)
 
+def slow(seconds):
+    time.sleep(seconds)
+    return seconds
+
 def grow(x):
     keep = []
     while True:
@@ -304,6 +341,22 @@ def faulty(tmp_path):
     path = write(tmp_path, FAULTY)
     with SandboxSession(path, time_limit=1.0, memory_mb=768) as s:
         yield s
+
+
+def test_each_call_of_a_request_has_the_time_limit_to_itself(faulty):
+    """Calls sent together are timed one by one: three slow-but-in-time calls pass where their
+    sum is over the limit; a hang among them is the fault of the rest of its request."""
+    s = faulty
+    slow = [s.later("slow", None, 0.6) for _ in range(3)]  # 1.8 s together, 0.6 s each: within 1 s
+    assert [later.value().value for later in slow] == [0.6] * 3
+    h = s.new("Hangs")
+    asked = [s.later("slow", None, 0.1), s.later(h, "forward", 1), s.later("slow", None, 0.1)]
+    assert asked[0].value().value == 0.1
+    for later in asked[1:]:
+        with pytest.raises(SubmissionFault) as e:
+            later.value()
+        assert e.value.tag == "timeout" and "Hangs.forward did not return within 1 s" in e.value.message
+    assert s.call("slow", None, 0.1).value == 0.1  # a fresh child serves the next request
 
 
 def test_timeout_then_other_items_work_and_same_item_fails_fast(faulty):
