@@ -26,6 +26,7 @@ command line for one child and cleans up after it.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import json
@@ -381,9 +382,11 @@ class Box:
         if self.uid is not None and "namespaces" not in self.isolation.on:
             _kill_uid(self.uid)
         for folder in self.cgroups:
-            _empty_cgroup(folder)
+            if not _empty_cgroup(folder, wait=False):
+                _DYING.append(folder)  # its killed processes are still exiting: removed later
         self.cgroups = []
         _rmtree(self.scratch)
+        _reap_cgroups()
 
 
 def sweep(worker_pids: list[int]) -> None:
@@ -423,13 +426,28 @@ def _kill_uid(uid: int) -> None:
         pass
 
 
-def _empty_cgroup(folder: str) -> None:
-    for _ in range(50):
+#: cgroups whose processes were killed but had not yet exited when their box was cleaned up.
+#: The kernel takes a few ms to tear a killed process down; rather than wait for it after each
+#: submission, their folders are removed after the next one (or when this process exits).
+_DYING: list[str] = []
+
+
+def _reap_cgroups(wait: bool = False) -> None:
+    _DYING[:] = [folder for folder in _DYING if not _empty_cgroup(folder, wait)]
+
+
+atexit.register(_reap_cgroups, True)
+
+
+def _empty_cgroup(folder: str, wait: bool = True) -> bool:
+    """Kill what is in the cgroup and remove it; without ``wait``, give up at once if its
+    processes are still exiting. True when it is gone."""
+    for _ in range(50 if wait else 1):
         try:
             with open(os.path.join(folder, "cgroup.procs")) as f:
                 pids = [int(x) for x in f.read().split()]
         except OSError:
-            return
+            return True
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -437,6 +455,8 @@ def _empty_cgroup(folder: str) -> None:
                 pass
         try:
             os.rmdir(folder)
-            return
+            return True
         except OSError:
-            time.sleep(0.02)
+            if wait:
+                time.sleep(0.02)
+    return False
