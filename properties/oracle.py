@@ -19,10 +19,9 @@ import inspect
 import os
 from typing import Any, Mapping
 
-import jax
 import numpy as np
 
-from gradprop import reference  # noqa: F401 - enables x64 before anything is traced
+from gradprop.reference._jax import load as _load_jax
 
 from .model import Case, Item
 from .store import store
@@ -79,17 +78,18 @@ def _split(item: Item, args: Mapping[str, Any]) -> tuple[dict, tuple]:
     return traced, static
 
 
-def _use_disk_cache() -> None:
+@functools.cache
+def _jax():
+    """JAX, imported on the first answer that is neither memoised nor in the store (float64 on,
+    compiled programs cached on disk)."""
+    jax = _load_jax()
     path = os.environ.get("GRADPROP_JAX_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gradprop", "jax")
-    if path.lower() in ("", "0", "off", "none"):
-        return
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # ours all take ~0.1 s
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-_use_disk_cache()
+    if path.lower() not in ("", "0", "off", "none"):
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # ours all take ~0.1 s
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return jax
 
 
 def _forward_fn(item: Item, static: tuple):
@@ -98,7 +98,7 @@ def _forward_fn(item: Item, static: tuple):
 
 def _vjp_fn(item: Item, static: tuple):
     def run(diff: dict, other: dict, dout):
-        out, pull = jax.vjp(lambda d: item.reference(**d, **other, **dict(static)), diff)
+        out, pull = _jax().vjp(lambda d: item.reference(**d, **other, **dict(static)), diff)
         return out, pull(dout)[0]
 
     return run
@@ -106,10 +106,12 @@ def _vjp_fn(item: Item, static: tuple):
 
 @functools.cache
 def _jitted(make, item: Item, static: tuple):
-    return jax.jit(make(item, static))
+    return _jax().jit(make(item, static))
 
 
-_jit = functools.cache(jax.jit)
+@functools.cache
+def _jit(fn):
+    return _jax().jit(fn)
 
 
 def arguments(case: Case, item: Item | None = None) -> dict[str, Any]:
@@ -134,6 +136,13 @@ def _wrt(item: Item, traced: Mapping[str, Any]) -> tuple[dict, dict]:
 def forward(item: Item, case: Case) -> np.ndarray:
     """The reference output for the case. For an item with gradients it comes from the program
     ``vjp`` compiles (with a zero dout), so that a new signature costs one compile, not two."""
+    kept = case.memo.get((item.name, "forward"))
+    if kept is None:
+        kept = case.memo[item.name, "forward"] = _forward(item, case)
+    return kept
+
+
+def _forward(item: Item, case: Case) -> np.ndarray:
     traced, static = _split(item, arguments(case, item))
     key = _key(item.name, "forward", traced, repr(static))
 
@@ -141,7 +150,7 @@ def forward(item: Item, case: Case) -> np.ndarray:
         if not item.wrt:
             return np.asarray(_jitted(_forward_fn, item, static)(traced))
         diff, other = _wrt(item, traced)
-        shape = jax.eval_shape(lambda d: item.reference(**d, **other, **dict(static)), diff).shape
+        shape = _jax().eval_shape(lambda d: item.reference(**d, **other, **dict(static)), diff).shape
         return np.asarray(_jitted(_vjp_fn, item, static)(diff, other, np.zeros(shape))[0])
 
     return _memo(key, compute)
@@ -149,6 +158,15 @@ def forward(item: Item, case: Case) -> np.ndarray:
 
 def vjp(item: Item, case: Case, dout: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(reference output, {argument name: expected gradient}) for the upstream gradient ``dout``."""
+    d = np.asarray(dout)
+    mark = (item.name, "vjp", d.dtype.str, d.shape, d.tobytes())
+    kept = case.memo.get(mark)
+    if kept is None:
+        kept = case.memo[mark] = _vjp(item, case, dout)
+    return kept
+
+
+def _vjp(item: Item, case: Case, dout: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     traced, static = _split(item, arguments(case, item))
     diff, other = _wrt(item, traced)
     key = _key(item.name, "vjp", diff, other, repr(static), dout)

@@ -5,11 +5,7 @@ no max-shift tricks beyond what numerical safety needs (``jax.nn.log_softmax`` i
 """
 from __future__ import annotations
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402 - x64 must be on before any array is made
+from ._jax import jax, jnp  # JAX itself is imported when a reference is first traced, with float64 on
 
 
 def mul(x, y):

@@ -1,12 +1,7 @@
 """Pure JAX references for the book's later layers (ch. 6-7); differentiate them with ``jax.vjp``."""
 from __future__ import annotations
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402 - after x64 is on
-from jax import lax  # noqa: E402
+from ._jax import jnp, lax  # JAX itself is imported when a reference is first traced, with float64 on
 
 BOOK_EPS = 10e-7  # the book's BatchNormalization eps (= 1e-6)
 
