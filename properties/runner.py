@@ -4,6 +4,7 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
@@ -41,6 +42,36 @@ def failed(item: str, prop: Property, finding: Finding) -> Outcome:
     """The property failed. Its tier (not the finding's) decides whether it costs marks: a strict
     property that trips over a crash is still a warning; the core properties report the crash."""
     return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message, prop.chapter)
+
+
+@contextmanager
+def _steady_generation():
+    """Hypothesis draws now and then a constant it found in the source of the "local" modules
+    loaded in the process: those outside site-packages, such as an editable gradprop, the tests,
+    a benchmark. What it draws then depends on what happens to be imported and on how gradprop
+    was installed, and a submission's grade could differ between two machines (or between
+    examples a pytest run put in the store and those a grading worker draws). Our draws see no
+    local constants: the same cases wherever they are drawn. (Hypothesis' internals; with a
+    Hypothesis that has none of them, nothing to do.)"""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+
+        saved = providers._get_local_constants, providers.CONSTANTS_CACHE
+        ours = _OUR_CONSTANTS_CACHE.setdefault("cache", type(saved[1])(1024))
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another Hypothesis
+        yield
+        return
+    none = Constants()
+    providers._get_local_constants, providers.CONSTANTS_CACHE = (lambda: none), ours
+    try:
+        yield
+    finally:
+        providers._get_local_constants, providers.CONSTANTS_CACHE = saved
+
+
+#: the constants Hypothesis may draw, by kind, as our draws see them (none of them local)
+_OUR_CONSTANTS_CACHE: dict[str, Any] = {}
 
 
 def _quiet(settings: Settings | None, shrink: bool = True) -> Settings:
@@ -83,7 +114,8 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
             raise
 
     try:
-        search()
+        with _steady_generation():
+            search()
     except (Finding, Flaky) as exc:
         return explain(target, prop, failing[-1], exc if isinstance(exc, Finding) else None)
     return Outcome(target.name, prop.name, prop.tier, prop.about, chapter=prop.chapter)
@@ -118,7 +150,8 @@ def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]
         def collect(case: Case) -> None:
             drawn.append(case)
 
-        collect()
+        with _steady_generation():
+            collect()
         if kept:
             store().put("examples", stored, [{"init": dict(c.init), "inputs": dict(c.inputs), "seed": c.seed,
                                               "extra": dict(c.extra)} for c in drawn])

@@ -1,6 +1,7 @@
 """The on-disk store gives back exactly what was computed, and never fails a run."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -128,3 +129,33 @@ def test_the_grader_imports_jax_only_when_it_has_to_trace():
             "assert 'jax' in sys.modules and str(out.dtype) == 'float64', out.dtype\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+DRAW = """
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "yes":
+    import constants_here  # a local module full of constants, as a test file or a notebook may be
+from hypothesis import settings
+from gradprop.properties import profiles, runner
+from gradprop.properties.registry import REGISTRY
+h = hashlib.sha256()
+for name in ("Affine", "softmax"):
+    for case in runner.examples(REGISTRY[name], {}, settings.get_profile("grading")):
+        for value in (*case.init.values(), *case.inputs.values()):
+            h.update(repr(value).encode())
+print(h.hexdigest())
+"""
+
+
+def test_the_cases_drawn_do_not_depend_on_what_else_is_imported(tmp_path):
+    """Hypothesis draws now and then a constant from the source of the local modules loaded: the
+    cases (and so the grades) would depend on what the process imported and on how gradprop was
+    installed. They must not."""
+    (tmp_path / "constants_here.py").write_text("VALUES = [" + ", ".join(
+        f"{i}.{i:03d}5, -{i * 7}.25, {i * 1000003}" for i in range(1, 200)) + "]\n")
+    env = {**os.environ, "GRADPROP_STORE": "off"}
+    digests = [subprocess.run([sys.executable, "-c", DRAW, str(tmp_path), extra], capture_output=True, text=True,
+                              env=env, timeout=300) for extra in ("no", "yes")]
+    assert all(d.returncode == 0 for d in digests), [d.stderr[-2000:] for d in digests]
+    assert digests[0].stdout == digests[1].stdout
