@@ -347,8 +347,8 @@ def test_each_call_of_a_request_has_the_time_limit_to_itself(faulty):
     """Calls sent together are timed one by one: three slow-but-in-time calls pass where their
     sum is over the limit; a hang among them is the fault of the rest of its request."""
     s = faulty
-    slow = [s.later("slow", None, 0.6) for _ in range(3)]  # 1.8 s together, 0.6 s each: within 1 s
-    assert [later.value().value for later in slow] == [0.6] * 3
+    slow = [s.later("slow", None, 0.45) for _ in range(3)]  # 1.35 s together, 0.45 s each: within 1 s
+    assert [later.value().value for later in slow] == [0.45] * 3
     h = s.new("Hangs")
     asked = [s.later("slow", None, 0.1), s.later(h, "forward", 1), s.later("slow", None, 0.1)]
     assert asked[0].value().value == 0.1
