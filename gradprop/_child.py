@@ -20,7 +20,6 @@ from __future__ import annotations
 import builtins
 import faulthandler
 import io
-import operator
 import os
 import random
 import signal
@@ -45,13 +44,15 @@ QUIET = frozenset({"seed", "new", "iadd"})
 
 _BUILTINS = builtins.__dict__
 _ORIG_BUILTINS = dict(_BUILTINS)
-_ORIG_KEYS = tuple(_ORIG_BUILTINS)
-_ORIG_VALUES = tuple(_ORIG_BUILTINS.values())
+_ORIG_KEYS = list(_ORIG_BUILTINS)
+_ORIG_VALUES = list(_ORIG_BUILTINS.values())
 
 
 def _builtins_untouched() -> bool:
-    return len(_BUILTINS) == len(_ORIG_KEYS) and all(
-        map(operator.is_, map(_BUILTINS.get, _ORIG_KEYS), _ORIG_VALUES))
+    # after every call into the submission: list equality compares identity first, in C (a
+    # replaced builtin is compared with ==, which can only run the submission's own code here)
+    return len(_BUILTINS) == len(_ORIG_KEYS) and list(_BUILTINS.values()) == _ORIG_VALUES \
+        and list(_BUILTINS) == _ORIG_KEYS
 
 
 class _Fault(Exception):
