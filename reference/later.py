@@ -1,7 +1,8 @@
 """Pure JAX references for the book's later layers (ch. 6-7); differentiate them with ``jax.vjp``."""
 from __future__ import annotations
 
-from ._jax import jax, jnp, lax  # noqa: F401 - jax: annotations; JAX itself is imported when a reference is first traced, with float64 on
+# JAX itself is imported when a reference is first traced, with float64 on
+from ._jax import jax, jnp, lax  # noqa: F401 - jax: for the annotations
 
 BOOK_EPS = 10e-7  # the book's BatchNormalization eps (= 1e-6)
 
