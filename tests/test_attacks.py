@@ -450,12 +450,14 @@ def test_ctrl_c_keeps_what_finished_and_a_rerun_grades_only_the_rest(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
     (subs / "a.py").write_text(HONEST)
-    for name in ("b", "c"):  # slow to import: the interrupt comes while they are graded, however fast a is
-        (subs / f"{name}.py").write_text("import time\ntime.sleep(3)\n" + HONEST)
+    # b takes 30 s to import: the interrupt comes while it is graded, however fast or loaded the
+    # machine (with 3 s each for b and c, a loaded fresh run once graded all three before it came)
+    (subs / "b.py").write_text("import time\ntime.sleep(30)\n" + HONEST)
+    (subs / "c.py").write_text(HONEST)
     (tmp_path / "rubric.toml").write_text(RUBRIC)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "gradprop.cli", "grade", *map(str, sorted(subs.glob("*.py"))), "--out", str(out),
-           "--max-examples", "3", "-j", "1", "--rubric", str(tmp_path / "rubric.toml")]
+           "--max-examples", "3", "-j", "1", "--time-limit", "60", "--rubric", str(tmp_path / "rubric.toml")]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -468,6 +470,7 @@ def test_ctrl_c_keeps_what_finished_and_a_rerun_grades_only_the_rest(tmp_path):
     finished = sheet(out)
     assert "a" in finished and finished["a"][1] == "3.00"
     assert live_processes_mentioning(str(tmp_path)) == []
+    (subs / "b.py").write_text(HONEST)  # b was not finished: graded again as it is now
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0
     assert f"{len(finished)} submission(s) kept from an earlier run" in again.stderr
