@@ -459,9 +459,11 @@ def test_ctrl_c_keeps_what_finished_and_a_rerun_grades_only_the_rest(tmp_path):
            "--max-examples", "3", "-j", "1", "--time-limit", "60", "--rubric", str(tmp_path / "rubric.toml")]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     # Ctrl-C as a terminal's foreground job gets it: a run started in the background of a
-    # non-interactive shell (as CI scripts may be) inherits SIGINT ignored, and rightly keeps it so
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # non-interactive shell (as CI scripts may be) inherits SIGINT ignored, and rightly keeps it so.
+    # SIGINT's default is set, then the grader exec'd (no preexec_fn: this process has threads)
+    foreground = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "os.execv(sys.executable, sys.argv[1:])"]
+    proc = subprocess.Popen(foreground + cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not (out / "a" / "results.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
