@@ -66,6 +66,11 @@ def _sharing(t: Target, case: Case) -> bool:
     return t.shared is not None and case is t.shared[0]
 
 
+def _asked(t: Target, case: Case) -> tuple[Later, Any, dict[str, Later]] | None:
+    """(backward, its dout, the gradient reads) the screen's forward run asked for, if it did."""
+    return t.shared[1].get("backward asked") if _sharing(t, case) else None
+
+
 def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Reply, Case]:
     """Build (for a layer) and call forward; the case comes back with what the entry reads off
     the output for its reference (a dropout mask). ``share``: the caller only reads the result
@@ -110,7 +115,7 @@ def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
 
     def run():
         layer, _, seen = _forward(t, case, share=True)  # its fault, if any, is backward's too
-        asked = t.shared[1].get("backward asked") if _sharing(t, case) else None
+        asked = _asked(t, case)
         if asked is not None:
             backward, dout, _ = asked
             return layer, backward.value(), seen, dout
@@ -123,7 +128,7 @@ def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
 def _backward_grads(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any, dict[str, Any]]:
     """``_backward`` and the gradients it produced (read once per case in the screen)."""
     layer, reply, seen, dout = _backward(t, case)
-    asked = t.shared[1].get("backward asked") if _sharing(t, case) else None
+    asked = _asked(t, case)
     reads = asked[2] if asked is not None else None
     return layer, reply, seen, dout, _once(t, case, "grads", lambda: _grads(t, layer, reply, reads))
 
