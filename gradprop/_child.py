@@ -39,8 +39,7 @@ from gradprop.session import Ref, alias_facts
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
 MESSAGE_LIMIT = 2000
 BROKEN_STATUS = wire.BROKEN_STATUS
-#: ops that send no reply of their own (see ``_Child.handle``)
-QUIET = frozenset({"seed", "new", "iadd"})
+QUIET = wire.QUIET_OPS
 
 _BUILTINS = builtins.__dict__
 _ORIG_BUILTINS = dict(_BUILTINS)

@@ -493,24 +493,25 @@ class SandboxSession(Session):
                 return
             waiting, self._waiting = self._waiting, []
             last = len(self._queue) - 1
-            while self._queue[last][0] not in ("call", "get", "ping"):
+            while self._queue[last][0] in wire.QUIET_OPS:
                 last -= 1  # seed/new/iadd after the last answering op wait for the next request
             ops, self._queue = self._queue[:last + 1], self._queue[last + 1:]
+            # (a Later names no item that timed out: ``later`` refuses those, and a timeout
+            # happens only here, after every waiting Later was taken)
+            answered = 0
             try:
                 child = self._ready_child()
                 free = []
                 while self._freed:
                     free.append(self._freed.pop())
                 data = wire.encode_request((free, ops))
-                for i, (later, where, item, keys, convert, _) in enumerate(waiting):
-                    if item is not None and item in self._timed_out:
-                        raise SubmissionFault("timeout", self._timed_out[item])
-                    doc, values = self._answer(child, data if i == 0 else None, where, item, keys)
+                for later, where, item, keys, convert, _ in waiting:
+                    doc, values = self._answer(child, None if answered else data, where, item, keys)
                     later.settle(convert(doc, values, where))
+                    answered += 1
             except SubmissionFault as fault:
-                for later, *_ in waiting:
-                    if not later._done:
-                        later.fail(fault)
+                for later, *_ in waiting[answered:]:
+                    later.fail(fault)
 
     def _answer(self, child: _Child, data: bytes | None, where: str, item: str | None,
                 keys: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -66,11 +66,8 @@ class Later:
     @classmethod
     def now(cls, fn: Callable[[], Any]) -> "Later":
         """A Later settled right away with what ``fn()`` gives or raises (a SubmissionFault)."""
-        later = cls()
-        try:
-            later.settle(fn())
-        except SubmissionFault as fault:
-            later.fail(fault)
+        later = cls.on_demand(fn)
+        later.settle_now()
         return later
 
     @classmethod
@@ -87,6 +84,11 @@ class Later:
         later._resolve = resolve
         return later
 
+    def settle_now(self) -> None:
+        """Settle it now, if it is not yet, without raising its fault."""
+        if not self._done and self._resolve is not None:
+            self._resolve()
+
     def settle(self, value: Any) -> None:
         self._done, self._value = True, value
 
@@ -94,8 +96,7 @@ class Later:
         self._done, self._fault = True, fault
 
     def value(self) -> Any:
-        if not self._done and self._resolve is not None:
-            self._resolve()
+        self.settle_now()
         if self._fault is not None:
             raise type(self._fault)(self._fault.tag, self._fault.message)
         if not self._done:  # pragma: no cover - a session bug, not the submission's

@@ -79,19 +79,22 @@ def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Re
     ``Session.later``) when the dout does not depend on the output."""
 
     def run():
-        if t.item.kind == "function":
-            layer, reply = None, t.session.call(t.name, None, *case.inputs.values())
-        else:
-            layer = _build(t, case)
-            forward = t.session.later(layer, "forward", *case.inputs.values())
-            if share and _sharing(t, case) and t.item.observe is None:
-                dout = _dout(t, case, oracle.forward(t.item, case).shape)
-                t.shared[1]["backward asked"] = (t.session.later(layer, "backward", dout), dout,
-                                                 _ask_grads(t, layer))
-            reply = forward.value()
+        layer, forward = _ask_forward(t, case)
+        if layer is not None and share and _sharing(t, case) and t.item.observe is None:
+            dout = _dout(t, case, oracle.forward(t.item, case).shape)
+            t.shared[1]["backward asked"] = (t.session.later(layer, "backward", dout), dout, _ask_grads(t, layer))
+        reply = forward.value()
         return layer, reply, _observed(t, case, reply)
 
     return _once(t, case, "forward", run) if share else run()
+
+
+def _ask_forward(t: Target, case: Case) -> tuple[Ref | None, Later]:
+    """Build a fresh layer (for a layer) and ask for forward on the case's inputs (read later)."""
+    if t.item.kind == "function":
+        return None, t.session.later(t.name, None, *case.inputs.values())
+    layer = _build(t, case)
+    return layer, t.session.later(layer, "forward", *case.inputs.values())
 
 
 def _observed(t: Target, case: Case, reply: Reply) -> Case:
@@ -243,13 +246,8 @@ def check_regime(t: Target, case: Case, explain: bool = False) -> None:
 def _own_objectives(t: Target, case: Case, points: list[Mapping[str, Any]], v: Any) -> list[float]:
     """<v, forward(args)> at each of ``points``, computed by the layer set itself, each on a fresh
     layer; the calls are asked for together (one request), read in order."""
-    asked = []
-    for args in points:
-        moved = Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed)
-        if t.item.kind == "function":
-            asked.append(t.session.later(t.name, None, *moved.inputs.values()))
-        else:
-            asked.append(t.session.later(_build(t, moved), "forward", *moved.inputs.values()))
+    asked = [_ask_forward(t, Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed))[1]
+             for args in points]
     values = []
     for later in asked:
         out = as_array(later.value().value, f"{t.name}: forward output", "wrong-forward")
