@@ -37,11 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def use_profiles() -> None:
-    """gradprop's Hypothesis profiles and x64 JAX: ``ci`` (derandomized) when CI is set, else
-    ``dev``; ``--hypothesis-profile NAME`` still wins (Hypothesis' plugin loads it later)."""
+    """gradprop's Hypothesis profiles (and float64 JAX, if something imported JAX already): ``ci``
+    (derandomized) when CI is set, else ``dev``; ``--hypothesis-profile NAME`` still wins
+    (Hypothesis' plugin loads it later)."""
     from hypothesis import settings
 
-    from gradprop import reference  # noqa: F401 - jax_enable_x64 before any test traces
+    from gradprop import reference  # noqa: F401 - a JAX imported already gets float64 before it traces
     from gradprop.properties import profiles  # noqa: F401 - registers dev / ci / grading
 
     settings.load_profile("ci" if os.environ.get("CI") else "dev")

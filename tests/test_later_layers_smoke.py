@@ -4,7 +4,6 @@ Plain unit tests with a random ``dout`` (never ones); the generic Hypothesis pro
 """
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 
@@ -12,6 +11,11 @@ from gradprop.layers.conv import Convolution, Pooling
 from gradprop.layers.regularization import EPS, BatchNormalization, Dropout
 from gradprop.layers.util import col2im, im2col
 from gradprop.reference import later as ref
+from gradprop.reference._jax import load
+
+# JAX with float64 on, as the oracle has it. A plain `import jax` here would leave it off whenever
+# this worker had imported gradprop.reference before JAX: the first vjp would run in float32
+jax = load()
 
 RTOL, ATOL = 1e-9, 1e-12
 
