@@ -128,9 +128,10 @@ def _points(x: Any) -> str:
 
 
 def _svg(fig) -> str:
-    """The figure as an <svg> element to put in the page (no XML prolog, no metadata)."""
+    """The figure as an <svg> element to put in the page (no XML prolog, no metadata). Each figure
+    lays itself out to fit its size, so no tight bounding box (it would draw the figure twice)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
@@ -142,9 +143,13 @@ def _distribution_svg(subs: Sequence[SubmissionResult], items: Sequence[str]) ->
 
     cols = min(4, len(items))
     rows = math.ceil(len(items) / cols)
-    fig = Figure(figsize=(2.6 * cols, 1.9 * rows))
-    # fixed spacing: a constrained layout of 13 small axes costs a second per report
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True, gridspec_kw={"hspace": 0.55, "wspace": 0.12})
+    width, height = 2.6 * cols, 1.9 * rows
+    fig = Figure(figsize=(width, height))
+    # fixed margins, in inches: a constrained layout of 13 small axes costs a second per report,
+    # and a tight bounding box draws the figure twice
+    margins = {"left": 0.6 / width, "right": 1 - 0.1 / width, "bottom": 0.35 / height, "top": 1 - 0.3 / height}
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True,
+                        gridspec_kw={"hspace": 0.55, "wspace": 0.12, **margins})
     bins = [i / 10 for i in range(11)]
     for ax, name in zip(axes.flat, items):
         shares = [_share(_by_name(s).get(name)) for s in subs]
