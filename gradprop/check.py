@@ -259,7 +259,7 @@ def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> I
 
 
 def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
-    """A checking process (spawned): its share of the items, one message as each starts, then
+    """A checking process (a fork of the fork server, ``workers.py``): its share of the items, one message as each starts, then
     ("done", results, import error, how it was read)."""
     from .properties.registry import REGISTRY
 
@@ -272,12 +272,13 @@ def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
 
 def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
                  show) -> tuple[list[ItemCheck], str | None, list[str]]:
-    """Items dealt round-robin to ``jobs`` spawned processes (a fixed share each: the same
+    """Items dealt round-robin to ``jobs`` worker processes (a fixed share each: the same
     process, and so the same sandboxed copy, checks the same items on every run)."""
-    import multiprocessing
     from multiprocessing.connection import wait
 
-    context = multiprocessing.get_context("spawn")  # never fork a process that may hold JAX
+    from .workers import context as workers_context
+
+    context = workers_context()
     shares = [[item.name for item in items[i::jobs]] for i in range(min(jobs, len(items)))]
     running = {}
     for share in shares:

@@ -26,6 +26,7 @@ from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fing
 from .i18n import LANGUAGES, default_language
 from .isolation import IsolationError, probe, sweep
 from .report import write_report
+from .workers import context as workers_context
 from .text import safe_text
 
 #: times a submission may be in flight when a worker process dies before it is given up
@@ -149,7 +150,7 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
     """Grade every (name, path) in ``jobs`` worker processes; ``on_result`` sees each result as it
     arrives.
 
-    Workers are fresh interpreters ("spawn": never fork a process that has imported JAX) and each
+    Workers are forks of a fork server that has imported the suite (``workers.py``), and each
     grades one submission at a time. No wait is without a timeout: a worker that dies, or that
     does not finish a job by its deadline (``_Worker.deadline``), is killed, and the submission it
     held is tried once more in a new worker; after a second time it gets a row of blanks that says
@@ -159,7 +160,7 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
     results: list[SubmissionResult] = []
     queue = deque(named)
     attempts: dict[str, list[str]] = {name: [] for name, _ in named}
-    context = multiprocessing.get_context("spawn")
+    context = workers_context()
     # a slot is None after its worker died, until there is work for a new one
     workers: list[_Worker | None] = [_Worker(context) for _ in range(max(1, min(jobs, len(named))))]
     started_pids = [w.proc.pid for w in workers if w]
