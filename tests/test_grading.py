@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from fractions import Fraction
@@ -342,6 +343,18 @@ def run_bundle(root: Path, source: str) -> dict:
     return json.loads((root / "results" / "results.json").read_text())
 
 
+def processes_named(name: str) -> list[int]:
+    """Pids of the processes whose name (``/proc/PID/comm``) is ``name``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="Gradescope runs the autograder as root: the uid drop is what is tested")
 def test_in_the_bundle_run_as_root_a_submission_cannot_write_results_or_the_installed_gradprop(tmp_path):
     import gradprop
@@ -354,19 +367,23 @@ def test_in_the_bundle_run_as_root_a_submission_cannot_write_results_or_the_inst
     package = Path(gradprop.__file__).parent
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in package.glob("*.py")}
     results = root / "results" / "results.json"
+    forger = f"gpforge{os.getpid() % 10**7}"  # the daemon's process name (15 bytes at most): found by it
     attack = f"""
-import os, time
+import ctypes, os, time
 def forge():
-    for _ in range(40):
+    open({str(results)!r}, "w").write('{{"score": 99}}')
+def daemon():
+    ctypes.CDLL(None).prctl(15, {forger.encode()!r}, 0, 0, 0)  # PR_SET_NAME
+    while True:  # until something kills it
         try:
-            open({str(results)!r}, "w").write('{{"score": 99}}')
+            forge()
         except OSError:
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        forge()
+        daemon()
     os._exit(0)
 for what in (lambda: open({str(package / "zz_bundle_attack.py")!r}, "w").write("x"),
              lambda: os.utime({str(package / "grading.py")!r}, (0, 0)), forge):
@@ -375,11 +392,26 @@ for what in (lambda: open({str(package / "zz_bundle_attack.py")!r}, "w").write("
     except OSError:
         pass
 """
+    seen, done = [], threading.Event()
+
+    def watch() -> None:  # the daemon must be seen alive during the run, or the test proves nothing
+        while not done.wait(0.02):
+            seen.extend(processes_named(forger))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         doc = run_bundle(root, attack + (SUBMISSIONS / "good_mul.py").read_text())
-        time.sleep(4.5)  # past the daemon's last try
+        done.set()
+        watcher.join()
+        time.sleep(0.5)  # ten of the daemon's tries, were it still alive
+        assert seen, "the forging daemon was never seen running"
+        assert processes_named(forger) == [], "the forging daemon outlived the grading run"
         assert json.loads(results.read_text()) == doc
         assert [t["score"] for t in doc["tests"]] == [1.0, 0.5]  # what good_mul.py's layers earn
         assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in package.glob("*.py")} == before
     finally:
+        done.set()
+        for pid in processes_named(forger):
+            os.kill(pid, 9)
         (package / "zz_bundle_attack.py").unlink(missing_ok=True)
