@@ -114,7 +114,7 @@ QUICK_COMPILE = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization
 
 
 @functools.cache
-def _compiler_options() -> dict:
+def compiler_options() -> dict:
     """``QUICK_COMPILE`` if this jaxlib knows every option in it (an unknown one is an error at
     compile time), else XLA's defaults."""
     jax = _jax()
@@ -132,7 +132,7 @@ def _jitted(make, item: Item, static: tuple):
 
 @functools.cache
 def _jit(fn):
-    return _jax().jit(fn, compiler_options=_compiler_options())
+    return _jax().jit(fn, compiler_options=compiler_options())
 
 
 def arguments(case: Case, item: Item | None = None) -> dict[str, Any]:
