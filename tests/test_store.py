@@ -1,6 +1,7 @@
 """The on-disk store gives back exactly what was computed, and never fails a run."""
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -159,3 +160,42 @@ def test_the_cases_drawn_do_not_depend_on_what_else_is_imported(tmp_path):
                               env=env, timeout=300) for extra in ("no", "yes")]
     assert all(d.returncode == 0 for d in digests), [d.stderr[-2000:] for d in digests]
     assert digests[0].stdout == digests[1].stdout
+
+
+def test_the_quick_compile_gives_the_answers_xla_defaults_give():
+    """QUICK_COMPILE changes how XLA compiles, not what it computes: on a derandomized case of
+    every item, the reference's output and gradients match XLA's default pipeline to
+    round-off."""
+    jax = oracle._jax()
+    assert oracle.compiler_options() == oracle.QUICK_COMPILE  # this jaxlib knows every option
+    ci = settings(settings.get_profile("ci"), max_examples=1)
+    checked = []
+    for item in REGISTRY.values():
+        for case in runner.examples(item, {}, ci):
+            args = oracle.arguments(case, item)
+            required = {n for n, p in inspect.signature(item.reference).parameters.items() if p.default is p.empty}
+            if not required <= set(args):
+                break  # its check supplies the rest (Dropout's mask, from the layer)
+            checked.append(item.name)
+            traced, static = oracle._split(item, args)
+            if not item.wrt:
+                run, args = oracle._forward_fn(item, static), (traced,)
+            else:
+                diff, other = oracle._wrt(item, traced)
+                shape = jax.eval_shape(lambda d: item.reference(**d, **other, **dict(static)), diff).shape
+                run = oracle._vjp_fn(item, static)
+                args = (diff, other, np.random.default_rng(0).standard_normal(shape))
+            quick = jax.jit(run, compiler_options=oracle.QUICK_COMPILE)(*args)
+            plain = jax.jit(run)(*args)
+            for a, b in zip(jax.tree_util.tree_leaves(quick), jax.tree_util.tree_leaves(plain)):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14, err_msg=item.name)
+    assert set(REGISTRY) - set(checked) == {"Dropout"}
+
+
+def test_compile_options_this_jaxlib_refuses_fall_back_to_xlas_defaults(monkeypatch):
+    monkeypatch.setattr(oracle, "QUICK_COMPILE", {**oracle.QUICK_COMPILE, "xla_no_such_option": True})
+    oracle.compiler_options.cache_clear()
+    try:
+        assert oracle.compiler_options() == {}
+    finally:
+        oracle.compiler_options.cache_clear()
