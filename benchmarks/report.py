@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[30, 100, 300, 1000])
     sizes = parser.parse_args().sizes
     rubric = Rubric.default()
-    print(f"| submissions | items | render ms (best of 3) | page KB |\n|---:|---:|---:|---:|")
+    print("| submissions | items | render ms (best of 3) | page KB |\n|---:|---:|---:|---:|")
     for n in sizes:
         subs = made_up_class(n, rubric)
         times = []
