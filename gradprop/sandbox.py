@@ -159,10 +159,12 @@ class _Child:
             if not self.alive():
                 raise _Died()
 
-    def read(self, n: int, deadline: float) -> bytes | bytearray:
+    def read(self, n: int, deadline: float) -> bytearray:
+        """The next ``n`` bytes, as a bytearray of the caller's own (the decoder's arrays can be
+        views of it instead of copies)."""
         buf = self.rbuf
         if len(buf) >= n:
-            out = bytes(buf[:n])
+            out = buf[:n]
             del buf[:n]
             return out
         if n - len(buf) > (1 << 20):
@@ -187,14 +189,14 @@ class _Child:
             if not chunk:
                 raise _Died()
             buf += chunk
-        out = bytes(buf[:n])
+        out = buf[:n]
         del buf[:n]
         return out
 
     def recv(self, deadline: float, keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
-            hlen, plen = wire.parse_frame_header(bytes(self.read(wire.FRAME_SIZE, deadline)))
-            doc = wire.decode_header(bytes(self.read(hlen, deadline)))
+            hlen, plen = wire.parse_frame_header(self.read(wire.FRAME_SIZE, deadline))
+            doc = wire.decode_header(self.read(hlen, deadline))
             payload = self.read(plen, deadline) if plen else b""
             values = wire.decode_values(doc, keys, payload, Opaque) if doc.get("ok") is True else {}
         except wire.WireError as exc:

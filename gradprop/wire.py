@@ -219,7 +219,7 @@ def write_all(fd: int, buffers: list[Any]) -> None:
 # --------------------------------------------------------------------------- replies: decoding
 
 
-def parse_frame_header(head: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[int, int]:
+def parse_frame_header(head: bytes | bytearray, max_payload: int = MAX_PAYLOAD) -> tuple[int, int]:
     """Check the fixed-size frame header; return (header length, payload length)."""
     if len(head) != FRAME_SIZE:
         raise WireError("truncated frame header")
@@ -234,6 +234,9 @@ def parse_frame_header(head: bytes, max_payload: int = MAX_PAYLOAD) -> tuple[int
 
 
 def _dtype(spec: Any) -> np.dtype:
+    known = _DTYPES.get(spec) if type(spec) is str else None
+    if known is not None:
+        return known
     if not isinstance(spec, str) or not _DTYPE_RE.match(spec):
         raise WireError(f"dtype {spec!r} is not allowed")
     try:
@@ -242,7 +245,12 @@ def _dtype(spec: Any) -> np.dtype:
         raise WireError(f"dtype {spec!r} is not allowed") from exc
     if dt.kind not in "biuf" or dt.hasobject or dt.fields is not None:
         raise WireError(f"dtype {spec!r} is not allowed")
+    _DTYPES[spec] = dt  # fewer than a hundred specs pass every check above: the cache stays small
     return dt
+
+
+#: specs already checked, and their dtypes (a reply carries thousands of arrays of a few dtypes)
+_DTYPES: dict[str, np.dtype] = {}
 
 
 class _Decoder:
@@ -297,7 +305,7 @@ class _Decoder:
         raise WireError(f"unexpected {t.__name__} in reply")
 
 
-def decode_header(header: bytes) -> dict[str, Any]:
+def decode_header(header: bytes | bytearray) -> dict[str, Any]:
     try:
         doc = json.loads(header.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
