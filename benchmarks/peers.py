@@ -61,10 +61,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-# A fresh persistent compile cache, so that "cold" means a real jit compile (set before gradprop's
-# oracle reads it at import).
+# A fresh persistent compile cache and no store of reference answers, so that "cold" means a real
+# jit compile (set before gradprop's oracle reads them).
 _CACHE = tempfile.mkdtemp(prefix="gradprop-bench-jax-")
 os.environ["GRADPROP_JAX_CACHE"] = _CACHE
+os.environ["GRADPROP_STORE"] = "off"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
