@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import itertools
@@ -129,8 +128,10 @@ class _DefinitionsOnly(importlib.machinery.SourceFileLoader):
         return compile(part.kept, path, "exec", dont_inherit=True)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
-    """Sends imports of the submission's own files through ``_DefinitionsOnly``."""
+class _Finder:
+    """Sends imports of the submission's own files through ``_DefinitionsOnly``. A meta path finder
+    needs only ``find_spec``; not subclassing ``importlib.abc`` spares every sandboxed child the
+    import of ``importlib.abc`` and ``importlib.resources`` (5 ms of its 100 ms start)."""
 
     def __init__(self, root: str, notes: list[str]):
         self.root, self.notes = root, notes
