@@ -4,6 +4,7 @@ item names in other cases. Every folder is built here, small and real."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gradprop
 from gradprop.loader import BOOK_ITEMS, load, match_name, submission_name
 from gradprop.sandbox import SandboxSession
 from gradprop.session import InProcessSession
@@ -94,14 +96,29 @@ def notebook(path: Path, *cells: str) -> Path:
     return path
 
 
+#: modules imported from here are Python's or gradprop's own, not a submission's: they stay
+_INSTALLED = tuple({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, os.path.dirname(gradprop.__file__))})
+
+
+def _submission_module(module) -> bool:
+    file = getattr(module, "__file__", None)
+    if file is None:  # a namespace package the loader made for a folder, or a built-in module
+        return module.__name__ not in sys.builtin_module_names
+    return not os.path.realpath(file).startswith(_INSTALLED)
+
+
 @pytest.fixture(autouse=True)
 def _restore_import_state():
-    """Loading in this process adds to sys.path and sys.modules: give each test a clean slate."""
+    """Loading in this process adds to sys.path and sys.modules: give each test a clean slate.
+    Only the submissions' modules go: a standard or gradprop module imported for the first time
+    during a test stays, since modules imported before it may hold it (forgetting multiprocessing
+    broke the pickling of a later test's worker process)."""
     path, modules = list(sys.path), set(sys.modules)
     yield
     sys.path[:] = path
     for name in set(sys.modules) - modules:
-        del sys.modules[name]
+        if _submission_module(sys.modules[name]):
+            del sys.modules[name]
 
 
 def items(loaded) -> set[str]:
