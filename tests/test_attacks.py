@@ -498,7 +498,7 @@ def test_a_stopped_worker_is_killed_and_its_submission_tried_again(tmp_path, mon
             os.kill(self.proc.pid, signal.SIGSTOP)  # wedged right after it said "started"
             stopped.append(self.proc.pid)
         if self.proc.pid in stopped:  # the wedged one: no need to wait its whole budget
-            return self.started_at + 3.0
+            return self.started_at + 1.0
         return real_deadline(self, opts)  # the retry gets the real deadline (a busy machine is slow)
 
     monkeypatch.setattr(cli._Worker, "deadline", deadline)
