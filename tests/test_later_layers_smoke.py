@@ -12,11 +12,11 @@ from gradprop.layers.regularization import EPS, BatchNormalization, Dropout
 from gradprop.layers.util import col2im, im2col
 from gradprop.properties import oracle
 from gradprop.reference import later as ref
-from gradprop.reference._jax import load
+from gradprop.reference._jax import jax
 
-# JAX with float64 on, as the oracle has it. A plain `import jax` here would leave it off whenever
-# this worker had imported gradprop.reference before JAX: the first vjp would run in float32
-jax = load()
+# JAX as the oracle has it: imported on first use, with float64 on. (A plain `import jax` would
+# leave float64 off whenever this worker had imported gradprop.reference before JAX, and would
+# make every pytest-xdist worker import JAX while collecting, whether it runs these tests or not.)
 
 RTOL, ATOL = 1e-9, 1e-12
 
