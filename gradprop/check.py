@@ -274,19 +274,20 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
                  show) -> tuple[list[ItemCheck], str | None, list[str]]:
     """Items dealt round-robin to ``jobs`` worker processes (a fixed share each: the same
     process, and so the same sandboxed copy, checks the same items on every run)."""
+    from multiprocessing import Pipe
     from multiprocessing.connection import wait
 
-    from .workers import context as workers_context
+    from . import workers
+    from .isolation import sweep
 
-    context = workers_context()
     shares = [[item.name for item in items[i::jobs]] for i in range(min(jobs, len(items)))]
     running = {}
     for share in shares:
-        ours, theirs = context.Pipe(duplex=False)
-        proc = context.Process(target=_worker, args=(theirs, path, share, options), daemon=True)
-        proc.start()
+        ours, theirs = Pipe(duplex=False)
+        proc = workers.start(_worker, theirs, path, share, options)
         theirs.close()
         running[ours] = (proc, share)
+    pids = [proc.pid for proc, _ in running.values()]
     found: dict[str, ItemCheck] = {}
     import_error, read, started = None, None, 0
     try:
@@ -318,6 +319,7 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
         for proc, _share in running.values():
             proc.kill()
             proc.join()
+        sweep(pids)  # what the boxes of a killed (or signalled) process left
     if import_error:
         return [], import_error, read or []
     return [found[item.name] for item in items], None, read or []

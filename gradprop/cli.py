@@ -20,13 +20,12 @@ from collections import deque
 from multiprocessing.connection import Connection, wait as connection_wait
 from typing import Callable, Sequence, TextIO
 
-from . import __version__
+from . import __version__, workers as worker_processes
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
                       grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
 from .i18n import LANGUAGES, default_language
 from .isolation import IsolationError, probe, sweep
 from .report import write_report
-from .workers import context as workers_context
 from .text import safe_text
 
 #: times a submission may be in flight when a worker process dies before it is given up
@@ -110,10 +109,9 @@ def _worker_main(conn: Connection) -> None:
 
 
 class _Worker:
-    def __init__(self, context: multiprocessing.context.BaseContext):
-        self.conn, theirs = context.Pipe()
-        self.proc = context.Process(target=_worker_main, args=(theirs,), daemon=True)
-        self.proc.start()
+    def __init__(self):
+        self.conn, theirs = multiprocessing.Pipe()
+        self.proc = worker_processes.start(_worker_main, theirs)
         theirs.close()
         self.job: tuple[str, str] | None = None
         self.sent_at = 0.0
@@ -160,9 +158,8 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
     results: list[SubmissionResult] = []
     queue = deque(named)
     attempts: dict[str, list[str]] = {name: [] for name, _ in named}
-    context = workers_context()
     # a slot is None after its worker died, until there is work for a new one
-    workers: list[_Worker | None] = [_Worker(context) for _ in range(max(1, min(jobs, len(named))))]
+    workers: list[_Worker | None] = [_Worker() for _ in range(max(1, min(jobs, len(named))))]
     started_pids = [w.proc.pid for w in workers if w]
 
     def finish(result: SubmissionResult) -> None:
@@ -188,7 +185,7 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
             for i, w in enumerate(workers):
                 if queue and (w is None or w.job is None):
                     if w is None:
-                        w = workers[i] = _Worker(context)
+                        w = workers[i] = _Worker()
                         started_pids.append(w.proc.pid)
                     w.give(queue.popleft(), options)
             busy = [w for w in workers if w and w.job]

@@ -308,7 +308,13 @@ class Box:
         tag = f"gradprop-{os.getpid()}-{next(_serial)}"
         for controller, parent in self.isolation.cgroup:
             folder = os.path.join(parent, tag)
-            os.mkdir(folder)
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                # left by a killed process that had our pid before us: what is in it is not ours
+                # to keep, and the name is ours now
+                _empty_cgroup(folder)
+                os.mkdir(folder)
             self.cgroups.append(folder)
             limits = ({"memory.limit_in_bytes": self.memory_mb << 20, "memory.max": self.memory_mb << 20,
                        "memory.swap.max": 0} if controller == "memory" else {"pids.max": MAX_TASKS})
@@ -386,7 +392,7 @@ class Box:
                 _DYING.append(folder)  # its killed processes are still exiting: removed later
         self.cgroups = []
         _rmtree(self.scratch)
-        _reap_cgroups()
+        reap_cgroups()
 
 
 def sweep(worker_pids: list[int]) -> None:
@@ -432,11 +438,13 @@ def _kill_uid(uid: int) -> None:
 _DYING: list[str] = []
 
 
-def _reap_cgroups(wait: bool = False) -> None:
+def reap_cgroups(wait: bool = False) -> None:
+    """Remove the cgroups of finished boxes whose processes have all exited; with ``wait``, kill
+    and wait for what is still in them."""
     _DYING[:] = [folder for folder in _DYING if not _empty_cgroup(folder, wait)]
 
 
-atexit.register(_reap_cgroups, True)
+atexit.register(reap_cgroups, True)
 
 
 def _empty_cgroup(folder: str, wait: bool = True) -> bool:

@@ -1,4 +1,4 @@
-"""Where grading and checking processes come from: forks of one fork server per run.
+"""Where grading and checking processes come from: forks of one fork server per process.
 
 A spawned process is a fresh interpreter that imports the suite itself (0.4 s of CPU each). The
 fork server imports the suite once, then forks each worker from that state: a worker costs a
@@ -10,13 +10,33 @@ sandboxed child for them (``sandbox.py``).
 from __future__ import annotations
 
 import multiprocessing
+import os
+from typing import Any, Callable
+
+from .isolation import reap_cgroups
 
 #: what every worker imports before its first job (the checks, the references' oracle, the registry)
 PRELOAD = ["gradprop.grading", "gradprop.properties.runner", "gradprop.properties.registry"]
 
 
-def context() -> multiprocessing.context.BaseContext:
-    """The multiprocessing context workers are started from."""
+def start(target: Callable[..., None], *args: Any) -> multiprocessing.process.BaseProcess:
+    """A started worker running ``target(*args)`` (a daemon: it dies with its parent)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    return ctx
+    proc = ctx.Process(target=_run, args=(dict(os.environ), os.getcwd(), target, *args), daemon=True)
+    proc.start()
+    return proc
+
+
+def _run(environ: dict[str, str], cwd: str, target: Callable[..., None], *args: Any) -> None:
+    """In the worker: the caller's environment and folder as they are now (the fork server has
+    them as they were when it started, maybe several runs ago), then ``target``, then what its
+    boxes left. A forked process ends without running atexit handlers, so the cgroups a box
+    leaves to be removed later are removed here; the caller sweeps after a worker it killed."""
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    try:
+        target(*args)
+    finally:
+        reap_cgroups(wait=True)

@@ -607,3 +607,91 @@ def test_startup_and_round_trip_are_fast(good):
     times.sort()
     assert times[len(times) // 2] < 0.02  # about 0.1 ms on an idle machine; loose for a loaded CI
     assert s.startup_seconds < 30
+
+
+# --- cgroups: nothing left behind ------------------------------------------------------------------
+
+
+def _cgroups_of(pid: int) -> list[str]:
+    from gradprop.isolation import probe
+
+    return [os.path.join(parent, n) for _, parent in probe().cgroup for n in os.listdir(parent)
+            if n.startswith(f"gradprop-{pid}-")]
+
+
+def test_a_stale_cgroup_with_our_name_is_reclaimed(tmp_path, monkeypatch):
+    """A killed process leaves its cgroups; when its pid comes round again, the new process's box
+    takes the name over instead of failing to start."""
+    import itertools
+
+    from gradprop import isolation
+
+    if "cgroup" not in isolation.probe().on:
+        pytest.skip("no cgroup layer on this machine")
+    monkeypatch.setattr(isolation, "_serial", itertools.count(10_000))
+    stale = [os.path.join(parent, f"gradprop-{os.getpid()}-{n}") for _, parent in isolation.probe().cgroup
+             for n in range(10_000, 10_004)]  # the box's names are among the next serials
+    for folder in stale:
+        os.mkdir(folder)  # as a dead namesake left them
+    try:
+        path = write(tmp_path, "def f(x):\n    return x + 1\n")
+        with SandboxSession(path, time_limit=5) as s:
+            assert s.import_error is None and s.call("f", None, 1).value == 2
+        isolation.reap_cgroups(wait=True)
+        # the names the box took are gone with it; the others are still there
+        assert len([f for f in stale if os.path.isdir(f)]) == len(stale) - len(isolation.probe().cgroup)
+    finally:
+        for folder in stale:
+            isolation._empty_cgroup(folder)
+
+
+def test_checking_processes_leave_no_cgroup_behind(monkeypatch):
+    """A worker ends with os._exit (no atexit handlers): the cgroups its boxes leave to be removed
+    later are removed before it ends."""
+    from gradprop import check, isolation, workers
+
+    if "cgroup" not in isolation.probe().on:
+        pytest.skip("no cgroup layer on this machine")
+    from gradprop.properties.registry import REGISTRY
+
+    pids = []
+    real_start = workers.start
+
+    def start(*args):
+        proc = real_start(*args)
+        pids.append(proc.pid)
+        return proc
+
+    monkeypatch.setattr(workers, "start", start)
+    book = os.path.join(os.path.dirname(__file__), "..", "examples", "book_correct.py")
+    items = [REGISTRY[n] for n in ("MulLayer", "AddLayer", "Relu", "Sigmoid")]
+    checked, error, _ = check._in_parallel(book, items, check.Options(asked=True), 2, lambda *a: None)
+    assert error is None and [c.status for c in checked] != []
+    assert len(pids) == 2 and [_cgroups_of(pid) for pid in pids] == [[], []]
+
+
+def _report_where(conn) -> None:  # a worker's target: importable by name
+    conn.send((os.environ.get("GRADPROP_TEST_MARK"), os.getcwd()))
+
+
+def test_a_worker_runs_in_the_environment_and_folder_of_its_start(tmp_path, monkeypatch):
+    """Workers are forks of a fork server started once per process; each still gets the caller's
+    environment and folder as they are when it starts, as a spawned process would."""
+    from multiprocessing import Pipe
+
+    from gradprop import workers
+
+    def where() -> tuple:
+        ours, theirs = Pipe(duplex=False)
+        proc = workers.start(_report_where, theirs)
+        theirs.close()
+        try:
+            return ours.recv()
+        finally:
+            proc.join()
+
+    monkeypatch.delenv("GRADPROP_TEST_MARK", raising=False)
+    assert where() == (None, os.getcwd())  # the server is up now, without the mark
+    monkeypatch.setenv("GRADPROP_TEST_MARK", "set later")
+    monkeypatch.chdir(tmp_path)
+    assert where() == ("set later", str(tmp_path))
