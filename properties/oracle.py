@@ -1,7 +1,8 @@
 """Expected values: the JAX reference through ``jax.vjp``, jitted, cached and memoised.
 
-Measured here (2 cores): a jitted vjp compiles in ~100 ms per new input signature (shapes,
-dtypes, static arguments) and then answers in ~0.05 ms. Eager ``jax.vjp`` is no way out: it
+Measured here (2 cores): a jitted vjp compiles in 20-60 ms per new input signature (shapes,
+dtypes, static arguments; with ``QUICK_COMPILE`` below, 100-200 ms with XLA's defaults) and then
+answers in ~0.05 ms. Eager ``jax.vjp`` is no way out: it
 compiles each primitive and its transpose per shape, ~5-10 compiles of ~30 ms for a new shape.
 So every signature is jitted once, and compiled programs go to JAX's persistent cache on disk
 (``GRADPROP_JAX_CACHE``, default ``~/.cache/gradprop/jax``), shared by pytest-xdist workers and
