@@ -118,13 +118,15 @@ def _points(x: Any) -> str:
 
 #: viridis at 0, 1/8, ..., 1 (its published values): a share of points, from 0 (dark) to full (yellow)
 _VIRIDIS = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725")
-_NOT_GRADED = "#d9d9d9"
 _BAR = "#3b6ea5"
 _CHAR_PX = 6.2  # width of a character at the charts' 11 px font, for margins
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
     return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
+
+
+_NOT_GRADED = _rgb("#d9d9d9")  # a heatmap cell that was not graded: grey
 
 
 def _viridis(share: float) -> tuple[int, int, int]:
@@ -161,9 +163,9 @@ class _Svg:
         self.width, self.height = width, height
         self.parts: list[str] = []
 
-    def rect(self, x: float, y: float, w: float, h: float, fill: str, extra: str = "") -> None:
+    def rect(self, x: float, y: float, w: float, h: float, fill: str) -> None:
         self.parts.append(f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{_num(h)}" '
-                          f'fill="{fill}"{extra}/>')
+                          f'fill="{fill}"/>')
 
     def line(self, x1: float, y1: float, x2: float, y2: float, colour: str = "#000") -> None:
         self.parts.append(f'<line x1="{_num(x1)}" y1="{_num(y1)}" x2="{_num(x2)}" y2="{_num(y2)}" '
@@ -249,7 +251,7 @@ def _heatmap_svg(subs: Sequence[SubmissionResult], items: Sequence[str]) -> str:
     bottom = 12 + _CHAR_PX * 0.75 * max(len(i) for i in items)
     plot_w = cell_w * len(items)
     svg = _Svg(left + plot_w + 120, 10 + plot_h + bottom)
-    grid = [[_NOT_GRADED_RGB if math.isnan(x := _share(_by_name(s).get(name))) else _viridis(x) for name in items]
+    grid = [[_NOT_GRADED if math.isnan(x := _share(_by_name(s).get(name))) else _viridis(x) for name in items]
             for s in order]
     svg.raw(f'<image x="{_num(left)}" y="10" width="{_num(plot_w)}" height="{_num(plot_h)}" '
             f'preserveAspectRatio="none" style="image-rendering:pixelated" href="{_png(grid)}"/>')
@@ -277,8 +279,6 @@ def _heatmap_svg(subs: Sequence[SubmissionResult], items: Sequence[str]) -> str:
              rotate=-90)
     return str(svg)
 
-
-_NOT_GRADED_RGB = _rgb(_NOT_GRADED)
 
 
 def _bars_svg(counts: Counter, xlabel: str, colors: dict[str, str] | None = None,
