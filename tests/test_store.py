@@ -162,34 +162,47 @@ def test_the_cases_drawn_do_not_depend_on_what_else_is_imported(tmp_path):
     assert digests[0].stdout == digests[1].stdout
 
 
-def test_the_quick_compile_gives_the_answers_xla_defaults_give():
+def test_the_quick_compile_gives_the_answers_xla_defaults_give(monkeypatch):
     """QUICK_COMPILE changes how XLA compiles, not what it computes: on a derandomized case of
-    every item, the reference's output and gradients match XLA's default pipeline to
+    every item, the oracle's outputs and gradients match those of XLA's default pipeline to
     round-off."""
-    jax = oracle._jax()
     assert oracle.compiler_options() == oracle.QUICK_COMPILE  # this jaxlib knows every option
+    monkeypatch.setattr(S, "_STORE", S.Store(None))  # every answer computed, none read
     ci = settings(settings.get_profile("ci"), max_examples=1)
-    checked = []
+    cases = []
     for item in REGISTRY.values():
-        for case in runner.examples(item, {}, ci):
-            args = oracle.arguments(case, item)
-            required = {n for n, p in inspect.signature(item.reference).parameters.items() if p.default is p.empty}
-            if not required <= set(args):
-                break  # its check supplies the rest (Dropout's mask, from the layer)
-            checked.append(item.name)
-            traced, static = oracle._split(item, args)
-            if not item.wrt:
-                run, args = oracle._forward_fn(item, static), (traced,)
-            else:
-                diff, other = oracle._wrt(item, traced)
-                shape = jax.eval_shape(lambda d: item.reference(**d, **other, **dict(static)), diff).shape
-                run = oracle._vjp_fn(item, static)
-                args = (diff, other, np.random.default_rng(0).standard_normal(shape))
-            quick = jax.jit(run, compiler_options=oracle.QUICK_COMPILE)(*args)
-            plain = jax.jit(run)(*args)
-            for a, b in zip(jax.tree_util.tree_leaves(quick), jax.tree_util.tree_leaves(plain)):
-                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14, err_msg=item.name)
-    assert set(REGISTRY) - set(checked) == {"Dropout"}
+        case = runner.examples(item, {}, ci)[0]
+        required = {n for n, p in inspect.signature(item.reference).parameters.items() if p.default is p.empty}
+        if required <= set(oracle.arguments(case, item)):  # else its check supplies the rest (Dropout's mask)
+            cases.append((item, case))
+    assert set(REGISTRY) - {item.name for item, _ in cases} == {"Dropout"}
+
+    def answers() -> list:
+        monkeypatch.setattr(oracle, "_MEMO", {})
+        found = []
+        for item, case in cases:
+            out = oracle._forward(item, case)  # past the case's own memo
+            found.append((item.name, out))
+            if item.wrt:
+                dout = np.random.default_rng(0).standard_normal(np.shape(out))
+                found.extend((item.name, g) for g in oracle._vjp(item, case, dout)[1].values())
+        return found
+
+    def recompile() -> None:
+        for cached in (oracle.compiler_options, oracle._jit, oracle._jitted):
+            cached.cache_clear()
+
+    quick = answers()
+    monkeypatch.setattr(oracle, "QUICK_COMPILE", {})
+    recompile()
+    try:
+        assert oracle.compiler_options() == {}
+        plain = answers()
+    finally:
+        recompile()  # the next caller compiles with the real options again
+    assert len(quick) == len(plain)
+    for (name, a), (_, b) in zip(quick, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
 def test_compile_options_this_jaxlib_refuses_fall_back_to_xlas_defaults(monkeypatch):
