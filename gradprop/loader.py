@@ -150,13 +150,21 @@ class _Finder:
 
 
 def _forget(root: str) -> None:
-    """Drop modules an earlier load in this process imported from a folder with the same names."""
+    """Drop what earlier loads in this process imported from their folders (a helper of the same
+    name elsewhere must not stand in for this folder's) and anything named like this folder's."""
     tops = {p.stem if p.suffix == ".py" else p.name for p in Path(root).iterdir()}
     keep = set(sys.stdlib_module_names) | {"numpy", "gradprop", "jax", "hypothesis", "pytest", "_pytest"}
+    real: dict[str, str] = {}  # each folder resolved once: a test process holds thousands of modules
     for name, module in list(sys.modules.items()):
         top = name.split(".")[0]
+        if top in keep:
+            continue
         file = getattr(module, "__file__", None) or ""
-        if top not in keep and (top in tops or (file and _under(file, root))):
+        folder, base = os.path.split(os.path.abspath(file)) if file else ("", "")
+        if file and folder not in real:
+            real[folder] = os.path.realpath(folder)
+        ours = isinstance(getattr(module, "__loader__", None), _DefinitionsOnly)
+        if ours or top in tops or (file and os.path.join(real[folder], base).startswith(root)):
             del sys.modules[name]
 
 

@@ -539,3 +539,16 @@ def test_a_folder_that_is_a_package_with_relative_imports(tmp_path):
     assert loaded.origins == {"softmax": "functions.py", "cross_entropy_error": "functions.py",
                               "SoftmaxWithLoss": "layers.py"}
     assert loaded.namespace["SoftmaxWithLoss"]().forward(np.zeros(2), None).tolist() == [0.5, 0.5]
+
+
+def test_a_second_layer_set_gets_its_own_helpers_not_the_first_ones(tmp_path):
+    """Layer sets loaded one after another in one process (the suite checks its fixtures so):
+    a helper module of the same name, beside the layers or on a path they add, is each one's own."""
+    for n, name in ((1, "first"), (2, "second")):
+        loaded = load(build(tmp_path / name, {
+            "layers.py": "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), 'lib'))\n"
+                         "from helper import SCALE\nfrom mathutil import OFFSET\n" + MUL.format(name="MulLayer"),
+            "helper.py": f"SCALE = {n}\n",
+            "lib/mathutil.py": f"OFFSET = {n}\n",
+        }) / "layers.py")
+        assert (loaded.namespace["SCALE"], loaded.namespace["OFFSET"]) == (n, n), name
