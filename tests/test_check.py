@@ -13,8 +13,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import Phase, settings
 
 from gradprop import check, cli
 from gradprop.findings import STRICT, TAGS
@@ -194,11 +196,19 @@ def fixtures(kind: str) -> list:
     return [pytest.param(p, id=p.stem) for p in sorted((FIXTURES / kind).glob("*.py"))]
 
 
+def unshrunk(examples: int = check.EXAMPLES, of=check.settings) -> settings:
+    """check's own settings without the shrink phase. Whether a fixture is caught does not depend
+    on how small its failing example then gets (as in test_fixtures.py), and shrinking was three
+    quarters of these tests' time; other tests here see check's shrunk reproductions."""
+    return settings(of(examples), phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
 def verdict(path: Path, strict: bool = False, chapter: int | None = None) -> check.ItemCheck:
     """check's logic on a fixture (in this process: the fixtures are ours, not untrusted)."""
     item, _ = HEADER.match(path.read_text(encoding="utf-8").splitlines()[0]).groups()
-    return check.check_item(InProcessSession(path=str(path)), REGISTRY[item], path.stem,
-                            check.Options(asked=True, strict=strict, chapter=chapter))
+    with mock.patch.object(check, "settings", unshrunk):
+        return check.check_item(InProcessSession(path=str(path)), REGISTRY[item], path.stem,
+                                check.Options(asked=True, strict=strict, chapter=chapter))
 
 
 @pytest.mark.parametrize("path", fixtures("broken"))
