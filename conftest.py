@@ -1,7 +1,25 @@
 """pytest set-up of gradprop's own suite. The options (``--submission``), the ``suite`` fixture,
 profiles and x64 JAX live in the installed plugin, ``gradprop/plugin.py``, so that they work from
 any folder; here, the repository's runs use its profiles too."""
+import os
+
+import pytest
+
 from gradprop.plugin import use_profiles
 
 # derandomized on CI, quick and random on a laptop; --hypothesis-profile NAME overrides either
 use_profiles()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker more than the cores this process may use, each taking queued tests
+    from the others when it runs out (``--dist worksteal``, unless a ``--dist`` is given). A share
+    of the suite waits rather than computes (time limits running out, grace periods, subprocesses
+    starting), and the extra worker fills it; stealing keeps a worker from finishing seconds
+    after the rest. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still sets the count."""
+    if config.option.dist == "no":
+        config.option.dist = "worksteal"
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) + 1
