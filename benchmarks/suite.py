@@ -44,9 +44,12 @@ def run(cache: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - start, busy_seconds() - cpu
-    last = (done.stdout.strip().splitlines() or [""])[-1].strip("= ")
-    return {"wall_s": round(wall, 1), "busy_cpu_s": round(cpu, 1), "load_before": round(load, 2),
-            "exit": done.returncode, "summary": last}
+    lines = done.stdout.strip().splitlines() or [""]
+    result = {"wall_s": round(wall, 1), "busy_cpu_s": round(cpu, 1), "load_before": round(load, 2),
+              "exit": done.returncode, "summary": lines[-1].strip("= ")}
+    if done.returncode or "warning" in lines[-1]:  # what went wrong, to read later: the report's tail
+        result["tail"] = lines[-60:]
+    return result
 
 
 def main() -> None:
