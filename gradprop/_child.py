@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import faulthandler
+import gc
 import io
 import os
 import random
@@ -340,6 +341,10 @@ def main(argv: list[str]) -> None:
     _steady.install()  # after the thread took the real time.sleep; before any submission code
     child = _Child(reply_fd)
     sys.stdout = sys.stderr = child.capture
+    # what is imported so far stays for good: the collector, off while it was imported (BOOTSTRAP),
+    # comes back on for the submission and never walks those objects again
+    gc.freeze()
+    gc.enable()
     child.send({"ok": True, "ready": True, "pid": os.getpid()})
     while True:
         try:

@@ -43,8 +43,12 @@ from .session import Later, Opaque, Ref, Reply, Session
 #: start-up time); the bootstrap puts the parent's site-packages folders on sys.path instead and
 #: adds the ``exit``/``quit`` builtins that ``site`` would. It registers ``gradprop`` as a bare
 #: package, so that ``gradprop/__init__.py`` (and whatever it may import one day) never runs in
-#: the child, and takes the cwd off sys.path.
+#: the child, and takes the cwd off sys.path. The cycle collector waits until the imports are
+#: done (``_child.main`` turns it back on before any submission code runs): collections during
+#: numpy's import were an eighth of it.
 BOOTSTRAP = (
+    "import gc\n"
+    "gc.disable()\n"
     "import sys\n"
     "del sys.path[0]\n"
     "import types\n"
