@@ -443,7 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if _uses_workers(args):
+        worker_processes.prestart()  # it imports the suite while this process reads the registry
     return args.run(args)
+
+
+def _uses_workers(args: argparse.Namespace) -> bool:
+    """Whether the command will fork workers: ``grade`` always; ``check`` with two processes or
+    more and more than one item (guessed from the command line)."""
+    if args.command == "grade":
+        return True
+    if args.command != "check":
+        return False
+    jobs = args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1)
+    return jobs > 1 and not (args.items and "," not in args.items)
 
 
 if __name__ == "__main__":

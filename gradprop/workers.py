@@ -10,6 +10,7 @@ sandboxed child for them (``sandbox.py``).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 from typing import Any, Callable
 
@@ -19,10 +20,22 @@ from .isolation import reap_cgroups
 PRELOAD = ["gradprop.grading", "gradprop.properties.runner", "gradprop.properties.registry"]
 
 
-def start(target: Callable[..., None], *args: Any) -> multiprocessing.process.BaseProcess:
-    """A started worker running ``target(*args)`` (a daemon: it dies with its parent)."""
+def prestart() -> None:
+    """Start the fork server now, without waiting for it: it imports the suite while the caller
+    goes on (reading the registry, loading a rubric), and the first ``start`` finds it ready."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
+
+
+def _context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def start(target: Callable[..., None], *args: Any) -> multiprocessing.process.BaseProcess:
+    """A started worker running ``target(*args)`` (a daemon: it dies with its parent)."""
+    ctx = _context()
     proc = ctx.Process(target=_run, args=(dict(os.environ), os.getcwd(), target, *args), daemon=True)
     proc.start()
     return proc
