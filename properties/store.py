@@ -9,8 +9,9 @@ the program). Nothing is stored that depends on a layer set.
 
 One SQLite file per *version*: a hash of gradprop's ``properties`` and ``reference`` sources and of
 the versions of Python, numpy, Hypothesis, JAX and jaxlib. Change any of them and the file is a new
-one. Values are plain arrays and JSON (no pickle): reading a store never runs code. The file lives
-in ``GRADPROP_STORE`` (a folder; ``off`` disables it), default ``~/.cache/gradprop``. Any error of
+one; the files of the three versions used last are kept and older ones removed. Values are plain
+arrays and JSON (no pickle): reading a store never runs code. The file lives in ``GRADPROP_STORE``
+(a folder; ``off`` disables it), default ``~/.cache/gradprop``. Any error of
 the store (a read-only disk, a locked or corrupt file) turns it off for the process: it only ever
 saves time.
 """
@@ -34,6 +35,9 @@ _KINDS = "biufc"
 _BATCH = 256
 #: a store bigger than this starts again empty (random ``dev`` runs add answers on new inputs)
 _LIMIT_BYTES = 512 * 2**20
+#: store files kept in the folder: the ones of the versions used last (another venv's, an earlier
+#: release's); each upgrade or edit of the suite makes a new one, and the oldest beyond these go
+_KEEP_VERSIONS = 3
 
 
 def version() -> str:
@@ -138,12 +142,15 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if self.path.exists() and self.path.stat().st_size > _LIMIT_BYTES:
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    _remove(self.path)
+                new = not self.path.exists()
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
                 db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last write is harmless
                 db.execute("CREATE TABLE IF NOT EXISTS memo (kind TEXT, key BLOB, value BLOB, PRIMARY KEY (kind, key))")
+                _touch(self.path)
+                if new:
+                    _prune(self.path)
             except (sqlite3.Error, OSError):
                 self.path = None
                 return None
@@ -187,6 +194,38 @@ class Store:
                 db.executemany("INSERT OR IGNORE INTO memo VALUES (?, ?, ?)", rows)
         except sqlite3.Error:
             self.path = None
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _touch(path: Path) -> None:
+    """Mark the file used now (what ``_prune`` goes by); a store one may read but not write is
+    still read."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _prune(current: Path) -> None:
+    """Remove the store files of all but the ``_KEEP_VERSIONS`` versions used last (by the time
+    each was last opened), this one always kept. A process still using a removed file goes on
+    with it; the next process of that version starts a new one."""
+    def last_used(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    others = sorted((p for p in current.parent.glob("store-*.sqlite") if p != current), key=last_used, reverse=True)
+    for old in others[_KEEP_VERSIONS - 1:]:
+        try:
+            _remove(old)
+        except OSError:
+            pass
 
 
 _STORE: Store | None = None

@@ -1,10 +1,13 @@
 """The on-disk store gives back exactly what was computed, and never fails a run."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -116,6 +119,30 @@ def test_a_store_past_its_size_limit_starts_again_empty(tmp_path, monkeypatch):
     again.flush()
     monkeypatch.undo()  # back to the real limit: what was written after the fresh start is kept
     assert same(S.Store(tmp_path / "s.sqlite").get("oracle", b"k"), np.ones(2))
+
+
+def test_a_new_version_keeps_the_stores_of_the_versions_used_last_and_removes_older_ones(tmp_path):
+    """Each release or edit of the suite makes a new store file; without pruning, the cache folder
+    grows by one file per version for good. Kept: the new one and the two used last (opened by
+    another venv, say); removed with their -wal/-shm: the rest. Nothing else in the folder goes."""
+    now = time.time()
+    for age, name in enumerate(["a", "b", "c", "d"]):
+        with contextlib.closing(sqlite3.connect(tmp_path / f"store-{name}.sqlite")) as db, db:  # as a run left it
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE memo (kind TEXT, key BLOB, value BLOB, PRIMARY KEY (kind, key))")
+        for suffix in ("", "-wal", "-shm"):
+            path = tmp_path / f"store-{name}.sqlite{suffix}"
+            path.touch()
+            os.utime(path, (now - 100 * (age + 1),) * 2)
+    (tmp_path / "jax").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    S.Store(tmp_path / "store-c.sqlite").get("oracle", b"k")  # an old version opened again: used now
+    assert sorted(p.name for p in tmp_path.glob("store-*.sqlite")) == [f"store-{n}.sqlite" for n in "abcd"]
+    S.Store(tmp_path / "store-new.sqlite").get("oracle", b"k")  # a new version's first run
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "jax", "notes.txt", "store-a.sqlite", "store-a.sqlite-shm", "store-a.sqlite-wal",
+        "store-c.sqlite", "store-c.sqlite-shm", "store-c.sqlite-wal",
+        "store-new.sqlite", "store-new.sqlite-shm", "store-new.sqlite-wal"]
 
 
 def test_the_grader_imports_jax_only_when_it_has_to_trace():
