@@ -429,6 +429,17 @@ def as_json(result: CheckResult) -> dict[str, Any]:
 # --- the command -----------------------------------------------------------------------------------
 
 
+def jobs_for(requested: int) -> int:
+    """The processes checking items side by side: ``-j`` when given, else 2 (1 on one core)."""
+    return requested if requested > 0 else min(2, os.cpu_count() or 1)
+
+
+def forks(args: argparse.Namespace) -> bool:
+    """Whether ``cmd_check`` will check in worker processes: two or more of them, for more than
+    one item (told from ``--items`` as written, before the registry is read)."""
+    return jobs_for(args.jobs) > 1 and not (args.items and "," not in args.items)
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -442,8 +453,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
         print(f"gradprop check: error: {exc}", file=err)
         return 2
     options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb, lang=args.lang)
-    jobs = args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1)
-    result = run_check(path, items, options, progress=err, jobs=jobs)
+    result = run_check(path, items, options, progress=err, jobs=jobs_for(args.jobs))
     if args.json:
         out.write(json.dumps(as_json(result), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -449,14 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _uses_workers(args: argparse.Namespace) -> bool:
-    """Whether the command will fork workers: ``grade`` always; ``check`` with two processes or
-    more and more than one item (guessed from the command line)."""
-    if args.command == "grade":
-        return True
-    if args.command != "check":
-        return False
-    jobs = args.jobs if args.jobs > 0 else min(2, os.cpu_count() or 1)
-    return jobs > 1 and not (args.items and "," not in args.items)
+    """Whether the command will fork workers: ``grade`` always, ``check`` as ``check.forks`` says."""
+    if args.command == "check":
+        from .check import forks
+
+        return forks(args)
+    return args.command == "grade"
 
 
 if __name__ == "__main__":
