@@ -18,6 +18,7 @@ import functools
 import hashlib
 import inspect
 import os
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -79,6 +80,13 @@ def _split(item: Item, args: Mapping[str, Any]) -> tuple[dict, tuple]:
     return traced, static
 
 
+#: JAX writes a compile-cache entry in place (no temporary file and rename), so a process that reads
+#: it while another writes it (two workers compiling one program on a cold cache) finds it cut
+#: short; JAX then compiles the program itself and warns. That race alone is not worth a warning
+#: (pyproject.toml says the same to pytest); any other cache error still shows.
+TORN_ENTRY = r"Error reading persistent compilation cache entry .*incomplete or truncated stream"
+
+
 @functools.cache
 def _jax():
     """JAX, imported on the first answer that is neither memoised nor in the store (float64 on,
@@ -90,6 +98,7 @@ def _jax():
         jax.config.update("jax_compilation_cache_dir", path)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # ours all take ~0.1 s
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        warnings.filterwarnings("ignore", TORN_ENTRY, UserWarning)
     return jax
 
 
