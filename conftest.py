@@ -7,7 +7,7 @@ import pytest
 
 from gradprop.plugin import use_profiles
 
-# derandomized on CI, quick and random on a laptop; --hypothesis-profile NAME overrides either
+# derandomized everywhere (CI's verdict, examples from the store); --hypothesis-profile dev explores
 use_profiles()
 
 

@@ -104,7 +104,7 @@ def main() -> int:
           f"{args.repeat}. CPU = user + system seconds of every process the command started (a cpuacct "
           f"cgroup; where none can be made, of those it waited for). gradprop check: "
           f"{EXAMPLES} examples per input strategy, stops an item at its first finding, 2 processes; "
-          f"pytest: the dev profile (15 examples per property).\n")
+          f"pytest: the ci profile (derandomized, 20 examples per property).\n")
     print("| command | cold s | warm s | cold CPU s | warm CPU s | load before (cold) | exit | last line |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for name, r in results.items():

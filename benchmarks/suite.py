@@ -1,16 +1,19 @@
 """The whole suite's time: ``pytest -n auto`` from empty caches, then with them warm.
 
-    python benchmarks/suite.py [--repeat 3]
+    python benchmarks/suite.py [--repeat 3] [--dev]
 
-Runs the README's test command on this checkout as CI does (``CI=true``: the derandomized
-profile) with ``XDG_CACHE_HOME`` pointed at a new empty folder, so that gradprop's store and
-JAX's compile cache start empty (``GRADPROP_STORE`` and ``GRADPROP_JAX_CACHE`` unset): the fresh
-run. Then ``--repeat`` more runs with what it left: the warm runs. Wall time with
+Runs the README's test command on this checkout as CI does (``CI=true``; the derandomized
+profile, whose examples and reference answers the store keeps; with ``--dev``, with
+``--hypothesis-profile dev``: new random examples on every run) with ``XDG_CACHE_HOME`` pointed
+at a new empty folder, so that gradprop's store and JAX's compile cache start empty
+(``GRADPROP_STORE`` and ``GRADPROP_JAX_CACHE`` unset): the fresh run. Then ``--repeat`` more runs
+with what it left: the warm runs. Wall time with
 time.perf_counter around each pytest process; CPU is the machine's busy time over the run (from
 /proc/stat, so it includes anything else running; the load average before each run is printed
 beside it). A fresh clone's ``bash .ci/run`` adds a venv and an install to the fresh run.
 
-Prints a table; writes ``benchmarks/results/suite.json``. Nothing here asserts on time.
+Prints a table; writes ``benchmarks/results/suite.json`` (``suite_dev.json`` with ``--dev``).
+Nothing here asserts on time.
 """
 from __future__ import annotations
 
@@ -36,12 +39,13 @@ def busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def run(cache: Path) -> dict:
+def run(cache: Path, dev: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("GRADPROP_STORE", "GRADPROP_JAX_CACHE")}
     env.update(CI="true", XDG_CACHE_HOME=str(cache))
     load = os.getloadavg()[0]
     cpu, start = busy_seconds(), time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider"],
+    profile = ["--hypothesis-profile", "dev"] if dev else []
+    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider", *profile],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - start, busy_seconds() - cpu
     lines = done.stdout.strip().splitlines() or [""]
@@ -55,18 +59,20 @@ def run(cache: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dev", action="store_true", help="--hypothesis-profile dev: new random examples each run")
     args = parser.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="gradprop-suite-"))
     try:
-        fresh = run(cache)
+        fresh = run(cache, args.dev)
         print(f"  fresh: {fresh['wall_s']} s ({fresh['summary']})", file=sys.stderr)
         warm = []
         for _ in range(args.repeat):
-            warm.append(run(cache))
+            warm.append(run(cache, args.dev))
             print(f"  warm: {warm[-1]['wall_s']} s ({warm[-1]['summary']})", file=sys.stderr)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    print(f"Table: `CI=true pytest -n auto` on this checkout, {os.cpu_count()} CPUs; fresh = empty caches (a new "
+    command = "CI=true pytest -n auto --hypothesis-profile dev`" if args.dev else "CI=true pytest -n auto`"
+    print(f"Table: `{command} on this checkout, {os.cpu_count()} CPUs; fresh = empty caches (a new "
           f"XDG_CACHE_HOME), warm = {args.repeat} runs after it; wall time of the pytest process; busy CPU = the "
           f"machine's, over the run.\n")
     print("| run | wall s | busy CPU s | load before | exit | pytest |\n|---|---:|---:|---:|---:|---|")
@@ -75,7 +81,7 @@ def main() -> None:
               f"{r['summary']} |")
     median = statistics.median(w["wall_s"] for w in warm)
     print(f"\nwarm median {median:.1f} s (target <= 30 s); fresh {fresh['wall_s']:.1f} s (target <= 60 s)")
-    out = HERE / "results" / "suite.json"
+    out = HERE / "results" / ("suite_dev.json" if args.dev else "suite.json")
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"cpus": os.cpu_count(), "fresh": fresh, "warm": warm, "warm_median_s": median},
                               indent=2) + "\n")

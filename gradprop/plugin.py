@@ -37,15 +37,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def use_profiles() -> None:
-    """gradprop's Hypothesis profiles (and float64 JAX, if something imported JAX already): ``ci``
-    (derandomized) when CI is set, else ``dev``; ``--hypothesis-profile NAME`` still wins
-    (Hypothesis' plugin loads it later)."""
+    """gradprop's Hypothesis profiles (and float64 JAX, if something imported JAX already): ``ci``,
+    derandomized, on every machine, so that a run here gives CI's verdict and the on-disk store
+    serves its examples and the reference's answers. ``--hypothesis-profile dev`` (Hypothesis'
+    plugin loads it later) draws new random examples on every run instead, to explore; each new
+    shape then costs a JAX trace, and the suite takes half as long again."""
     from hypothesis import settings
 
     from gradprop import reference  # noqa: F401 - a JAX imported already gets float64 before it traces
     from gradprop.properties import profiles  # noqa: F401 - registers dev / ci / grading
 
-    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+    settings.load_profile("ci")
 
 
 def _tests_file() -> Path:

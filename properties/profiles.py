@@ -1,5 +1,6 @@
-"""Hypothesis profiles. ``dev``: quick and random; ``ci``: derandomized, more examples;
-``grading``: derandomized, no example database, a fixed budget (the same grade on every machine).
+"""Hypothesis profiles. ``ci``: derandomized, what ``pytest`` runs everywhere (``plugin.use_profiles``);
+``dev``: random, new examples on every run, to explore (``--hypothesis-profile dev``); ``grading``:
+derandomized, no example database, a fixed budget (the same grade on every machine).
 
 Deadlines and the too-slow health check are off everywhere: a check's time depends on the
 machine and, for submissions, on a child process; a grade must not.
