@@ -18,6 +18,7 @@ saves time.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -143,14 +144,11 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if self.path.exists() and self.path.stat().st_size > _LIMIT_BYTES:
                     _remove(self.path)
-                new = not self.path.exists()
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
-                db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last write is harmless
-                db.execute("CREATE TABLE IF NOT EXISTS memo (kind TEXT, key BLOB, value BLOB, PRIMARY KEY (kind, key))")
-                _touch(self.path)
-                if new:
+                if not self.path.exists() and _create(self.path):
                     _prune(self.path)
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last write is harmless
+                _touch(self.path)
             except (sqlite3.Error, OSError):
                 self.path = None
                 return None
@@ -194,6 +192,25 @@ class Store:
                 db.executemany("INSERT OR IGNORE INTO memo VALUES (?, ?, ?)", rows)
         except sqlite3.Error:
             self.path = None
+
+
+def _create(path: Path) -> bool:
+    """Make a new store file whole before anyone sees it (WAL mode, so that readers never wait for
+    a writer, and its table), and put it in place unless another process did first. Workers that
+    start together all open a new store at once; switching a shared file to WAL then failed with
+    "database is locked" now and then, and turned that worker's store off for the run."""
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        with contextlib.closing(sqlite3.connect(aside, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS memo (kind TEXT, key BLOB, value BLOB, PRIMARY KEY (kind, key))")
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        _remove(aside)
 
 
 def _remove(path: Path) -> None:

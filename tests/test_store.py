@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,6 +122,34 @@ def test_a_store_past_its_size_limit_starts_again_empty(tmp_path, monkeypatch):
     again.flush()
     monkeypatch.undo()  # back to the real limit: what was written after the fresh start is kept
     assert same(S.Store(tmp_path / "s.sqlite").get("oracle", b"k"), np.ones(2))
+
+
+def _open_and_put(path: str, start, answers) -> None:
+    start.wait()  # every process opens the new store at the same moment, as a run's workers do
+    store = S.Store(Path(path))
+    store.put("oracle", b"k", np.ones(2))
+    store.flush()
+    answers.put(store.path is not None)
+
+
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")  # JAX's, if this worker loaded it
+def test_processes_opening_a_new_store_together_all_keep_it(tmp_path):
+    """Twelve processes at once, thirty times: before a new store was made aside and linked into
+    place, about one in sixty of them found it "locked", turned its store off and lost what it
+    computed (the next run computed it again)."""
+    ctx = multiprocessing.get_context("fork")  # the children touch sqlite and numpy only, never JAX
+    kept = []
+    for trial in range(30):
+        start, answers = ctx.Barrier(12), ctx.Queue()
+        procs = [ctx.Process(target=_open_and_put, args=(str(tmp_path / f"store-{trial}.sqlite"), start, answers))
+                 for _ in range(12)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        kept += [answers.get() for _ in procs]
+    assert kept.count(False) == 0, f"{kept.count(False)} of {len(kept)} processes lost their store"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing made aside is left
 
 
 def test_a_new_version_keeps_the_stores_of_the_versions_used_last_and_removes_older_ones(tmp_path):
