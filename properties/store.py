@@ -24,6 +24,7 @@ import json
 import os
 import sqlite3
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -199,9 +200,12 @@ def _create(path: Path) -> bool:
     a writer, and its table), and put it in place unless another process did first. Workers that
     start together all open a new store at once; switching a shared file to WAL then failed with
     "database is locked" now and then, and turned that worker's store off for the run."""
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # one of its own per caller
+    os.close(fd)
+    aside = Path(name)
     try:
         with contextlib.closing(sqlite3.connect(aside, isolation_level=None)) as db:
+            db.execute("PRAGMA synchronous=OFF")  # an empty table: nothing to lose in a crash
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS memo (kind TEXT, key BLOB, value BLOB, PRIMARY KEY (kind, key))")
         try:

@@ -7,8 +7,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +165,29 @@ def test_processes_opening_a_new_store_together_all_keep_it(tmp_path):
     lost, opened = map(int, done.stdout.split())
     assert (lost, opened) == (0, 240), f"{lost} of {opened} processes lost their store"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing made aside is left
+
+
+def test_threads_opening_a_new_store_together_all_keep_it(tmp_path):
+    """Twelve threads of one process at once: each makes its new file aside under a name of its
+    own (named by the pid alone, they removed each other's and lost nearly every store)."""
+    kept = []
+
+    def open_and_put(path: Path, start: threading.Barrier) -> None:
+        start.wait()
+        store = S.Store(path)
+        store.put("oracle", b"k", np.ones(2))
+        store.flush()
+        kept.append(store.path is not None)
+
+    for trial in range(5):
+        start = threading.Barrier(12)
+        threads = [threading.Thread(target=open_and_put, args=(tmp_path / f"store-{trial}.sqlite", start))
+                   for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert kept == [True] * 60
 
 
 def test_a_new_version_keeps_the_stores_of_the_versions_used_last_and_removes_older_ones(tmp_path):
