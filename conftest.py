@@ -5,10 +5,14 @@ import os
 
 import pytest
 
-from gradprop.plugin import use_profiles
+from gradprop.plugin import quiet_torn_cache_entries, use_profiles
 
 # derandomized everywhere (CI's verdict, examples from the store); --hypothesis-profile dev explores
 use_profiles()
+
+
+def pytest_configure(config):
+    quiet_torn_cache_entries(config)
 
 
 @pytest.hookimpl(optionalhook=True)

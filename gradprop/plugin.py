@@ -50,6 +50,14 @@ def use_profiles() -> None:
     settings.load_profile("ci")
 
 
+def quiet_torn_cache_entries(config: pytest.Config) -> None:
+    """No warning for the compile-cache race of workers compiling one program at once
+    (``reference._jax.TORN_ENTRY``): pytest sets each test's warning filters from its config."""
+    from gradprop.reference._jax import TORN_ENTRY
+
+    config.addinivalue_line("filterwarnings", f"ignore:{TORN_ENTRY}:UserWarning")
+
+
 def _tests_file() -> Path:
     spec = importlib.util.find_spec(TESTS_MODULE)
     assert spec is not None and spec.origin is not None, f"{TESTS_MODULE} is not installed"
@@ -64,6 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # absolute once, here: workers and the sandbox's child may start in other folders
     config.option.submission = os.path.abspath(os.path.expanduser(path))
     use_profiles()
+    quiet_torn_cache_entries(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS:  # no test path named: the properties
         config.args[:] = [str(_tests_file())]
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from gradprop.reference._jax import load as _load_jax
+from gradprop.reference._jax import TORN_ENTRY, load as _load_jax
 
 from .model import Case, Item
 from .store import store
@@ -78,13 +78,6 @@ def _split(item: Item, args: Mapping[str, Any]) -> tuple[dict, tuple]:
                           if k not in item.wrt and isinstance(v, (bool, int, float, str, type(None)))))
     traced = {k: v for k, v in wanted.items() if k not in dict(static)}
     return traced, static
-
-
-#: JAX writes a compile-cache entry in place (no temporary file and rename), so a process that reads
-#: it while another writes it (two workers compiling one program on a cold cache) finds it cut
-#: short; JAX then compiles the program itself and warns. That race alone is not worth a warning
-#: (pyproject.toml says the same to pytest); any other cache error still shows.
-TORN_ENTRY = r"Error reading persistent compilation cache entry .*incomplete or truncated stream"
 
 
 @functools.cache

@@ -12,6 +12,13 @@ import sys
 from typing import Any
 
 
+#: JAX writes a compile-cache entry in place (no temporary file and rename), so a process that reads
+#: it while another writes it (two workers compiling one program on a cold cache) finds it cut
+#: short; JAX then compiles the program itself and warns. That race alone is not worth a warning;
+#: any other cache error still shows. Ignored by the oracle and by pytest runs (``plugin.use_profiles``).
+TORN_ENTRY = r"Error reading persistent compilation cache entry .*incomplete or truncated stream"
+
+
 def load() -> Any:
     """Import JAX (once) with float64 enabled; the jax module."""
     import jax
