@@ -15,14 +15,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
+from . import __version__, processes
 from .grading import GradeOptions, grade_submission, grader_failure, results_json
 
 #: distributions whose versions change generated examples or computed values
@@ -47,8 +46,9 @@ if ! python3 -m pip install --no-cache-dir -c constraints.txt "$WHEEL"; then
     echo "gradprop: the pinned versions do not install here; installing unpinned" >&2
     python3 -m pip install --no-cache-dir "$WHEEL"
 fi
-python3 -c "import gradprop.grading, jax; print('gradprop', gradprop.__version__, 'jax', jax.__version__)"
-python3 -m gradprop.properties.warm {warm_flags} # examples, reference answers, compiled programs: no grading run computes them
+# -P: nothing of the working folder is imported in place of gradprop or its dependencies
+python3 -P -c "import gradprop.grading, jax; print('gradprop', gradprop.__version__, 'jax', jax.__version__)"
+python3 -P -m gradprop.properties.warm {warm_flags} # examples, reference answers, compiled programs: no grading run computes them
 """
 
 RUN_AUTOGRADER = """\
@@ -58,7 +58,7 @@ RUN_AUTOGRADER = """\
 ROOT="${{GRADPROP_AUTOGRADER_ROOT:-/autograder}}"
 PYTHON="${{GRADPROP_PYTHON:-python3}}"
 mkdir -p "$ROOT/results"
-exec "$PYTHON" -m gradprop.cli gradescope-run --root "$ROOT" {flags} "$@"
+exec "$PYTHON" -P -m gradprop.cli gradescope-run --root "$ROOT" {flags} "$@"
 """
 
 
@@ -103,12 +103,13 @@ def build_wheel(dest: str | os.PathLike) -> Path:
         (src / "README.md").write_text(readme.read_text(encoding="utf-8") if readme.exists() else "gradprop\n",
                                        encoding="utf-8")
         out = Path(tmp) / "out"
-        base = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(src)]
+        base = processes.python("-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(src), flags=("-P",))
         # Offline when the installed setuptools can build wheels; else pip fetches a build backend.
-        commands = ([base[:4] + ["--no-build-isolation"] + base[4:]] if _has_bdist_wheel() else []) + [base]
+        at = base.index("wheel") + 1
+        commands = ([base[:at] + ["--no-build-isolation"] + base[at:]] if _has_bdist_wheel() else []) + [base]
         errors = []
         for command in commands:
-            run = subprocess.run(command, capture_output=True, text=True, cwd=tmp)
+            run = processes.run(command, capture_output=True, text=True, cwd=tmp)
             wheels = sorted(out.glob("gradprop-*.whl"))
             if run.returncode == 0 and wheels:
                 Path(dest).mkdir(parents=True, exist_ok=True)

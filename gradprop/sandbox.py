@@ -23,7 +23,6 @@ import select
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 import weakref
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import wire
+from . import processes, wire
 from .findings import SubmissionFault
 from ._jail import JAIL_STATUS
 from .text import safe_text
@@ -39,18 +38,17 @@ from .isolation import PACKAGE_DIR, SITE_DIRS, Box, Isolation, probe
 from .notebook import cell_line, where as where_in
 from .session import Later, Opaque, Ref, Reply, Session
 
-#: How the child starts. ``python -S`` skips the .pth files of site-packages (a quarter of the
+#: How the child starts: ``python -I -S`` (``processes.python``). ``-I``: no working folder on
+#: sys.path, no PYTHON* variables. ``-S`` skips the .pth files of site-packages (a quarter of the
 #: start-up time); the bootstrap puts the parent's site-packages folders on sys.path instead and
 #: adds the ``exit``/``quit`` builtins that ``site`` would. It registers ``gradprop`` as a bare
 #: package, so that ``gradprop/__init__.py`` (and whatever it may import one day) never runs in
-#: the child, and takes the cwd off sys.path. The cycle collector waits until the imports are
-#: done (``_child.main`` turns it back on before any submission code runs): collections during
-#: numpy's import were an eighth of it.
+#: the child. The cycle collector waits until the imports are done (``_child.main`` turns it back
+#: on before any submission code runs): collections during numpy's import were an eighth of it.
 BOOTSTRAP = (
     "import gc\n"
     "gc.disable()\n"
     "import sys\n"
-    "del sys.path[0]\n"
     "import types\n"
     "if sys.argv[2]:\n"
     "    import site; site.setquit()\n"
@@ -85,11 +83,12 @@ class _Child:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         diag_r, diag_w = os.pipe()
-        argv, fds = box.command([sys.executable, *(["-S"] if SITE_DIRS else []), "-c", BOOTSTRAP, PACKAGE_DIR,
-                                 os.pathsep.join(SITE_DIRS), "{jail}", str(req_r), str(rep_w), str(diag_w)])
+        argv, fds = box.command(processes.python(*(["-S"] if SITE_DIRS else []), "-c", BOOTSTRAP, PACKAGE_DIR,
+                                                 os.pathsep.join(SITE_DIRS), "{jail}", str(req_r), str(rep_w),
+                                                 str(diag_w)))
         try:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=diag_w,
+            self.proc = processes.popen(
+                argv, stdout=subprocess.DEVNULL, stderr=diag_w,
                 pass_fds=(req_r, rep_w, diag_w, *fds), start_new_session=True, close_fds=True,
                 env=box.env(), cwd=box.home,
             )

@@ -14,6 +14,7 @@ import multiprocessing.forkserver
 import os
 from typing import Any, Callable
 
+from . import processes
 from .isolation import reap_cgroups
 
 #: what every worker imports before its first job (the checks, the references' oracle, the registry)
@@ -24,7 +25,14 @@ def prestart() -> None:
     """Start the fork server now, without waiting for it: it imports the suite while the caller
     goes on (reading the registry, loading a rubric), and the first ``start`` finds it ready."""
     _context()
-    multiprocessing.forkserver.ensure_running()
+    _ensure_running()
+
+
+def _ensure_running() -> None:
+    """The fork server, started (again, if it died) with no working folder on its sys.path
+    (``processes.safe_path_env``): it imports the suite, and every worker inherits that."""
+    with processes.safe_path_env():
+        multiprocessing.forkserver.ensure_running()
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -36,6 +44,7 @@ def _context() -> multiprocessing.context.BaseContext:
 def start(target: Callable[..., None], *args: Any) -> multiprocessing.process.BaseProcess:
     """A started worker running ``target(*args)`` (a daemon: it dies with its parent)."""
     ctx = _context()
+    _ensure_running()
     proc = ctx.Process(target=_run, args=(dict(os.environ), os.getcwd(), target, *args), daemon=True)
     proc.start()
     return proc

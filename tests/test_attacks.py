@@ -348,6 +348,46 @@ def test_isolation_in_force_is_printed_and_recorded(run):
     assert doc["extra_data"]["gradprop"]["isolation"]["on"] == list(iso.on)
 
 
+# --- the working folder: nothing in it is imported by a grading process --------------------------
+
+#: modules every grading process imports (or may): a submission named like one of them, in the
+#: folder the instructor grades from, must never stand in for it
+SHADOWED = ("gradprop", "numpy", "hypothesis", "jax", "pytest", "properties", "layers")
+
+
+def gradprop_command() -> list[str]:
+    """The ``gradprop`` an instructor types (the console script, which puts no working folder on
+    sys.path); ``python -P -m gradprop.cli`` where this environment has no script."""
+    script = Path(sys.executable).parent / "gradprop"
+    return [str(script)] if script.is_file() else [sys.executable, "-P", "-m", "gradprop.cli"]
+
+
+def test_a_submission_named_like_a_module_never_runs_in_the_grader(tmp_path):
+    """``cd submissions && gradprop grade *.py``: each file is a submission, graded in its box,
+    and none of them is imported by the CLI, the fork server or a worker (which would run it
+    with the instructor's rights, outside the sandbox)."""
+    subs, marker = tmp_path / "subs", tmp_path / "ran-outside-the-sandbox"
+    subs.mkdir()
+    for name in SHADOWED:
+        (subs / f"{name}.py").write_text(textwrap.dedent(f'''
+            try:  # the sandbox cannot reach this file: it is written only from outside it
+                open({str(marker)!r}, "a").write("{name}\\n")
+            except OSError:
+                pass
+        ''') + MUL_ONLY)
+    (subs / "layers").mkdir()  # a package too, as a folder of a student's files is
+    (subs / "layers" / "__init__.py").write_text((subs / "layers.py").read_text())
+    (subs / "layers.py").unlink()
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "out"
+    proc = subprocess.run([*gradprop_command(), "grade", *sorted(os.listdir(subs)), "--out", str(out), *FLAGS,
+                           "--rubric", str(tmp_path / "rubric.toml")], cwd=subs, capture_output=True, text=True,
+                          env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=600, stdin=subprocess.DEVNULL)
+    assert not marker.exists(), marker.read_text()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {name: row[1:3] for name, row in sheet(out).items()} == {name: ["1.00", "3.00"] for name in SHADOWED}
+
+
 # --- determinism: clocks, entropy and files next to the submission -----------------------------
 
 FICKLE = '''

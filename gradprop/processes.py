@@ -1,0 +1,60 @@
+"""Every process gradprop starts is started here: one place to read what each one can reach.
+
+A Python started with ``-c`` or ``-m`` puts the working folder first on ``sys.path``: run from a
+folder of submissions, a student's ``gradprop.py``, ``numpy.py`` or ``jax.py`` would be imported
+into the process that grades everyone, and run from a clone after ``pip install .``, the source
+tree's ``gradprop/`` would shadow the installed package. So no interpreter gradprop starts has
+the working folder (or any folder of a submission's) on its path:
+
+- the sandboxed child runs isolated (``-I``: no working folder, no ``PYTHON*`` variables, no user
+  site), with ``-S`` and the parent's package folders given explicitly (``sandbox.BOOTSTRAP``);
+- the fork server that grading and checking workers are forked from (``workers.py``) is started
+  by ``multiprocessing`` from this interpreter's flags and environment: it gets
+  ``PYTHONSAFEPATH=1`` (``safe_path_env``), and its forks inherit what it imported;
+- helpers (killing a uid's processes, building a wheel) run with ``-I`` as well;
+- the Gradescope bundle's scripts call ``python3 -P`` (``bundle.py``).
+
+The child's environment (``isolation.Box.env``) and limits (``_jail.py``) are set where its box
+is built; what it may read and write is ``isolation.Box.command``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from typing import Any, Iterator, Sequence
+
+#: no working folder (nor the script's folder) on sys.path, no PYTHON* variables, no user site
+ISOLATED = ("-I",)
+
+
+def python(*args: str, flags: Sequence[str] = ISOLATED) -> list[str]:
+    """The command line of this interpreter with ``flags`` (isolated by default) and ``args``."""
+    return [sys.executable, *flags, *args]
+
+
+def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    """``subprocess.run`` with no stdin: nothing gradprop starts waits for a terminal."""
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(list(argv), **kwargs)
+
+
+def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.Popen(list(argv), **kwargs)
+
+
+@contextlib.contextmanager
+def safe_path_env() -> Iterator[None]:
+    """``PYTHONSAFEPATH=1`` while a Python is started by code that builds its own command line
+    (``multiprocessing``'s fork server: this interpreter, its flags, ``-c``)."""
+    old = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = old
