@@ -129,8 +129,8 @@ def constraints() -> str:
 
 
 def _flags(rubric: str | None, strict: bool, time_limit: float, memory_mb: int, max_examples: int | None,
-           lang: str | None = None, chapter: int | None = None) -> str:
-    flags = ["--time-limit", f"{time_limit:g}", "--memory-mb", str(memory_mb)]
+           lang: str | None = None, chapter: int | None = None, isolation: str = "auto") -> str:
+    flags = ["--time-limit", f"{time_limit:g}", "--memory-mb", str(memory_mb), "--isolation", isolation]
     if chapter is not None:
         flags += ["--chapter", str(chapter)]
     if lang:
@@ -155,7 +155,7 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) 
 def write_bundle(out: str | os.PathLike, *, rubric: str | None = None, strict: bool = False,
                  time_limit: float = 10.0, memory_mb: int = 2048, max_examples: int | None = None,
                  wheel: str | os.PathLike | None = None, lang: str | None = None,
-                 chapter: int | None = None) -> Path:
+                 chapter: int | None = None, isolation: str = "auto") -> Path:
     """Write the autograder zip at ``out``; return its path."""
     out = Path(out)
     if out.suffix != ".zip":
@@ -171,7 +171,8 @@ def write_bundle(out: str | os.PathLike, *, rubric: str | None = None, strict: b
         with zipfile.ZipFile(out, "w") as zf:
             warm_flags = f"--max-examples {max_examples} " if max_examples is not None else ""
             _add(zf, "setup.sh", SETUP_SH.format(warm_flags=warm_flags).encode(), executable=True)
-            run = RUN_AUTOGRADER.format(flags=_flags(rubric, strict, time_limit, memory_mb, max_examples, lang, chapter))
+            run = RUN_AUTOGRADER.format(flags=_flags(rubric, strict, time_limit, memory_mb, max_examples, lang, chapter,
+                                                     isolation))
             _add(zf, "run_autograder", run.encode(), executable=True)
             _add(zf, wheel_path.name, wheel_path.read_bytes())
             _add(zf, "constraints.txt", constraints().encode())

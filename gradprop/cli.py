@@ -24,7 +24,7 @@ from . import __version__, workers as worker_processes
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
                       grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
 from .i18n import LANGUAGES, default_language
-from .isolation import IsolationError, probe, sweep
+from .isolation import MODES, IsolationError, probe, sweep
 from .report import write_report
 from .text import safe_text
 
@@ -228,13 +228,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise GradingError(f"--out {safe_text(args.out)}: exists and is not a folder")
         jobs = _jobs(args.jobs)
-        isolation = probe()
-        isolation.require(options.isolation)
+        isolation = probe().require(options.isolation)
     except (GradingError, IsolationError) as exc:
         print(f"gradprop grade: error: {exc}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
     print(f"gradprop grade: {isolation.describe()}", file=sys.stderr)
+    if isolation.mode == "weak":
+        print("gradprop grade: WARNING: --isolation weak: a submission may do here what the missing layers would stop "
+              "(README: \"The sandbox: what is promised\"); grades.csv, results.json and report.html say so",
+              file=sys.stderr)
     keys = {name: fingerprint(path, options) for name, path in named}
     done: list[SubmissionResult] = []
     todo = []
@@ -332,7 +335,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         _options(args)  # a bad rubric fails here, not on Gradescope
         path = write_bundle(args.out, rubric=args.rubric, strict=args.strict, time_limit=args.time_limit,
                             memory_mb=args.memory_mb, max_examples=args.max_examples, wheel=args.wheel,
-                            lang=args.lang, chapter=args.chapter)
+                            lang=args.lang, chapter=args.chapter, isolation=args.isolation)
     except (GradingError, BundleError) as exc:
         print(f"gradprop gradescope-bundle: error: {exc}", file=sys.stderr)
         return 2
@@ -371,9 +374,11 @@ def _grading_flags(p: argparse.ArgumentParser) -> None:
                    help="seconds one call into a submission may take (default 10)")
     p.add_argument("--memory-mb", type=int, default=2048, metavar="MB",
                    help="address-space cap of a submission's process (default 2048)")
-    p.add_argument("--isolation", choices=("auto", "strict"), default="auto",
-                   help="auto: every isolation layer this machine has (printed at the start); strict: refuse "
-                        "to grade where one is missing")
+    p.add_argument("--isolation", choices=MODES, default="auto",
+                   help="auto: every isolation layer this machine has (printed at the start), and refuse to grade "
+                        "where the file system, the grader's processes or the network would be unprotected, or "
+                        "submission code would run as root; weak: grade with what there is (never as root), and "
+                        "say so in every output; strict: refuse to grade where any layer is missing")
     p.add_argument("--max-examples", type=int, default=None, metavar="N",
                    help="generated examples per check (default: the grading profile's fixed budget). "
                         "Grades depend on it: keep it fixed across a course")

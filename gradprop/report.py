@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .findings import CORE, STRICT, TAGS, tier
-from .grading import ItemResult, Rubric, SubmissionResult
+from .grading import ItemResult, Rubric, SubmissionResult, weak_isolation
 from .text import safe_text
 
 #: at most this many names beside the heatmap; with more submissions every k-th is labelled
@@ -340,6 +340,7 @@ td.zero { color: #b03a2e; } td.full { color: #1e7b34; } td.ungraded { color: #88
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5em; } h3 { font-size: 1em; margin: 0.5em 0 0; }
 figure { margin: 0.5em 0; } figure svg { max-width: 100%; height: auto; }
 code { font-size: 12px; } .muted { color: #666; }
+.weak { background: #fde8e8; border-left: 4px solid #c0392b; padding: 0.5em 1em; }
 """
 
 
@@ -359,6 +360,8 @@ def _page(subs: Sequence[SubmissionResult], items: Sequence[str], rubric: Rubric
         "<h1>gradprop: the class at a glance</h1>",
         f'<p>{len(subs)} submissions, {len(graded)} fully graded; mean score {_points(mean) if graded else "–"} '
         f"of {e(max_score)}; rubric: {e(rubric.source)}.</p>",
+        *(f'<p class="weak"><strong>Weakly isolated</strong> (--isolation weak): {e(text)}.</p>'
+          for text in dict.fromkeys(w for w in map(weak_isolation, subs) if w)),
         "<h2>Items</h2>",
         _item_table(subs, items),
         "<h2>Submissions × items</h2>",

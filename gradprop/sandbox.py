@@ -34,7 +34,7 @@ from . import processes, wire
 from .findings import SubmissionFault
 from ._jail import JAIL_STATUS
 from .text import safe_text
-from .isolation import PACKAGE_DIR, SITE_DIRS, Box, Isolation, probe
+from .isolation import OWN, PACKAGE_DIR, SITE_DIRS, Box, Isolation, probe
 from .notebook import cell_line, where as where_in
 from .session import Later, Opaque, Ref, Reply, Session
 
@@ -318,14 +318,13 @@ class SandboxSession(Session):
     """Runs the layer set at ``path`` in a child process with time and memory limits."""
 
     def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
-                 import_time_limit: float | None = None, isolation: str = "auto"):
+                 import_time_limit: float | None = None, isolation: str = OWN):
         self.path = os.path.abspath(str(path))
         self.time_limit = float(time_limit)
         self.memory_mb = int(memory_mb)
         self.import_time_limit = float(time_limit if import_time_limit is None else import_time_limit)
         #: the layers that keep this submission in its box (``gradprop.isolation``)
-        self.isolation: Isolation = probe()
-        self.isolation.require(isolation)
+        self.isolation: Isolation = probe().require(isolation)
         self._root = ""  # the scratch copy's folder, set by _spawn
         self.import_error: str | None = None
         #: what the submission printed while being imported

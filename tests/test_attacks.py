@@ -235,9 +235,19 @@ def grade_run(paths: list[str], out: Path, env: dict[str, str], *extra: str, tim
                           capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One grading run of two honest submissions and every attacker."""
+#: the isolation layers switched off (``GRADPROP_ISOLATION_OFF``) in each mode that ``gradprop
+#: grade`` accepts on this kind of machine (root, every layer there): every attack must fail in
+#: each. Without namespaces, Python here (under a 0700 home) cannot be read by another uid, so
+#: the child would run as root: that mode is refused (test_a_machine_without_a_layer_is_refused).
+ACCEPTED_MODES = ["", "landlock", "cgroup", "landlock,cgroup"]
+
+
+@pytest.fixture(scope="module", params=ACCEPTED_MODES, ids=lambda off: f"off={off or 'none'}")
+def run(request, tmp_path_factory):
+    """One grading run of two honest submissions and every attacker, with the layers ``off``."""
+    off = request.param
+    if off and not _accepted(off):
+        pytest.skip(f"this machine has no mode that grades with {off} off")
     root = tmp_path_factory.mktemp("attacks")
     tag = str(root)  # every process of this run names it: the CLI, its workers, each box
     fid = hashlib.sha256(tag.encode()).hexdigest()[:12]
@@ -259,7 +269,8 @@ def run(tmp_path_factory):
         (subs / f"{name}.py").write_text(PRELUDE + textwrap.dedent(body) + MUL_ONLY)
     before = {**snapshot(subs), **snapshot(cache), **snapshot(Path(targets["package"]))}
     env = {**os.environ, "TMPDIR": str(tmp), "GRADPROP_JAX_CACHE": str(cache), "GRADPROP_STORE": str(cache),
-           "GRADPROP_SECRET": SECRET}  # the expected values the grader trusts live in the poisoner's reach
+           "GRADPROP_SECRET": SECRET,  # the expected values the grader trusts live in the poisoner's reach
+           "GRADPROP_ISOLATION_OFF": off}
     try:
         proc = grade_run([str(p) for p in sorted(subs.glob("*.py"))], out, env, "--rubric", str(root / "rubric.toml"))
         time.sleep(1)  # a surviving daemon's time to do harm: five of the slowest attacker's tries
@@ -267,7 +278,7 @@ def run(tmp_path_factory):
         survivors = live_processes_mentioning(tag)
         victim_state = victim.poll()
         yield {"proc": proc, "out": out, "names": names, "before": before, "after": after, "tag": tag,
-               "survivors": survivors, "victim": victim_state, "listener": listener.connections}
+               "survivors": survivors, "victim": victim_state, "listener": listener.connections, "off": off}
     finally:
         victim.kill()
         victim.wait()
@@ -342,10 +353,19 @@ def test_hostile_text_is_made_safe_in_every_output(run):
 
 
 def test_isolation_in_force_is_printed_and_recorded(run):
-    iso = probe()
-    assert f"isolation: {', '.join(iso.on)}" in run["proc"].stderr
+    on = [layer for layer in probe().on if layer not in run["off"].split(",")]
+    assert f"isolation: {', '.join(on)}" in run["proc"].stderr
     doc = json.loads((run["out"] / "honest" / "results.json").read_text(encoding="utf-8"))
-    assert doc["extra_data"]["gradprop"]["isolation"]["on"] == list(iso.on)
+    assert doc["extra_data"]["gradprop"]["isolation"]["on"] == on
+    assert doc["extra_data"]["gradprop"]["isolation"]["mode"] == "auto"
+    assert (run["out"] / "grades.csv").read_text(encoding="utf-8").splitlines()[0].split(",")[-1] == "Relu"
+
+
+def _accepted(off: str) -> bool:
+    """Whether ``gradprop grade`` (mode auto) grades on this machine with the layers ``off``."""
+    code = "import gradprop.isolation as i; i.probe().require('auto')"
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "GRADPROP_ISOLATION_OFF": off},
+                          capture_output=True).returncode == 0
 
 
 # --- the working folder: nothing in it is imported by a grading process --------------------------
@@ -649,12 +669,95 @@ def test_the_child_can_neither_signal_out_nor_connect(tmp_path, monkeypatch):
 def test_strict_isolation_refuses_to_grade_without_every_layer(tmp_path, capsys, monkeypatch):
     from gradprop import cli, isolation
 
-    lacking = isolation.Isolation(("scratch", "env", "rlimits"), (("namespaces", "no bwrap here"),))
-    with pytest.raises(isolation.IsolationError, match="no bwrap here"):
+    lacking = isolation.Isolation(("scratch", "env", "namespaces", "landlock", "rlimits"), (("cgroup", "none here"),),
+                                  landlock=6)
+    with pytest.raises(isolation.IsolationError, match="none here"):
         lacking.require("strict")
-    lacking.require("auto")  # auto grades with what there is
+    assert lacking.require("auto").mode == "auto"  # auto grades with what there is, where it protects enough
     monkeypatch.setattr(cli, "probe", lambda: lacking)
     (tmp_path / "s.py").write_text(HONEST)
     assert cli.main(["grade", str(tmp_path / "s.py"), "--out", str(tmp_path / "out"), "--isolation", "strict"]) == 2
-    assert "--isolation strict: this machine lacks namespaces (no bwrap here)" in capsys.readouterr().err
+    assert "--isolation strict: this machine lacks cgroup (none here)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _machine(on, root=False, landlock=0, missing=()):
+    from gradprop.isolation import Isolation
+
+    return Isolation(tuple(on), tuple((name, f"{name} not here") for name in missing), landlock=landlock, root=root)
+
+
+@pytest.mark.parametrize("machine, auto, weak", [
+    # non-root, bubblewrap alone: namespaces protect files, processes and the network
+    (_machine(["namespaces"], missing=["landlock", "uid"]), True, True),
+    # non-root, Landlock alone: files; signals only from ABI 6; TCP only from ABI 4
+    (_machine([], landlock=6, missing=["namespaces", "uid"]), True, True),
+    (_machine([], landlock=3, missing=["namespaces", "uid"]), False, True),
+    (_machine([], missing=["namespaces", "landlock", "uid"]), False, True),
+    # root: a uid of its own, and something for the file system
+    (_machine(["namespaces", "uid"], root=True, missing=["landlock"]), True, True),
+    (_machine(["uid"], root=True, landlock=6, missing=["namespaces"]), True, True),
+    (_machine(["uid"], root=True, missing=["namespaces", "landlock"]), False, True),
+    (_machine(["landlock"], root=True, landlock=6, missing=["namespaces", "uid"]), False, False),
+    (_machine([], root=True, missing=["namespaces", "landlock", "uid"]), False, False),
+], ids=["bwrap", "landlock-6", "landlock-3", "nothing", "root-bwrap", "root-landlock", "root-uid-only",
+        "root-no-uid", "root-nothing"])
+def test_what_each_mode_accepts(machine, auto, weak):
+    from gradprop.isolation import IsolationError
+
+    for mode, accepted in (("auto", auto), ("weak", weak)):
+        if accepted:
+            assert machine.require(mode).mode == mode
+        else:
+            with pytest.raises(IsolationError) as refused:
+                machine.require(mode)
+            text = str(refused.value)
+            assert "to get it:" in text  # each missing layer, why, and how to get it
+            assert ("pass --isolation weak" in text) == (mode == "auto" and weak)
+
+
+@pytest.mark.parametrize("off", ["namespaces", "uid"])
+def test_a_machine_without_a_layer_is_refused(tmp_path, off):
+    """As root, without namespaces (Python here cannot be read by another uid) or without a uid of
+    its own, submission code would run as root: refused, with --isolation weak too."""
+    if os.geteuid() != 0 or _accepted(off):
+        pytest.skip("only as root, where this layer off leaves the child as root")
+    (tmp_path / "s.py").write_text(HONEST)
+    env = {**os.environ, "GRADPROP_ISOLATION_OFF": off, "TMPDIR": str(tmp_path)}
+    for mode in ("auto", "weak"):
+        proc = grade_run([str(tmp_path / "s.py")], tmp_path / "out", env, "--isolation", mode)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert "root (submission code would run as uid 0)" in proc.stderr and "to get it:" in proc.stderr
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_weakly_isolated_run_says_so_in_every_output(tmp_path, monkeypatch):
+    """--isolation weak grades where auto refuses, and grades.csv, results.json, the feedback and
+    report.html carry it."""
+    from gradprop import sandbox
+    from gradprop.grading import GradeOptions, Rubric, grade_submission, grades_csv, results_json
+    from gradprop.report import write_report
+
+    real = probe()
+    weak = _machine([layer for layer in real.on if layer not in ("landlock",)], root=real.root,
+                    missing=["landlock"])
+    weak = type(real)(weak.on, weak.missing, real.bwrap, 0, real.root, real.cgroup)
+    monkeypatch.setattr(sandbox, "probe", lambda: weak)
+    monkeypatch.setattr(type(real), "unmet", lambda self: [("the network (test)", ("landlock",))])
+    (tmp_path / "s.py").write_text(HONEST)
+    rubric = Rubric.load(_write(tmp_path / "rubric.toml", RUBRIC))
+    from gradprop.isolation import IsolationError
+
+    with pytest.raises(IsolationError, match="pass --isolation weak"):
+        weak.require("auto")
+    result = grade_submission(tmp_path / "s.py", GradeOptions(rubric=rubric, max_examples=2, isolation="weak"))
+    assert result.score == 3 and not result.errors
+    doc = json.loads(results_json(result))
+    assert doc["extra_data"]["gradprop"]["isolation"]["mode"] == "weak"
+    assert doc["extra_data"]["gradprop"]["isolation"]["not_protected"] == ["the network (test)"]
+    assert "weakly isolated (--isolation weak): submission code ran without protection of the network" in doc["output"]
+    header, row = grades_csv([result], rubric).splitlines()
+    assert header.endswith(",isolation") and row.endswith(",weak: submission code ran without protection of "
+                                                          "the network (test)")
+    page = write_report([result], rubric, tmp_path).read_text(encoding="utf-8")
+    assert "Weakly isolated" in page
