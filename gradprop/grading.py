@@ -517,10 +517,14 @@ def _short_error(exc: BaseException) -> str:
 def grade_submission(path: str | os.PathLike, options: GradeOptions | None = None,
                      name: str | None = None) -> SubmissionResult:
     """Grade the layer set at ``path`` (a .py file or a folder). Never raises for the
-    submission's faults; gradprop's own failures become items with ``error`` set."""
+    submission's faults; gradprop's own failures become items with ``error`` set, after the
+    submission has been graded a second time (a fault of ours may be passing: a killed compile)."""
     options = options or GradeOptions()
     with use_language(options.lang):  # findings and feedback are written in the student's language
-        return _grade_submission(path, options, name)
+        result = _grade_submission(path, options, name)
+        if result.errors:  # gradprop's own fault (what a submission sends is judged as its own): once more
+            result = _grade_submission(path, options, name)
+        return result
 
 
 def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str | None) -> SubmissionResult:

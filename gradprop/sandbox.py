@@ -548,11 +548,16 @@ class SandboxSession(Session):
             raise SubmissionFault(tag, message)
         return doc, values
 
-    def _reply(self, doc: dict[str, Any], values: dict[str, Any], where: str) -> Reply:
+    def _reply(self, doc: dict[str, Any], values: dict[str, Any], where: str, sent: tuple = ()) -> Reply:
+        """A call's reply, judged: the arguments come back as many as were sent, each array still
+        an array (the child can change one in place, not replace it), and alias facts are pairs
+        of names. Anything else is a malformed reply: the submission's finding, never ours."""
         args_after = values.get("args")
         aliases = doc.get("aliases", [])
         if type(args_after) is not tuple or type(aliases) is not list or not all(
             type(a) is list and len(a) == 2 and all(type(x) is str for x in a) for a in aliases
+        ) or len(args_after) != len(sent) or any(
+            isinstance(before, np.ndarray) and type(after) is not np.ndarray for before, after in zip(sent, args_after)
         ):
             self._restart(f"{where} sent a malformed reply")
             raise SubmissionFault("exception", f"the process sent a malformed reply while running {where}")
@@ -605,8 +610,10 @@ class SandboxSession(Session):
         for a in (*args, *kwargs.values()):
             if isinstance(a, Ref):
                 self._check_ref(a)
-        op = ("call", wire_target, method, where, _plain(args), _plain(kwargs))
-        return self._enqueue(op, where, item, ("value", "args"), self._reply, (target, args, kwargs))
+        sent = _plain(args)
+        op = ("call", wire_target, method, where, sent, _plain(kwargs))
+        return self._enqueue(op, where, item, ("value", "args"),
+                             lambda doc, values, where: self._reply(doc, values, where, sent), (target, args, kwargs))
 
     def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
         return self.later(target, method, *args, **kwargs).value()

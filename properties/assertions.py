@@ -33,16 +33,23 @@ def describe(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return _("an array of shape {shape} ({dtype})").format(shape=value.shape, dtype=value.dtype)
     if isinstance(value, (tuple, list)):
-        return _("a {kind} of {n}: ({items})").format(kind=type(value).__name__, n=len(value),
-                                                     items=", ".join(describe(v) for v in value))
-    return f"{type(value).__name__} {value!r}"
+        shown = ", ".join(describe(v) for v in value[:8]) + (", ..." if len(value) > 8 else "")
+        return _("a {kind} of {n}: ({items})").format(kind=type(value).__name__, n=len(value), items=shown)
+    if type(value) is int and value.bit_length() > 64:  # its repr may be thousands of digits, or refused
+        return _("an int of {bits} bits, too large for float64").format(bits=value.bit_length())
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 200 else text[:200] + '...'}"
 
 
 def as_array(value: Any, what: str, tag: str) -> np.ndarray:
-    """``value`` as a float64 array, or a finding saying what came back instead."""
+    """``value`` as a float64 array, or a finding saying what came back instead: whatever a
+    submission returns becomes an array here or its own finding, never an error of the grader."""
     __tracebackhide__ = True
     if isinstance(value, (np.ndarray, float, int, np.number)) and not isinstance(value, bool):
-        return np.asarray(value, dtype=np.float64)
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (OverflowError, ValueError, TypeError):  # an int beyond float64's range
+            pass
     raise Finding(tag, _("{what} should be a number or a numpy array; it is {value}.").format(
         what=what, value=describe(value)))
 

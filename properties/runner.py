@@ -4,6 +4,7 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 """
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
@@ -13,6 +14,7 @@ from hypothesis.errors import Flaky
 
 from gradprop.findings import CORE, FAULTS, Finding
 from gradprop.i18n import _
+from gradprop.session import InProcessSession, Session
 
 from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
@@ -84,11 +86,55 @@ def _quiet(settings: Settings | None, shrink: bool = True) -> Settings:
     return Settings(base, verbosity=Verbosity.quiet, report_multiple_bugs=False, phases=phases)
 
 
+@functools.cache
+def _own_layers() -> Session:
+    import gradprop.layers as layers
+
+    return InProcessSession(dict(vars(layers)))
+
+
+def run_check(target: Target, prop: Property, case: Case, explain: bool = False) -> None:
+    """``prop.check`` on ``case``, with what it raises judged in this one place.
+
+    A Finding is the layer set's. Any other exception came from the grader's own code handling
+    what the layer set gave it; whose fault it is, is found out by running the same check on the
+    same input against gradprop's own layers: if they pass, the difference is in what the layer
+    set sent back (a value numpy cannot take, a malformed structure), and that is its finding,
+    a fault of the item. If ours fail too, the fault is gradprop's, and the exception goes on
+    (the grader reports it as its own and grades the submission again)."""
+    try:
+        prop.check(target, case, explain)
+    except Finding:
+        raise
+    except Exception as exc:  # noqa: BLE001 - judged below
+        own = _own_layers()
+        name = own.resolve(target.item.names)
+        try:
+            if name is None:
+                raise LookupError(target.item.name)
+            prop.check(Target(own, target.item, name, "gradprop.layers"), case, explain)
+        except Exception:  # noqa: BLE001 - ours fail too: the grader's own fault
+            raise exc from None
+        raise Finding("exception", _(
+            "gradprop could not use what {name} gave back ({error}). gradprop's own {item} passes this check on "
+            "the same input, so the difference is in what your code returned: numbers and numpy arrays of the "
+            "shapes the book's API gives.").format(name=target.name, item=target.item.name,
+                                                   error=f"{type(exc).__name__}: {_short(exc)}")) from None
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - the text of an error about a value we could not use
+        text = ""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def explain(target: Target, prop: Property, case: Case, finding: Finding | None) -> Outcome:
     """The outcome of a property that failed on ``case``: rerun the check there in its detailed
     form (which entries are wrong), and make sure the message says how to reproduce it."""
     try:
-        prop.check(target, case, True)
+        run_check(target, prop, case, True)
     except Finding as detailed:
         finding = detailed
     if finding is None:
@@ -108,7 +154,7 @@ def run_property(target: Target, prop: Property, settings: Settings | None = Non
     @given(target.item.cases(**prop.regime))
     def search(case: Case) -> None:
         try:
-            prop.check(target, case, False)
+            run_check(target, prop, case, False)
         except Finding:
             failing[:] = [case]  # the last failing case is the shrunk one Hypothesis replays
             raise
@@ -180,7 +226,7 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
             for prop in group:
                 if prop.name not in found:
                     try:
-                        prop.check(shared, case, False)
+                        run_check(shared, prop, case, False)
                     except Finding as finding:
                         found[prop.name] = (finding, case)
             if stop and any(stop(p) for p in group if p.name in found):
@@ -262,7 +308,7 @@ def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings
     others: list[str] = []
     for case in examples(target.item, dict(prop.regime), settings)[:HINT_EXAMPLES]:
         try:
-            prop.check(target, case, False)
+            run_check(target, prop, case, False)
         except Finding as finding:
             others.append(finding.message)
             if diagnosis.settled(others):

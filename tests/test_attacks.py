@@ -585,6 +585,83 @@ def test_a_malformed_reply_costs_its_item_only(tmp_path):
     assert add.score == 1 and not result.errors
 
 
+#: a rubric counting MulLayer and AddLayer only
+MUL_ADD = {"items": {n: {"count": False} for n in (
+    "Relu", "Sigmoid", "Affine", "softmax", "cross_entropy_error", "SoftmaxWithLoss", "TwoLayerNet", "Dropout",
+    "BatchNormalization", "Convolution", "Pooling")}}
+ADD_LAYER = "\nclass AddLayer:" + HONEST.split("class AddLayer:")[1].split("class Relu:")[0]
+
+
+@pytest.mark.parametrize("name, body, says", [
+    # a value numpy cannot take: its own finding, not a blank row
+    ("huge_int", MUL_ONLY.replace("return x * y", "return 2 ** 3999"), "too large for float64"),
+    # a forged reply whose arguments come back as ragged lists instead of the arrays sent
+    ("ragged_args", MUL_ONLY.replace("        return dout * self.y, dout * self.x", '''        import os, sys, struct
+        fd = int(sys.argv[-2])
+        head = (b'{"ok": true, "value": {"t": [1.0, 2.0]}, "args": {"t": [[[1.0, 2.0], [3.0]]]}, '
+                b'"aliases": []}')
+        os.write(fd, struct.pack("<4sQQ", b"GPW1", len(head), 0) + head)
+        return dout * self.y, dout * self.x'''), "malformed reply"),
+])
+def test_whatever_a_submission_sends_back_is_its_own_finding(tmp_path, name, body, says):
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(body + ADD_LAYER)
+    result = grade_submission(path, GradeOptions(rubric=Rubric.from_dict(MUL_ADD), max_examples=3))
+    mul, add = result.items
+    assert not result.errors and result.csv_row()[1] != ""  # a row with a grade, not blanks
+    assert mul.score < 1 and mul.status == "failed" and says in mul.output  # the checks it fails cost marks
+    assert add.score == 1
+
+
+def test_an_exception_of_the_grader_is_judged_against_gradprops_own_layers():
+    """run_check: what a check raises on a layer set's values, where gradprop's own layers pass
+    the same check on the same input, is that layer set's finding; where ours fail too, ours."""
+    from gradprop.findings import Finding
+    from gradprop.properties import runner
+    from gradprop.properties.checks import Target
+    from gradprop.properties.model import Property
+    from gradprop.properties.registry import REGISTRY
+    from gradprop.session import InProcessSession
+
+    theirs = InProcessSession({"MulLayer": object})
+    target = Target(theirs, REGISTRY["MulLayer"], "MulLayer", "theirs")
+
+    def only_theirs(t, case, explain=False):
+        if t.session is theirs:
+            raise OverflowError("int too large to convert to float")
+
+    def always(t, case, explain=False):
+        raise KeyError("a bug of ours")
+
+    with pytest.raises(Finding) as found:
+        runner.run_check(target, Property("p", "core", only_theirs, "about"), None)
+    assert found.value.tag == "exception" and "OverflowError" in found.value.message
+    assert "gradprop's own MulLayer passes this check" in found.value.message
+    with pytest.raises(KeyError):
+        runner.run_check(target, Property("p", "core", always, "about"), None)
+
+
+def test_a_fault_of_gradprops_own_is_graded_again(tmp_path, monkeypatch):
+    from gradprop import grading
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+
+    calls = []
+    real = grading.evaluate
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("a passing fault of ours")
+        return real(*args)
+
+    monkeypatch.setattr(grading, "evaluate", flaky)
+    (tmp_path / "s.py").write_text(HONEST)
+    result = grade_submission(tmp_path / "s.py", GradeOptions(rubric=Rubric.from_dict(MUL_ADD), max_examples=2))
+    assert not result.errors and result.score == 2 and len(calls) == 4  # each item of each of the two gradings
+
+
 def _write(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
