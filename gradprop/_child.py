@@ -18,6 +18,7 @@ reply, ``{"ok": true, ...}`` plus wire values; the first op that fails sends
 from __future__ import annotations
 
 import builtins
+import errno
 import faulthandler
 import gc
 import io
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from gradprop import _steady, wire
+from gradprop import _standins, _steady, wire
 from gradprop.loader import load
 from gradprop.notebook import where as where_in
 from gradprop.session import Ref, alias_facts
@@ -53,6 +54,22 @@ def _builtins_untouched() -> bool:
     # replaced builtin is compared with ==, which can only run the submission's own code here)
     return len(_BUILTINS) == len(_ORIG_KEYS) and list(_BUILTINS.values()) == _ORIG_VALUES \
         and list(_BUILTINS) == _ORIG_KEYS
+
+
+#: what an OSError says when the scratch folder (or one file) is full, and the limits it reached
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DISK_LIMIT = os.environ.get("GRADPROP_SCRATCH_LIMIT", "a limited amount")
+_FILE_LIMIT = os.environ.get("GRADPROP_FILE_LIMIT", "a limited size")
+
+
+def _tag(exc: BaseException) -> str:
+    """The finding a submission's exception makes: a use of a forbidden module, a missing module
+    (an import that failed in a checked call, or a display-only stand-in used there), else a raise."""
+    if _standins.is_forbidden(exc):
+        return "forbidden-import"
+    if isinstance(exc, ImportError):
+        return "import-error"
+    return "exception"
 
 
 class _Fault(Exception):
@@ -170,6 +187,11 @@ class _Child:
         elif isinstance(exc, SyntaxError) and exc.lineno:
             name = os.path.basename(exc.filename or "")
             text += f"\n  at line {exc.lineno} of {name}: {(exc.text or '').strip()}"
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            text += (f"\n  (a submission may write {_DISK_LIMIT} in all, in its scratch folder: HOME and TMPDIR; "
+                     f"a file at most {_FILE_LIMIT})")
+        elif isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            text += "\n  (the sandbox is read-only but for its scratch folder: write under HOME or TMPDIR)"
         return text
 
     def student(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -178,7 +200,7 @@ class _Child:
             value = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - the submission's failure is a finding
             self.leave_student()
-            raise _Fault("exception", self.describe(exc, where)) from None
+            raise _Fault(_tag(exc), self.describe(exc, where)) from None
         self.leave_student()
         return value
 
@@ -213,19 +235,29 @@ class _Child:
 
     # ------------------------------------------------------------------ ops
 
-    def op_load(self, path: str, seed: int) -> None:
+    def op_load(self, path: str, seed: int, forbid: tuple[str, ...] = ()) -> None:
         np.random.seed(seed)  # deterministic from the start, and the same after a restart
         random.seed(seed)
         _steady.reset(seed)
         root = os.path.realpath(path)
         self.root = root if os.path.isdir(root) else os.path.dirname(root)
         self.root = self.root.rstrip(os.sep) + os.sep
+        _standins.install(forbid)
+        _standins.LOADING[0] = True
         try:
             loaded = load(path)
         except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
             self.leave_student()
             raise _Fault("import-error", self.describe(exc, "importing the file")) from None
+        finally:
+            _standins.LOADING[0] = False
         self.leave_student()
+        for name in _standins.IMPORTED_FORBIDDEN:
+            loaded.notes.append(f"imports {name}, which this assignment forbids (the rubric's forbid): an item "
+                                f"that uses it fails with forbidden-import")
+        for name in _standins.STOOD_IN:
+            loaded.notes.append(f"imports {name}, which is not installed here: stood in for (it only shows "
+                                f"things); an item that uses it in a checked call fails")
         self.ns = ns = loaded.namespace
         names, classes = [], []
         for k, v in list(ns.items()):

@@ -8,8 +8,8 @@ library only. Every layer here is the kernel's, asked for through its system cal
   counted for the whole tree of processes, not per process);
 - ``uid``: when started as root, drop to this unprivileged uid/gid with no supplementary groups;
 - no new privileges (``PR_SET_NO_NEW_PRIVS``): no setuid binary can give them back;
-- ``landlock``: read-only access to ``read`` paths, read-write to ``write`` paths, nothing else on
-  the file system; no TCP bind/connect; no signals or abstract unix sockets out of the sandbox
+- ``landlock``: read-only access to ``read`` paths, listing only of ``list`` folders (on the way
+  to what is hidden), read-write to ``write`` paths, nothing else on the file system; no TCP bind/connect; no signals or abstract unix sockets out of the sandbox
   (Landlock ABI >= 6);
 - rlimits: address space, file size, core dumps, and (with a uid of its own) the number of tasks.
 
@@ -59,7 +59,7 @@ def _fail(what: str) -> None:
     raise JailError(f"{what}: {os.strerror(err) if err else 'failed'}")
 
 
-def _landlock(read: list[str], write: list[str], abi: int) -> None:
+def _landlock(read: list[str], write: list[str], abi: int, listed: list[str] = ()) -> None:
     fs_all = _FS_ALL_BY_ABI.get(abi, (1 << 16) - 1)
     net = (_NET_BIND_TCP | _NET_CONNECT_TCP) if abi >= 4 else 0
     scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
@@ -71,7 +71,7 @@ def _landlock(read: list[str], write: list[str], abi: int) -> None:
         _fail("landlock_create_ruleset")
     try:
         read_rights = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
-        for paths, rights in ((read, read_rights), (write, fs_all)):
+        for paths, rights in ((read, read_rights), (listed, _FS_READ_DIR), (write, fs_all)):
             for path in paths:
                 try:
                     pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
@@ -79,6 +79,8 @@ def _landlock(read: list[str], write: list[str], abi: int) -> None:
                     continue  # a path this machine does not have (e.g. /lib64)
                 try:
                     allowed = rights if os.path.isdir(path) else rights & _FS_FILE_ONLY
+                    if not allowed:
+                        continue
                     rule = ctypes.create_string_buffer(struct.pack("=Qi", allowed, pfd), 12)
                     if _libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH),
                                      rule, ctypes.c_uint32(0)) < 0:
@@ -121,7 +123,7 @@ def confine(spec: dict) -> None:
     if sys.platform.startswith("linux") and _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _fail("prctl(PR_SET_NO_NEW_PRIVS)")
     if spec.get("landlock"):
-        _landlock(spec["read"], spec["write"], int(spec["landlock"]))
+        _landlock(spec["read"], spec["write"], int(spec["landlock"]), spec.get("list", []))
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_FSIZE, spec.get("fsize_mb", 256) * 1024 * 1024)
     if spec.get("memory_mb"):

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from dataclasses import replace
 from multiprocessing.connection import Connection, wait as connection_wait
 from typing import Callable, Sequence, TextIO
 
@@ -238,6 +239,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print("gradprop grade: WARNING: --isolation weak: a submission may do here what the missing layers would stop "
               "(README: \"The sandbox: what is promised\"); grades.csv, results.json and report.html say so",
               file=sys.stderr)
+    options = replace(options, others=tuple(os.path.abspath(path) for _, path in named))
     keys = {name: fingerprint(path, options) for name, path in named}
     done: list[SubmissionResult] = []
     todo = []

@@ -9,6 +9,7 @@ TAGS: dict[str, tuple[str, str]] = {
     "not-found": (CORE, "the item's name is not defined"),
     "import-error": (CORE, "the submission cannot be imported"),
     "exception": (CORE, "the item raised"),
+    "forbidden-import": (CORE, "the item uses a module the rubric forbids (an autodiff library: jax, torch...)"),
     "timeout": (CORE, "the item did not return within its time limit"),
     "wrong-forward": (CORE, "forward disagrees with the reference"),
     "wrong-gradient": (CORE, "backward disagrees with the reference / numerical gradient"),
@@ -25,7 +26,7 @@ TAGS: dict[str, tuple[str, str]] = {
 #: findings about running the code at all, not about its values: a fault costs its whole item, is
 #: never shrunk (a crash restarts the submission's process on every try), and is reported on the
 #: first input that showed it
-FAULTS = frozenset({"import-error", "not-found", "exception", "timeout"})
+FAULTS = frozenset({"import-error", "not-found", "exception", "timeout", "forbidden-import"})
 
 
 def tier(tag: str) -> str:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import __version__
+from ._standins import AUTODIFF
 from .findings import CORE, FAULTS, STRICT, SubmissionFault, tier
 from .i18n import _, use as use_language
 from .loader import submission_name
@@ -69,12 +70,20 @@ class GradingError(ValueError):
 # --- the rubric ------------------------------------------------------------------------------------
 
 
+#: the largest weight of an item (points): a typo such as 1e400 is an error, not infinite points
+MAX_WEIGHT = 10_000
+
+
 def _weight(value: Any, where: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise GradingError(f"{where}: weight must be a number, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise GradingError(f"{where}: weight must be a finite number, not {value!r}")
+    if abs(value) > MAX_WEIGHT:
+        raise GradingError(f"{where}: weight must be at most {MAX_WEIGHT}, not {value!r}")
     try:
         w = Fraction(Decimal(str(value)))  # 0.1 means 1/10, not the float nearest to it
-    except (InvalidOperation, ValueError):
+    except (InvalidOperation, ValueError, OverflowError):
         raise GradingError(f"{where}: weight must be a finite number, not {value!r}") from None
     if w < 0:
         raise GradingError(f"{where}: weight must be >= 0, not {value!r}")
@@ -105,6 +114,9 @@ class Rubric:
     source: str = "default"
     #: the extensions that cost marks, per item (items with none are left out)
     extensions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: top-level modules a submission may import but not use: using one in a checked call is a
+    #: ``forbidden-import`` (by default the autodiff libraries; ``forbid = []`` allows them)
+    forbid: tuple[str, ...] = AUTODIFF
 
     @classmethod
     def default(cls, chapter: int | None = None) -> "Rubric":
@@ -128,10 +140,16 @@ class Rubric:
         from .properties.registry import ITEMS, REGISTRY, extensions_up_to
 
         known = [item.name for item in ITEMS]
-        unknown_keys = sorted(set(doc) - {"default_weight", "chapter", "items"})
+        unknown_keys = sorted(set(doc) - {"default_weight", "chapter", "items", "forbid"})
         if unknown_keys:
             raise GradingError(f"{source}: unknown key(s) {', '.join(unknown_keys)}; "
-                               "a rubric has `default_weight`, `chapter` and `[items.NAME]` tables")
+                               "a rubric has `default_weight`, `chapter`, `forbid` and `[items.NAME]` tables")
+        forbid = doc.get("forbid", AUTODIFF)
+        if not isinstance(forbid, (list, tuple)) or not all(isinstance(f, str) and f.isidentifier() for f in forbid):
+            raise GradingError(f"{source}: forbid must be a list of module names, e.g. [\"jax\", \"torch\"] "
+                               f"or [] (the default is {list(AUTODIFF)})")
+        if "numpy" in forbid:
+            raise GradingError(f"{source}: forbid cannot name numpy: the layers are written with it")
         if chapter is None:
             chapter = _chapter(doc.get("chapter"), f"{source}: chapter")
         else:
@@ -167,7 +185,7 @@ class Rubric:
                     extensions.append((item.name, counted))
         if not weights:
             raise GradingError(f"{source}: no item counts")
-        return cls(tuple(weights), source, tuple(extensions))
+        return cls(tuple(weights), source, tuple(extensions), tuple(forbid))
 
     @property
     def items(self) -> tuple[str, ...]:
@@ -212,6 +230,9 @@ class GradeOptions:
     isolation: str = "auto"
     #: language of the feedback: "en", "ko" or "ja" (see gradprop.i18n)
     lang: str = "en"
+    #: the run's other submissions: never copied into a submission's box, even when imported by
+    #: name (they do not change a grade: left out of the resume fingerprint)
+    others: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def item_budget(self) -> float:
@@ -542,7 +563,7 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
     isolation: dict[str, Any] = {}
     try:
         session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb,
-                                 isolation=options.isolation)
+                                 isolation=options.isolation, forbid=options.rubric.forbid, exclude=options.others)
         isolation = session.isolation.as_dict()
     except Exception as exc:  # noqa: BLE001 - the sandbox could not start: ours, not theirs
         error = f"the sandbox could not start: {_short_error(exc)}"
@@ -706,14 +727,16 @@ RESUME_FILE = ".gradprop-result.json"
 
 
 def fingerprint(path: str | os.PathLike, options: GradeOptions) -> str:
-    """What a result depends on: gradprop's version, the options, and the submission's bytes."""
+    """What a result depends on: gradprop's version, the options, and the bytes of every file the
+    submission's box holds (``staging.plan``: the file and what it imports from beside it)."""
+    from .staging import plan
+
     digest = hashlib.sha256(f"{__version__}\n{options!r}\n".encode("utf-8", "replace"))
-    p = Path(path)
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and not f.is_symlink())
-    for f in files[:10000]:
-        digest.update(os.fsencode(f.relative_to(p) if f != p else f.name) + b"\0")
+    files, _entry, _cwd, _notes = plan(path, options.others)
+    for src, dest in files.copies:
+        digest.update(os.fsencode(dest) + b"\0")
         try:
-            digest.update(hashlib.sha256(f.read_bytes()).digest())
+            digest.update(hashlib.sha256(src.read_bytes()).digest())
         except OSError:
             digest.update(b"?")
     return digest.hexdigest()

@@ -40,19 +40,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 from . import processes
 from ._jail import landlock_abi
+from .staging import Stage, _rmtree
 
 LAYERS = ("scratch", "env", "namespaces", "uid", "landlock", "cgroup", "rlimits")
 #: uids handed to children when run as root: [UID_BASE, UID_BASE + 2**28), one per live child
 UID_BASE = 1 << 30
 #: tasks (processes and threads) a child's tree may have when it has a uid or cgroup of its own
 MAX_TASKS = 64
-#: bytes of a submission that are copied into its scratch folder, in all and per file (a data set
-#: or a .git folder next to the layers is not what is graded, and would be copied for every child)
-MAX_COPY = 64 * 1024 * 1024
-MAX_COPY_FILE = 4 * 1024 * 1024
 PACKAGE_DIR = str(Path(__file__).resolve().parent)
 SITE_DIRS = [p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")]
 #: environment variables passed on to the child (BLAS settings some CPUs need to compute right)
@@ -195,10 +193,24 @@ def _bwrap_binary() -> str | None:
         return None
 
 
+#: the modules of gradprop the child imports; nothing else of gradprop is in its reach (its
+#: references and layers would give a submission the answers)
+CHILD_MODULES = ("_child", "_jail", "_steady", "_standins", "wire", "loader", "notebook", "session", "findings")
+#: where the child sees things, with namespaces (without them, the host paths)
+VIEW_WORK = "/gradprop/work"
+VIEW_LIB = "/gradprop/lib/gradprop"
+VIEW_SCRATCH = "/tmp"
+#: bytes a child may write in all (its scratch: HOME, TMPDIR), with namespaces; without them only
+#: each file is limited (RLIMIT_FSIZE)
+SCRATCH_MB = 256
+#: bytes of one file a child writes (RLIMIT_FSIZE)
+FILE_MB = 256
+
+
 @functools.cache
 def _read_paths() -> list[str]:
-    """What the child may read: Python, its packages, gradprop, the system's libraries."""
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *SITE_DIRS, PACKAGE_DIR,
+    """What the child may read: Python, its packages, the system's libraries (not gradprop)."""
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *SITE_DIRS,
              os.path.dirname(os.path.realpath(sys.executable)), "/usr", "/lib", "/lib64", "/lib32",
              "/etc/ld.so.cache", "/etc/localtime"]
     out: list[str] = []
@@ -208,6 +220,46 @@ def _read_paths() -> list[str]:
             out.append(real)
     # a folder inside another one needs no rule (nor bind) of its own
     return [p for p in out if not any(p != q and p.startswith(q.rstrip(os.sep) + os.sep) for q in out)]
+
+
+def hidden_paths(forbid: Sequence[str] = ()) -> list[str]:
+    """What of the readable paths a submission must not reach: gradprop's own package and the
+    packages the rubric forbids (jax, torch...), in every site-packages folder."""
+    found = []
+    for site in SITE_DIRS:
+        for name in ("gradprop", *forbid):
+            for p in (os.path.join(site, name), os.path.join(site, name + ".py")):
+                real = os.path.realpath(p)
+                if os.path.exists(real) and real not in found:
+                    found.append(real)
+    pkg = os.path.realpath(PACKAGE_DIR)
+    if pkg not in found:
+        found.append(pkg)
+    return found
+
+
+def _rules_without(roots: Sequence[str], holes: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Landlock rules that read ``roots`` but for ``holes`` inside them: (read whole, list only).
+    A folder on the way to a hole may only be listed (Python's import needs its listing); each
+    of its other entries is readable whole."""
+    full: list[str] = []
+    lists: list[str] = []
+    for root in roots:
+        inside = [h for h in holes if h.startswith(root.rstrip(os.sep) + os.sep)]
+        if root in holes:
+            continue
+        if not inside:
+            full.append(root)
+            continue
+        lists.append(root)
+        try:
+            entries = sorted(os.listdir(root))
+        except OSError:
+            continue
+        f, l = _rules_without([os.path.join(root, e) for e in entries], inside)
+        full += f
+        lists += l
+    return full, lists
 
 
 def _uid(worker_pid: int, serial: int) -> int:
@@ -283,7 +335,7 @@ def probe() -> Isolation:
     if root and "uid" in off:
         missing.append(("uid", f"switched off ({OFF_ENV})"))
     elif root and sys.platform.startswith("linux"):
-        if bwrap or all(_world_readable(p) for p in _read_paths() if os.path.isdir(p)):
+        if bwrap or all(_world_readable(p) for p in [*_read_paths(), PACKAGE_DIR] if os.path.isdir(p)):
             on.append("uid")
         else:
             missing.append(("uid", "Python is installed where another uid cannot read it, and no namespaces"))
@@ -315,39 +367,6 @@ _NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts
 _serial = itertools.count()
 
 
-def _copy_submission(src: str, dest_dir: str) -> str:
-    """Copy the submission (a file, or a folder's regular files and folders) into ``dest_dir``.
-
-    Symbolic links, FIFOs and devices are left behind (a link could point at anything of the
-    grader's), and so are hidden folders (.git), files over MAX_COPY_FILE (notebooks excepted)
-    and whatever exceeds MAX_COPY bytes in all. Returns the copy's path.
-    """
-    budget = [MAX_COPY]
-
-    def copy_file(s: str, d: str) -> None:
-        st = os.lstat(s)
-        per_file = budget[0] if s.endswith(".ipynb") else MAX_COPY_FILE  # a notebook's saved plots weigh
-        if not stat.S_ISREG(st.st_mode) or st.st_size > min(budget[0], per_file):
-            return
-        budget[0] -= st.st_size
-        shutil.copyfile(s, d, follow_symlinks=False)
-
-    name = os.path.basename(os.path.normpath(src)) or "submission"
-    dest = os.path.join(dest_dir, name)
-    if os.path.isdir(src) and not os.path.islink(src):
-        for root, dirs, files in os.walk(src, followlinks=False):
-            rel = os.path.relpath(root, src)
-            target = os.path.normpath(os.path.join(dest, rel))
-            os.makedirs(target, exist_ok=True)
-            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d))
-                             and d != "__pycache__" and not d.startswith("."))
-            for f in sorted(files):
-                copy_file(os.path.join(root, f), os.path.join(target, f))
-    else:
-        copy_file(src, dest)
-    return dest
-
-
 def _chown_tree(top: str, uid: int) -> None:
     for root, dirs, files in os.walk(top):
         for n in (*dirs, *files):
@@ -355,39 +374,54 @@ def _chown_tree(top: str, uid: int) -> None:
     os.lchown(top, uid, uid)
 
 
-def _rmtree(top: str) -> None:
-    """Remove a scratch folder whatever the child did to its modes."""
-    for root, dirs, _ in os.walk(top):
-        for d in dirs:
-            try:
-                os.chmod(os.path.join(root, d), 0o700)
-            except OSError:
-                pass
-    shutil.rmtree(top, ignore_errors=True)
-
-
 @dataclass
 class Box:
-    """One child's sandbox: a scratch copy of the submission and the command that confines it."""
+    """One child's sandbox: the command that confines it, over a submission's read-only copy
+    (``staging.Stage``), with a writable scratch folder of its own.
 
-    submission: str
+    With namespaces the child sees the copy at ``VIEW_WORK``, gradprop's child modules alone at
+    ``VIEW_LIB``, and writes only into a tmpfs of ``SCRATCH_MB`` at ``VIEW_SCRATCH`` (HOME and
+    TMPDIR): nothing it writes reaches the host's disk. Without them it sees the host paths, and
+    its scratch is a host folder whose files are limited one by one.
+    """
+
+    stage: Stage
     memory_mb: int
     isolation: Isolation = field(default_factory=probe)
+    #: top-level packages hidden from the child (the rubric's ``forbid``)
+    forbid: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         iso = self.isolation
-        self.scratch = tempfile.mkdtemp(prefix="gradprop-")
-        os.chmod(self.scratch, 0o700)
-        self.home = os.path.join(self.scratch, "home")
-        os.mkdir(self.home)
-        self.path = _copy_submission(self.submission, self.home)
+        self.namespaces = "namespaces" in iso.on
         self.uid = _uid(os.getpid(), next(_serial)) if "uid" in iso.on else None
-        if self.uid is not None:
-            _chown_tree(self.scratch, self.uid)
+        #: a name of this box's own, on the child's command line (to find its processes)
+        self.tag = f"gradprop-box-{os.getpid()}-{next(_serial)}"
+        if self.namespaces:
+            self.scratch = ""
+            self.view_work, self.view_lib, self.view_scratch = VIEW_WORK, VIEW_LIB, VIEW_SCRATCH
+        else:
+            self.scratch = tempfile.mkdtemp(prefix="gradprop-")
+            os.chmod(self.scratch, 0o700)
+            self.view_work, self.view_lib, self.view_scratch = self.stage.root, PACKAGE_DIR, self.scratch
+            os.mkdir(os.path.join(self.scratch, "home"))
+            if self.uid is not None:
+                _chown_tree(self.scratch, self.uid)
+        self.home = os.path.join(self.view_scratch, "home")
+        #: the submission and the folder the child runs in, as the child sees them
+        self.path = os.path.join(self.view_work, self.stage.entry)
+        self.cwd = os.path.join(self.view_work, self.stage.cwd)
         self.cgroups: list[str] = []
         self._cgroup_fds: list[int] = []
         if iso.cgroup:
             self._make_cgroups()
+
+    def host_path(self, seen: str) -> str:
+        """The host path of a file the child names (in a stack dump, say), or "" if none."""
+        for view, host in ((self.view_work, self.stage.root),):
+            if seen == view or seen.startswith(view.rstrip(os.sep) + os.sep):
+                return host + seen[len(view):]
+        return ""
 
     # ---------------------------------------------------------------- cgroups
 
@@ -417,13 +451,21 @@ class Box:
 
     def spec(self) -> dict:
         iso = self.isolation
+        lib = [os.path.join(self.view_lib, f"{m}.py") for m in CHILD_MODULES]
+        if self.namespaces:  # what is hidden is an empty tmpfs already
+            read, listed = _read_paths(), []
+        else:
+            read, listed = _rules_without(_read_paths(), hidden_paths(self.forbid))
         return {
+            "box": self.tag,
             "uid": self.uid,
             "cgroup_fds": list(self._cgroup_fds),
             "landlock": iso.landlock,
-            "read": _read_paths() + ["/dev/urandom", "/dev/zero"] + (["/proc"] if "namespaces" in iso.on else []),
-            "write": [self.scratch, "/dev/null"],
+            "read": read + lib + [self.view_work, "/dev/urandom", "/dev/zero"] + (["/proc"] if self.namespaces else []),
+            "list": listed + [self.view_lib],
+            "write": [self.view_scratch, "/dev/null"],
             "memory_mb": self.memory_mb,
+            "fsize_mb": FILE_MB,
             "nproc": MAX_TASKS if self.uid is not None else _tasks_now() + 512,
         }
 
@@ -431,34 +473,51 @@ class Box:
         env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
         env.update(CHILD_ENV)
         env["HOME"] = self.home
-        env["TMPDIR"] = self.scratch
+        env["TMPDIR"] = self.view_scratch
+        env["MPLBACKEND"] = "Agg"  # where matplotlib is installed, a plot draws to no screen
+        # the limits a full disk ran into, for the child's message (``_child.describe``)
+        env["GRADPROP_SCRATCH_LIMIT"] = f"{SCRATCH_MB} MB" if self.namespaces else "what the disk allows"
+        env["GRADPROP_FILE_LIMIT"] = f"{FILE_MB} MB"
         return env
 
     def command(self, python_argv: list[str]) -> tuple[list[str], tuple[int, ...]]:
-        """The child's argv (``python_argv`` with ``{jail}`` replaced by the spec) and fds to pass.
+        """The child's argv (``python_argv`` with ``{jail}`` replaced by the spec and ``{lib}`` by
+        where it finds gradprop's child modules) and the fds to pass.
 
         With cgroups, the child joins them itself: it inherits one fd per controller and writes
         "0" to each before it drops its uid, so that nothing it runs is ever outside them.
         """
         fds = tuple(self._cgroup_fds)
-        argv = [json.dumps(self.spec()) if a == "{jail}" else a for a in python_argv]
+        spec = json.dumps(self.spec())
+        argv = [spec if a == "{jail}" else self.view_lib if a == "{lib}" else a for a in python_argv]
         iso = self.isolation
-        if "namespaces" not in iso.on:
+        if not self.namespaces:
             return argv, fds
-        # a private /tmp, /dev and /proc first: binds below may lie inside /tmp (a venv there)
-        wrap = [iso.bwrap, *_NAMESPACES, "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+        # a private /dev and /proc, and a tmpfs of SCRATCH_MB at /tmp that is the child's scratch
+        # (first: binds below may lie inside /tmp, a venv there)
+        wrap = [iso.bwrap, *_NAMESPACES, "--size", str(SCRATCH_MB << 20), "--perms", "01777", "--tmpfs", "/tmp",
+                "--perms", "01777", "--dir", self.home, "--dev", "/dev", "--proc", "/proc"]
         binds = _read_paths()
-        # folders above the binds and the scratch folder, reachable for the dropped uid (bwrap's
-        # own are 0700); /tmp is the tmpfs's, /dev and /proc are their own
-        above = {str(a) for p in [*binds, self.scratch] for a in Path(p).parents}
+        # folders above the binds, reachable for the dropped uid (bwrap's own are 0700); /tmp is
+        # the tmpfs's, /dev and /proc are their own
+        above = {str(a) for p in [*binds, self.view_work, self.view_lib] for a in Path(p).parents}
         for folder in sorted(above - {"/", "/tmp", "/dev", "/proc"}, key=lambda f: (f.count(os.sep), f)):
             wrap += ["--perms", "0755", "--dir", folder]
         for p in binds:
             wrap += ["--ro-bind", p, p]
+        for hole in hidden_paths(self.forbid):  # gradprop and the forbidden packages: empty
+            if os.path.isdir(hole):
+                wrap += ["--size", "4096", "--perms", "0555", "--tmpfs", hole, "--remount-ro", hole]
+            else:
+                wrap += ["--ro-bind", "/dev/null", hole]
+        wrap += ["--perms", "0755", "--dir", self.view_lib]
+        for m in CHILD_MODULES:
+            wrap += ["--ro-bind", os.path.join(PACKAGE_DIR, f"{m}.py"), os.path.join(self.view_lib, f"{m}.py")]
+        wrap += ["--ro-bind", self.stage.root, self.view_work, "--remount-ro", "/dev"]
         for link in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):  # merged /usr: the ELF loader's path
             if os.path.islink(link):
                 wrap += ["--symlink", os.readlink(link), link]
-        wrap += ["--bind", self.scratch, self.scratch, "--chdir", self.home, "--"]
+        wrap += ["--chdir", self.cwd, "--"]
         return wrap + argv, fds
 
     def close_fds(self) -> None:
@@ -472,13 +531,14 @@ class Box:
     def cleanup(self) -> None:
         """After the child is dead: nothing of it may survive, nothing of it stays on disk."""
         self.close_fds()
-        if self.uid is not None and "namespaces" not in self.isolation.on:
+        if self.uid is not None and not self.namespaces:
             _kill_uid(self.uid)
         for folder in self.cgroups:
             if not _empty_cgroup(folder, wait=False):
                 _DYING.append(folder)  # its killed processes are still exiting: removed later
         self.cgroups = []
-        _rmtree(self.scratch)
+        if self.scratch:
+            _rmtree(self.scratch)
         reap_cgroups()
 
 

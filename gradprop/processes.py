@@ -6,8 +6,9 @@ into the process that grades everyone, and run from a clone after ``pip install 
 tree's ``gradprop/`` would shadow the installed package. So no interpreter gradprop starts has
 the working folder (or any folder of a submission's) on its path:
 
-- the sandboxed child runs isolated (``-I``: no working folder, no ``PYTHON*`` variables, no user
-  site), with ``-S`` and the parent's package folders given explicitly (``sandbox.BOOTSTRAP``);
+- the sandboxed child runs with ``-P`` (no working folder) and ``-S``, the parent's package
+  folders given explicitly (``sandbox.BOOTSTRAP``), in an environment of its box's making
+  (``isolation.Box.env``: ``PYTHONHASHSEED=0`` for determinism, nothing of the grader's);
 - the fork server that grading and checking workers are forked from (``workers.py``) is started
   by ``multiprocessing`` from this interpreter's flags and environment: it gets
   ``PYTHONSAFEPATH=1`` (``safe_path_env``), and its forks inherit what it imported;
@@ -27,6 +28,8 @@ from typing import Any, Iterator, Sequence
 
 #: no working folder (nor the script's folder) on sys.path, no PYTHON* variables, no user site
 ISOLATED = ("-I",)
+#: no working folder on sys.path; the environment is the caller's to set (the sandbox's child)
+SAFE_PATH = ("-P",)
 
 
 def python(*args: str, flags: Sequence[str] = ISOLATED) -> list[str]:

@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -34,12 +34,14 @@ from . import processes, wire
 from .findings import SubmissionFault
 from ._jail import JAIL_STATUS
 from .text import safe_text
-from .isolation import OWN, PACKAGE_DIR, SITE_DIRS, Box, Isolation, probe
+from ._standins import AUTODIFF
+from .isolation import OWN, SITE_DIRS, Box, Isolation, probe
+from .staging import Stage, stage
 from .notebook import cell_line, where as where_in
 from .session import Later, Opaque, Ref, Reply, Session
 
-#: How the child starts: ``python -I -S`` (``processes.python``). ``-I``: no working folder on
-#: sys.path, no PYTHON* variables. ``-S`` skips the .pth files of site-packages (a quarter of the
+#: How the child starts: ``python -P -S`` (``processes.python``). ``-P``: no working folder on
+#: sys.path (its environment is the box's, ``PYTHONHASHSEED=0`` among it). ``-S`` skips the .pth files of site-packages (a quarter of the
 #: start-up time); the bootstrap puts the parent's site-packages folders on sys.path instead and
 #: adds the ``exit``/``quit`` builtins that ``site`` would. It registers ``gradprop`` as a bare
 #: package, so that ``gradprop/__init__.py`` (and whatever it may import one day) never runs in
@@ -83,14 +85,14 @@ class _Child:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         diag_r, diag_w = os.pipe()
-        argv, fds = box.command(processes.python(*(["-S"] if SITE_DIRS else []), "-c", BOOTSTRAP, PACKAGE_DIR,
+        argv, fds = box.command(processes.python(*(["-S"] if SITE_DIRS else []), "-c", BOOTSTRAP, "{lib}",
                                                  os.pathsep.join(SITE_DIRS), "{jail}", str(req_r), str(rep_w),
-                                                 str(diag_w)))
+                                                 str(diag_w), flags=processes.SAFE_PATH))
         try:
             self.proc = processes.popen(
                 argv, stdout=subprocess.DEVNULL, stderr=diag_w,
                 pass_fds=(req_r, rep_w, diag_w, *fds), start_new_session=True, close_fds=True,
-                env=box.env(), cwd=box.home,
+                env=box.env(), cwd="/" if box.namespaces else box.cwd,  # bwrap changes to box.cwd itself
             )
         except BaseException:
             for fd in (req_w, rep_r, diag_r):
@@ -318,14 +320,20 @@ class SandboxSession(Session):
     """Runs the layer set at ``path`` in a child process with time and memory limits."""
 
     def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
-                 import_time_limit: float | None = None, isolation: str = OWN):
+                 import_time_limit: float | None = None, isolation: str = OWN,
+                 forbid: Sequence[str] = AUTODIFF, exclude: Sequence[str] = ()):
         self.path = os.path.abspath(str(path))
         self.time_limit = float(time_limit)
         self.memory_mb = int(memory_mb)
         self.import_time_limit = float(time_limit if import_time_limit is None else import_time_limit)
         #: the layers that keep this submission in its box (``gradprop.isolation``)
         self.isolation: Isolation = probe().require(isolation)
-        self._root = ""  # the scratch copy's folder, set by _spawn
+        #: top-level modules the submission may import but not use, nor reach (the rubric's forbid)
+        self.forbid = tuple(forbid)
+        #: the submission's read-only copy, with what it imports from beside it (``staging``);
+        #: ``exclude``: the run's other submissions, never part of it
+        self.stage: Stage | None = None
+        self.stage = stage(self.path, exclude)
         self.import_error: str | None = None
         #: what the submission printed while being imported
         self.import_output = ""
@@ -366,15 +374,15 @@ class SandboxSession(Session):
     # -------------------------------------------------------------- child management
 
     def _spawn(self) -> None:
-        # a fresh scratch copy each time: nothing the submission wrote survives a restart
-        box = Box(self.path, self.memory_mb, self.isolation)
+        # a fresh box each time, over the same read-only copy: nothing the submission wrote survives
+        # a restart
+        assert self.stage is not None
+        box = Box(self.stage, self.memory_mb, self.isolation, self.forbid)
         self._child = _Child(box)
-        root = box.path if os.path.isdir(box.path) else os.path.dirname(box.path)
-        self._root = root.rstrip(os.sep) + os.sep
         self._pending_load = True
         # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
         try:
-            request = ([], [("load", box.path, self._last_seed)])
+            request = ([], [("load", box.path, self._last_seed, self.forbid)])
             self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
         except (_Died, _TimedOut):
             pass  # reported by _finish_load
@@ -414,7 +422,8 @@ class SandboxSession(Session):
         self.kinds = {n: n in classes for n in self._names}
         origins, notes = doc.get("origins"), doc.get("notes")
         self.origins = {k: _text(v, 300) for k, v in origins.items()} if type(origins) is dict else {}
-        self.load_notes = tuple(_text(n, 500) for n in notes[:50]) if type(notes) is list else ()
+        notes = [_text(n, 500) for n in notes[:50]] if type(notes) is list else []
+        self.load_notes = tuple(self.stage.notes + notes) if self.stage else tuple(notes)
         return None
 
     def _stop_child(self) -> None:
@@ -456,20 +465,20 @@ class SandboxSession(Session):
             os.kill(child.python_pid(), signal.SIGUSR1)
         except OSError:
             return ""
-        return self._frame_text(child.diagnostics(0.3))
+        return self._frame_text(child.diagnostics(0.3), child.box)
 
     def _where_crashed(self, child: _Child) -> str:
-        return self._frame_text(child.diagnostics(0.05))
+        return self._frame_text(child.diagnostics(0.05), child.box)
 
-    def _frame_text(self, dump: str) -> str:
+    def _frame_text(self, dump: str, box: Box) -> str:
         """The most recent line of the submission in a faulthandler dump, as ' (at line N of f.py: ...)'."""
         for line in dump.splitlines():
             m = _FRAME_LINE.match(line)
             if not m:
                 continue
             filename, lineno = m.group(1), int(m.group(2))
-            real = os.path.realpath(filename)
-            if not real.startswith(self._root):
+            real = box.host_path(filename)  # where the grader reads the copy the child ran
+            if not real:
                 continue
             text = cell_line(real, lineno) if "#cell" in real else _source_line(real, lineno)
             return safe_text(f" (it was running {where_in(real, lineno)}: {text})")
@@ -540,7 +549,7 @@ class SandboxSession(Session):
             raise SubmissionFault("exception", message) from None
         if doc.get("ok") is not True:
             tag = doc.get("tag")
-            tag = tag if tag in ("not-found", "exception") else "exception"
+            tag = tag if tag in ("not-found", "exception", "import-error", "forbidden-import") else "exception"
             message = _text(doc.get("message"), MESSAGE_LIMIT) or f"{where} failed"
             output = _text(doc.get("output"), 1000)
             if output.strip():
@@ -648,10 +657,16 @@ class SandboxSession(Session):
     def close(self) -> None:
         lock = getattr(self, "_lock", None)
         if lock is None:
+            if getattr(self, "stage", None) is not None:  # the load never started
+                self.stage.cleanup()
+                self.stage = None
             return
         with lock:
             self._stop_child()
             self._broken = self._broken or "the session is closed"
+            if self.stage is not None:
+                self.stage.cleanup()
+                self.stage = None
 
     def __del__(self) -> None:
         try:

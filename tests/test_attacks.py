@@ -414,9 +414,14 @@ FICKLE = '''
 import os, time
 import numpy as np
 
-SEEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen.txt")
-EARLIER_RUN = os.path.exists(SEEN)   # a file left by an earlier run
-open(SEEN, "w").write("seen")
+SEEN = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen.txt"),   # next to itself
+        os.path.expanduser("~/seen.txt"), os.path.join(os.environ.get("TMPDIR", "/tmp"), "seen.txt")]
+EARLIER_RUN = any(os.path.exists(p) for p in SEEN)   # a file left by an earlier run
+for p in SEEN:
+    try:
+        open(p, "w").write("seen")
+    except OSError:
+        pass   # its own folder is read-only
 
 class MulLayer:
     """Now and then wrong, by the clock or by an unseeded generator's whim."""
@@ -662,6 +667,111 @@ def test_a_fault_of_gradprops_own_is_graded_again(tmp_path, monkeypatch):
     assert not result.errors and result.score == 2 and len(calls) == 4  # each item of each of the two gradings
 
 
+# --- disk, autodiff and gradprop's own answers ------------------------------------------------------
+
+
+def test_a_submission_cannot_fill_the_disk(tmp_path):
+    """Five files of 250 MB: each under the per-file limit, together far over the scratch quota.
+    The write fails with a finding that says why, and nothing of it reaches the host's disk."""
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+    from gradprop.isolation import SCRATCH_MB
+
+    if "namespaces" not in probe().on:
+        pytest.skip("the scratch quota is a tmpfs of the child's mount namespace")
+    path = tmp_path / "fills.py"
+    path.write_text(MUL_ONLY.replace("        return x * y", '''        import os
+        for i in range(5):
+            with open(os.path.join(os.environ["HOME"], f"big{i}"), "wb") as f:
+                for _ in range(250):
+                    f.write(bytes(1 << 20))
+        return x * y''') + ADD_LAYER)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    free = os.statvfs(tmp)
+    result = grade_submission(path, GradeOptions(rubric=Rubric.from_dict(MUL_ADD), max_examples=2))
+    mul, add = result.items
+    assert mul.score == 0 and "exception" in mul.tags and f"may write {SCRATCH_MB} MB in all" in mul.output
+    assert add.score == 1 and not result.errors
+    assert os.statvfs(tmp).f_bfree * free.f_frsize > free.f_bfree * free.f_frsize - (200 << 20)
+
+
+AUTODIFF_MUL = '''
+import numpy as np
+import jax
+jax.config.update("jax_enable_x64", True)   # at the top of the file: nothing while it loads
+
+class MulLayer:
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+    def backward(self, dout):
+        _, vjp = jax.vjp(lambda a, b: a * b, self.x, self.y)   # autodiff instead of the chain rule
+        return tuple(np.asarray(g) for g in vjp(dout))
+'''
+
+
+@pytest.mark.parametrize("forbid, mul", [(None, 0.0), ([], 1.0)], ids=["default", "allowed"])
+def test_autodiff_is_a_finding_unless_the_rubric_allows_it(tmp_path, forbid, mul):
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+
+    path = tmp_path / "autodiff.py"
+    path.write_text(AUTODIFF_MUL + ADD_LAYER)
+    rubric = Rubric.from_dict({**MUL_ADD, **({} if forbid is None else {"forbid": forbid})})
+    result = grade_submission(path, GradeOptions(rubric=rubric, max_examples=2))
+    got, add = result.items
+    assert (float(got.score), float(add.score)) == (mul, 1.0) and not result.errors
+    if forbid is None:
+        assert got.tags == ("forbidden-import",)
+        assert "jax.vjp is not allowed in this assignment (the rubric forbids jax)" in got.output
+        assert "imports jax, which this assignment forbids" in result.output
+
+
+def test_gradprops_own_layers_and_references_are_out_of_reach(tmp_path):
+    """Inside the box, gradprop's correct layers and JAX references can neither be imported nor read."""
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+    import gradprop.layers
+    import gradprop.reference
+
+    files = [gradprop.layers.__file__, gradprop.reference.__file__, gradprop.__file__]
+    path = tmp_path / "borrows.py"
+    path.write_text(textwrap.dedent(f'''
+        import numpy as np
+        try:
+            from gradprop.layers import MulLayer
+        except ImportError:
+            pass
+        def read():
+            found = []
+            for f in {files!r}:
+                try:
+                    found.append(open(f).read()[:20])
+                except OSError:
+                    pass
+            return found
+    ''') + ADD_LAYER)
+    from gradprop.sandbox import SandboxSession
+
+    with SandboxSession(path) as s:
+        assert not s.defines("MulLayer")
+        assert s.call("read", None).value == []
+    result = grade_submission(path, GradeOptions(rubric=Rubric.from_dict(MUL_ADD), max_examples=2))
+    assert [float(r.score) for r in result.items] == [0.0, 1.0] and result.items[0].tags == ("not-found",)
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"default_weight": 1e400}, "weight must be a finite number"),
+    ({"default_weight": float("nan")}, "weight must be a finite number"),
+    ({"items": {"Affine": {"weight": 1e300}}}, "weight must be at most"),
+    ({"forbid": "jax"}, "forbid must be a list of module names"),
+    ({"forbid": ["numpy"]}, "forbid cannot name numpy"),
+])
+def test_bad_rubric_numbers_are_clear_errors(doc, message):
+    from gradprop.grading import GradingError, Rubric
+
+    with pytest.raises(GradingError, match=message):
+        Rubric.from_dict(doc, "rubric.toml")
+
+
 def _write(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
@@ -689,9 +799,12 @@ def test_the_child_can_write_only_its_scratch_and_read_nothing_of_the_graders(tm
                     return "written"
                 if what == "home":
                     return sorted(os.listdir(os.path.expanduser("~root")))
-                if what == "scratch":
+                if what == "own folder":  # read-only: nothing a child writes outlives it
                     open("mine.txt", "w").write("x")
-                    return open("mine.txt").read()
+                    return "written"
+                if what == "scratch":
+                    open(os.path.expanduser("~/mine.txt"), "w").write("x")
+                    return open(os.path.join(os.environ["HOME"], "mine.txt")).read()
                 if what == "env":
                     return sorted(os.environ)
             except OSError as exc:
@@ -702,13 +815,15 @@ def test_the_child_can_write_only_its_scratch_and_read_nothing_of_the_graders(tm
         assert s.call("attempt", None, "write").value in ("PermissionError", "FileNotFoundError", "OSError")
         assert s.call("attempt", None, "home").value in ("PermissionError", "FileNotFoundError")
         assert s.call("attempt", None, "scratch").value == "x"
+        assert s.call("attempt", None, "own folder").value in ("PermissionError", "OSError")
         names = s.call("attempt", None, "env").value
     assert not outside.exists()
     assert "GRADPROP_SECRET" not in names and set(names) <= {
         "PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PWD", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
         "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "PYTHONHASHSEED",
         "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "PYTHONIOENCODING", "OPENBLAS_CORETYPE",
-        "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH", "LC_CTYPE"}
+        "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH", "LC_CTYPE", "MPLBACKEND", "GRADPROP_SCRATCH_LIMIT",
+        "GRADPROP_FILE_LIMIT"}
 
 
 def test_the_child_can_neither_signal_out_nor_connect(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import pytest
 
 from gradprop import wire
 from gradprop.findings import SubmissionFault
+from gradprop.isolation import CHILD_MODULES
 from gradprop.sandbox import SandboxSession
 from gradprop.session import InProcessSession, Opaque, Ref
 
@@ -194,8 +195,7 @@ def test_opaque_and_array_likes(good):
 def test_the_child_stays_light(good):
     s, _ = good
     loaded = s.call("modules", None, 0).value
-    assert set(loaded) <= {"gradprop", "gradprop.wire", "gradprop.loader", "gradprop.notebook", "gradprop.session",
-                           "gradprop.findings", "gradprop._child", "gradprop._jail", "gradprop._steady"}, loaded
+    assert set(loaded) <= {"gradprop", *(f"gradprop.{m}" for m in CHILD_MODULES)}, loaded
 
 
 def test_faults_not_found_and_exception(good):
@@ -490,17 +490,17 @@ def test_close_kills_every_process_the_submission_started(tmp_path):
     """)
     s = SandboxSession(path)
     proc = s._child.proc
-    scratch = s._child.box.scratch
+    box, stage = s._child.box, s.stage.root
     assert s.call("spawn", None, 0).value == 1
-    assert len(live_processes_mentioning(scratch)) >= 3  # the child, its child, the daemon
+    assert len(live_processes_mentioning(box.tag)) >= 3  # the child, its child, the daemon
     s.close()
     s.close()  # twice is fine
     assert proc.returncode is not None  # reaped: no zombie
     deadline = time.monotonic() + 5
-    while live_processes_mentioning(scratch) and time.monotonic() < deadline:
+    while live_processes_mentioning(box.tag) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert live_processes_mentioning(scratch) == [], "a process the submission started survived close()"
-    assert not os.path.exists(scratch)
+    assert live_processes_mentioning(box.tag) == [], "a process the submission started survived close()"
+    assert not os.path.exists(stage) and not (box.scratch and os.path.exists(box.scratch))
     with pytest.raises(SubmissionFault):
         s.call("spawn", None, 0)
 

@@ -1,0 +1,263 @@
+"""What a submission's box holds: the submission, and what it imports from beside it, copied once.
+
+A file is graded with the folder it lives in, as ``python hw5.py`` or a Jupyter kernel started
+there would run it: ``from common.layers import *``, ``from functions import softmax`` (a sibling
+module) and, after ``sys.path.append(os.pardir)``, ``from ch04.functions import ...`` (a module
+beside its folder) all find what they find there. Only what is imported is taken (the modules and
+packages its imports name, and theirs in turn), never the rest of the folder: in a folder of
+submissions, a classmate's file is not there, and neither is any other submission of the run
+(``exclude``) even when a file imports it by name.
+
+The copy is made once per submission, read-only for every child process that runs it (a bind
+mount, Landlock and the file modes say so), and bounded: regular files only (no symbolic links,
+FIFOs or devices), no hidden folders or ``__pycache__``, at most ``MAX_FILE`` bytes a file
+(notebooks excepted) and ``MAX_COPY`` bytes and ``MAX_FILES`` files in all. Whatever was taken
+besides the file, and whatever was left out, is said in ``Stage.notes``.
+
+Layout of ``Stage.root``: for a file ``.../repo/ch05/hw5.py``, ``ch05/hw5.py`` with the modules
+it takes from ``ch05/`` beside it, and those it takes from ``repo/`` at the top; the child runs
+in ``ch05/``. For a folder ``.../mynet``, ``mynet/`` and what it holds.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from . import notebook
+
+#: bytes of a submission copied in all, per file (notebooks excepted: their saved plots weigh),
+#: and files: a data set or a .git folder next to the layers is not what is graded
+MAX_COPY = 64 * 1024 * 1024
+MAX_FILE = 4 * 1024 * 1024
+MAX_FILES = 2000
+_SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "dist-packages"}
+
+
+@dataclass
+class Stage:
+    """A submission's read-only copy (see the module docstring)."""
+
+    #: the host folder holding the copy
+    root: str
+    #: the submission inside ``root`` (posix): ``ch05/hw5.py`` or ``mynet``
+    entry: str
+    #: the folder the child runs in, inside ``root`` (posix): ``ch05``, or the submission folder
+    cwd: str
+    #: sentences for the report: what was taken besides the file, what was left out
+    notes: list[str] = field(default_factory=list)
+    #: bytes copied
+    size: int = 0
+
+    def cleanup(self) -> None:
+        _rmtree(os.path.dirname(self.root))
+
+
+class _Plan:
+    """The files to copy (source, destination relative to the copy's root), within the bounds."""
+
+    def __init__(self) -> None:
+        self.bytes, self.files = MAX_COPY, MAX_FILES
+        self.copies: list[tuple[Path, str]] = []
+        self.left_out: list[str] = []
+
+    def file(self, src: Path, dest: str, shown: str) -> bool:
+        try:
+            st = os.lstat(src)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISLNK(st.st_mode):
+                self.left_out.append(f"{shown} (a symbolic link)")
+            return False
+        per_file = self.bytes if src.suffix == ".ipynb" else MAX_FILE
+        if st.st_size > min(self.bytes, per_file) or self.files <= 0:
+            self.left_out.append(f"{shown} (over {MAX_FILE >> 20} MB)" if st.st_size > per_file
+                                 else f"{shown} (over the copy's limit of {MAX_COPY >> 20} MB, {MAX_FILES} files)")
+            return False
+        self.bytes -= st.st_size
+        self.files -= 1
+        self.copies.append((src, dest))
+        return True
+
+    def tree(self, src: Path, dest: str, shown: str, exclude: frozenset[str]) -> int:
+        """The regular files of ``src`` (see the module docstring); how many were taken."""
+        taken = 0
+        for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+            here = Path(dirpath)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS
+                                 and not d.endswith(".egg-info") and not os.path.islink(here / d)
+                                 and not _touches(here / d, exclude))
+            for name in sorted(filenames):
+                if name.endswith((".pyc", ".pyo")) or _touches(here / name, exclude):
+                    continue
+                sub = (here / name).relative_to(src).as_posix()
+                taken += self.file(here / name, f"{dest}/{sub}", f"{shown}/{sub}")
+        return taken
+
+
+def _touches(path: Path, exclude: frozenset[str]) -> bool:
+    """Is ``path`` another submission of the run, inside one, or a folder holding one?"""
+    real = os.path.realpath(path)
+    return any(real == e or real.startswith(e + os.sep) or e.startswith(real + os.sep) for e in exclude)
+
+
+# --- what a file imports ---------------------------------------------------------------------------
+
+
+def _trees(path: Path) -> list[ast.AST]:
+    """The parsed code of a .py file or a notebook's code cells (what does not parse is skipped)."""
+    sources = []
+    try:
+        if path.suffix == ".ipynb":
+            sources = [cell.source for cell in notebook.read_cells(path) if not cell.cell_magic]
+        else:
+            sources = [path.read_bytes()]
+    except (OSError, ValueError):
+        return []
+    trees = []
+    for source in sources:
+        try:
+            trees.append(ast.parse(source))
+        except (SyntaxError, ValueError):
+            continue
+    return trees
+
+
+def imported_names(trees: Iterable[ast.AST]) -> list[str]:
+    """The top-level names of the absolute imports in ``trees``, in order (``common`` for
+    ``from common.layers import *``), wherever they stand (a function may import when called)."""
+    names: dict[str, None] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(dict.fromkeys(a.name.split(".")[0] for a in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names[node.module.split(".")[0]] = None
+    return list(names)
+
+
+def reaches_parent(trees: Iterable[ast.AST]) -> bool:
+    """Does the code put something on ``sys.path`` (``sys.path.append(os.pardir)``)? Then what
+    it imports may come from the folder above its own, as it would for ``python hw5.py``."""
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) \
+                    and node.value.id == "sys":
+                return True
+    return False
+
+
+def _find(name: str, roots: list[Path]) -> tuple[Path, Path] | None:
+    """(root, module path) of ``name`` as the first root that has it would import it."""
+    for root in roots:
+        for candidate in (root / f"{name}.py", root / name):
+            if candidate.is_file() if candidate.suffix == ".py" else (candidate.is_dir() and not candidate.is_symlink()):
+                return root, candidate
+    return None
+
+
+# --- staging ---------------------------------------------------------------------------------------
+
+
+def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()) -> tuple[_Plan, str, str, list[str]]:
+    """What ``stage`` copies: (the files, the entry, the folder to run in, notes). Reads, never writes."""
+    src = Path(os.path.abspath(path))
+    others = frozenset(os.path.realpath(e) for e in exclude if os.path.realpath(e) != os.path.realpath(src))
+    files = _Plan()
+    notes: list[str] = []
+    if src.is_dir():
+        name = src.name or "submission"
+        files.tree(src, name, name, others)
+        entry = cwd = name
+    else:
+        here = src.parent.name or "submission"
+        entry, cwd = f"{here}/{src.name}", here
+        files.file(src, entry, src.name)
+        notes += _imports_beside(src, here, files, others)
+    if files.left_out:
+        shown = ", ".join(files.left_out[:5]) + (f", and {len(files.left_out) - 5} more" if len(files.left_out) > 5 else "")
+        notes.append(f"not copied into the sandbox: {shown}")
+    return files, entry, cwd, notes
+
+
+def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tmp: str | None = None) -> Stage:
+    """Copy the submission at ``path`` (a .py file, a notebook or a folder), with what a file
+    imports from beside it, into a fresh read-only folder (see the module docstring)."""
+    files, entry, cwd, notes = plan(path, exclude)
+    top = tempfile.mkdtemp(prefix="gradprop-stage-", dir=tmp)
+    root = Path(top) / "work"
+    try:
+        (root / cwd).mkdir(parents=True)
+        for src, dest in files.copies:
+            (root / dest).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(src, root / dest, follow_symlinks=False)
+            except OSError:
+                continue  # gone or unreadable since it was planned: the loader says what is missing
+        _read_only(Path(top))
+    except BaseException:
+        _rmtree(top)
+        raise
+    return Stage(str(root), entry, cwd, notes, MAX_COPY - files.bytes)
+
+
+def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str]) -> list[str]:
+    """Plan what the file at ``src`` imports from its folder (and, when it reaches for it, the
+    folder above), and what those import in turn; the notes saying what was taken."""
+    folder = src.parent
+    trees = _trees(src)
+    roots = [folder]
+    if reaches_parent(trees) and folder.parent != folder:
+        roots.append(folder.parent)
+    taken: list[str] = []
+    seen: set[Path] = set()
+    queue = list(imported_names(trees))
+    while queue:
+        name = queue.pop(0)
+        found = _find(name, roots)
+        if found is None or found[1] in seen or found[1] == src or _touches(found[1], others):
+            continue
+        at, module = found
+        seen.add(module)
+        rel = module.relative_to(at).as_posix()
+        dest, shown = (f"{here}/{rel}", rel) if at == folder else (rel, f"../{rel}")
+        if module.is_dir():
+            if not files.tree(module, dest, shown, others):
+                continue
+            taken.append(f"{shown}/")
+            sources = [p for p in module.rglob("*.py") if not _touches(p, others)]
+        else:
+            if not files.file(module, dest, shown):
+                continue
+            taken.append(shown)
+            sources = [module]
+        for f in sources:
+            queue += [n for n in imported_names(_trees(f)) if n not in queue]
+    if not taken:
+        return []
+    return [f"took from beside {src.name}: {', '.join(taken)} (read-only in the sandbox)"]
+
+
+def _read_only(top: Path) -> None:
+    """Folders 0755, files 0644: another uid (the child's own) may read the copy, not change it."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+
+
+def _rmtree(top: str) -> None:
+    """Remove a folder whatever was done to its modes."""
+    for dirpath, dirnames, _ in os.walk(top):
+        for d in dirnames:
+            try:
+                os.chmod(os.path.join(dirpath, d), 0o700)
+            except OSError:
+                pass
+    shutil.rmtree(top, ignore_errors=True)
