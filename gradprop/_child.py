@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from gradprop import _standins, _steady, wire
-from gradprop.loader import load
+from gradprop.loader import FAILED_IMPORTS, load
 from gradprop.notebook import where as where_in
-from gradprop.session import Ref, alias_facts
+from gradprop.session import Ref, alias_facts, exception_tag, fit_arguments, read_path, typo_note
 
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
 MESSAGE_LIMIT = 2000
@@ -60,16 +60,6 @@ def _builtins_untouched() -> bool:
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DISK_LIMIT = os.environ.get("GRADPROP_SCRATCH_LIMIT", "a limited amount")
 _FILE_LIMIT = os.environ.get("GRADPROP_FILE_LIMIT", "a limited size")
-
-
-def _tag(exc: BaseException) -> str:
-    """The finding a submission's exception makes: a use of a forbidden module, a missing module
-    (an import that failed in a checked call, or a display-only stand-in used there), else a raise."""
-    if _standins.is_forbidden(exc):
-        return "forbidden-import"
-    if isinstance(exc, ImportError):
-        return "import-error"
-    return "exception"
 
 
 class _Fault(Exception):
@@ -150,6 +140,8 @@ class _Child:
         self.capture = _Capture()
         #: the builtins as the submission left them, when it changed them (e.g. patched ``abs``)
         self.student_builtins: dict[str, Any] | None = None
+        #: optional constructor arguments left out since the last call (``fit_arguments``)
+        self.dropped: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ helpers
 
@@ -200,15 +192,22 @@ class _Child:
             value = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - the submission's failure is a finding
             self.leave_student()
-            raise _Fault(_tag(exc), self.describe(exc, where)) from None
+            failed = self.ns.get(FAILED_IMPORTS) if isinstance(exc, NameError) else None
+            if failed:  # a name a failed star import would have brought: a missing dependency
+                raise _Fault("import-error", self.describe(exc, where)
+                             + f"\n  (the import it would come from failed: {failed[0]})") from None
+            raise _Fault(exception_tag(exc), self.describe(exc, where)) from None
         self.leave_student()
         return value
 
     def obj(self, ref_id: int, where: str) -> Any:
         try:
-            return self.objects[ref_id]
+            found = self.objects[ref_id]
         except KeyError:
             raise _Fault("exception", f"{where}: the object no longer exists in the sandbox") from None
+        if isinstance(found, _Fault):  # its constructor failed: that is what every later use says
+            raise _Fault(found.tag, found.message)
+        return found
 
     def resolve_refs(self, args: tuple, kwargs: dict, where: str) -> tuple[tuple, dict]:
         if any(type(a) is Ref for a in args):
@@ -278,41 +277,45 @@ class _Child:
         if not callable(fn):
             raise _Fault("not-found", f"{item} is not defined")
         args, kwargs = self.resolve_refs(args, kwargs, where)
-        self.objects[ref_id] = self.student(where, fn, *args, **kwargs)
+        args, kwargs, dropped = self.student(where, fit_arguments, fn, args, kwargs)
+        try:
+            self.objects[ref_id] = self.student(where, fn, *args, **kwargs)
+        except _Fault as fault:
+            fault = _Fault(fault.tag, fault.message + typo_note(fn, "__init__"))
+            self.objects[ref_id] = fault  # every later use of the object says what went wrong here
+            raise fault from None
+        self.dropped += dropped
         self.send({"ok": True})
 
     def op_call(self, target: Any, method: str | None, where: str, args: tuple, kwargs: dict) -> None:
         args, kwargs = self.resolve_refs(args, kwargs, where)
         if type(target) is int:
             obj = self.obj(target, where)
-            value = self.student(where, lambda: getattr(obj, method)(*args, **kwargs))
+            if not self.student(where, hasattr, obj, method):
+                raise _Fault("exception", f"{where}: {type(obj).__name__} has no method {method}"
+                                          + typo_note(obj, method))
+            fn = self.student(where, getattr, obj, method)
         else:
             fn = self.ns.get(target)
             if not callable(fn):
                 raise _Fault("not-found", f"{target} is not defined")
-            value = self.student(where, fn, *args, **kwargs)
+        args, kwargs, dropped = self.student(where, fit_arguments, fn, args, kwargs)
+        value = self.student(where, fn, *args, **kwargs)
         facts = [list(f) for f in alias_facts(args, value)]
-        self.send({"ok": True, "aliases": facts, "where": where}, {"value": value, "args": tuple(args)})
+        dropped, self.dropped = [*self.dropped, *dropped], ()
+        self.send({"ok": True, "aliases": facts, "where": where, "dropped": list(dropped)},
+                  {"value": value, "args": tuple(args)})
 
     def op_get(self, ref_id: int, path: tuple[str, ...], where: str) -> None:
         obj = self.obj(ref_id, where)
-
-        def read() -> Any:
-            value = getattr(obj, path[0])
-            for key in path[1:]:
-                value = value[key]
-            return value
-
-        value = self.student(where, read)
+        value = self.student(where, read_path, obj, path)
         self.send({"ok": True, "where": where}, {"value": value})
 
     def op_iadd(self, ref_id: int, path: tuple[str, ...], delta: Any, where: str) -> None:
         obj = self.obj(ref_id, where)
 
         def add() -> None:
-            target = getattr(obj, path[0])
-            for key in path[1:]:
-                target = target[key]
+            target = read_path(obj, path)
             np.add(target, delta, out=target)
 
         self.student(where, add)

@@ -39,19 +39,21 @@ class Finding(AssertionError):
     ``tag`` is one of TAGS; ``message`` is the explanation a student reads.
     """
 
-    def __init__(self, tag: str, message: str):
+    def __init__(self, tag: str, message: str, candidates: frozenset[str] | None = None):
         if tag not in TAGS:
             raise ValueError(f"unknown finding tag {tag!r}")
         super().__init__(f"[{tag}] {message}")
         self.tag = tag
         self.message = message
+        #: for a wrong value: the classic slips consistent with it (``diagnosis.candidates``)
+        self.candidates = candidates
 
     @property
     def tier(self) -> str:
         return tier(self.tag)
 
-    def __reduce__(self):  # keep tag and message when pickled across processes
-        return (type(self), (self.tag, self.message))
+    def __reduce__(self):  # keep tag, message and candidates when pickled across processes
+        return (type(self), (self.tag, self.message, self.candidates))
 
 
 class SubmissionFault(Finding):

@@ -589,9 +589,11 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
 
 
 def how_it_was_read(path: str, origins: dict[str, str], notes: Sequence[str]) -> list[str]:
-    """Where each item was taken from (for a folder) and what loading skipped, as report lines."""
+    """Where each item was taken from (for a folder, or a file that imports items from beside
+    it) and what loading skipped, as report lines."""
     lines = list(notes)
-    if os.path.isdir(path) and origins:
+    own = os.path.basename(path)
+    if origins and (os.path.isdir(path) or any(rel != own for rel in origins.values())):
         lines.insert(0, "took " + ", ".join(f"{name} from {rel}" for name, rel in origins.items()))
     return lines
 
@@ -708,6 +710,12 @@ def submission_names(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]
             raise GradingError(f"{safe_text(os.fspath(p))}: a submission is a file or a folder of its own; name it "
                                f"(e.g. {os.path.abspath(p)}), not a relative path like '..' or '.'")
         named.setdefault(name, []).append(os.fspath(p))
+    for name, ps in list(named.items()):  # submissions/*/hw5.ipynb: each named after its student's folder
+        folders = [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in ps]
+        if len(ps) > 1 and len(set(folders)) == len(ps) and not set(folders) & set(named):
+            del named[name]
+            for folder, p in zip(folders, ps):
+                named.setdefault(folder, []).append(p)
     clashes = {n: ps for n, ps in named.items() if len(ps) > 1}
     if clashes:
         text = "; ".join(f"{safe_text(n)!r}: {safe_text(', '.join(ps))}" for n, ps in sorted(clashes.items()))

@@ -213,12 +213,49 @@ def _exec_notebook(path: Path, root: str, notes: list[str]) -> types.ModuleType:
         filename = notebook.cell_filename(str(path), cell.number)
         lines = cell.source.splitlines(True)
         linecache.cache[filename] = (len(cell.source), None, lines, filename)
-        try:
-            exec(compile(part.kept, filename, "exec", dont_inherit=True), module.__dict__)
-        except Exception as exc:  # noqa: BLE001 - the cell's own error; SystemExit still stops the load
-            notes.append(f"{where} stopped: running its definitions raised {type(exc).__name__}: {exc};"
-                         " what it defines after that is missing")
+        for stmt in part.kept.body:  # one by one: a failed line costs what depends on it, not the cell
+            try:
+                exec(compile(ast.Module([stmt], []), filename, "exec", dont_inherit=True), module.__dict__)
+            except Exception as exc:  # noqa: BLE001 - the cell's own error; SystemExit still stops the load
+                notes.append(_failed_statement(stmt, exc, where, module.__dict__))
     return module
+
+
+def _failed_statement(stmt: ast.stmt, exc: BaseException, where: str, namespace: dict[str, Any]) -> str:
+    """A note for a notebook statement that raised; a failed import leaves, under each name it
+    would have bound, a stand-in that raises its error when used (``import-error``)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)) and isinstance(exc, ImportError):
+        for alias in stmt.names:
+            if alias.name != "*":
+                name = alias.asname or alias.name.split(".")[0]
+                namespace.setdefault(name, _missing(name, f"{where}, line {stmt.lineno}: {text}"))
+            else:  # the names it would have brought are unknown: a NameError later points back here
+                namespace.setdefault(FAILED_IMPORTS, []).append(f"{where}, line {stmt.lineno}: {ast.unparse(stmt)} "
+                                                                f"failed ({text})")
+        return (f"{where}, line {stmt.lineno}: the import failed ({text}); what uses it fails with "
+                f"import-error, the rest of the cell was kept")
+    names = ", ".join(notebook.split(ast.Module([stmt], [])).defines) or "nothing"
+    return f"{where}, line {stmt.lineno}: running it raised {text}; it defines {names}, the rest of the cell was kept"
+
+
+#: in a notebook's namespace: the star imports that failed (``from common.layers import *``)
+FAILED_IMPORTS = "__gradprop_failed_imports__"
+
+
+def _missing(name: str, error: str) -> Any:
+    """What stands for a name a failed import would have bound: using it raises that error."""
+    class Missing:
+        def __getattr__(self, attr: str) -> Any:
+            if attr.startswith("__"):
+                raise AttributeError(attr)
+            raise ImportError(error)
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            raise ImportError(error)
+
+    Missing.__name__ = Missing.__qualname__ = f"missing {name}"
+    return Missing()
 
 
 def _load_file(path: Path, root: str, notes: list[str]) -> types.ModuleType:
@@ -236,6 +273,23 @@ class _Source:
     defines: dict[str, bool]
     left_out: list[tuple[int, str]]
     error: SyntaxError | None = None
+    #: the top-level names of its absolute imports (``common`` for ``from common.layers import *``)
+    imports: frozenset[str] = frozenset()
+
+
+#: ``class Affine`` / ``def softmax`` at the top of a file that does not parse
+_TOP_DEFINITION = re.compile(rb"^(class|def)\s+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def _broken(data: bytes, error: SyntaxError, rel: str) -> _Source:
+    """A file that does not parse: what it seems to define (so that its items fail with its syntax
+    error rather than "not defined")."""
+    defines = {m.group(2).decode(): m.group(1) == b"class" for m in _TOP_DEFINITION.finditer(data)}
+    return _Source(rel, defines, [], error)
+
+
+def python_version() -> str:
+    return ".".join(map(str, sys.version_info[:3]))
 
 
 def _read_source(path: Path, rel: str) -> _Source:
@@ -246,18 +300,32 @@ def _read_source(path: Path, rel: str) -> _Source:
         except (ValueError, OSError) as exc:
             return _Source(rel, {}, [], SyntaxError(f"not a notebook ({exc})"))
         known: set[str] = set()
+        imports: set[str] = set()
         for cell in cells:
             try:
-                defines.update(notebook.split(ast.parse(cell.source), notebook=True, known=known).defines)
+                tree = ast.parse(cell.source)
             except SyntaxError:
-                pass  # named when the notebook is loaded
-        return _Source(rel, defines, [])
+                continue  # named when the notebook is loaded
+            defines.update(notebook.split(tree, notebook=True, known=known).defines)
+            imports |= _imports_of(tree)
+        return _Source(rel, defines, [], imports=frozenset(imports))
+    data = path.read_bytes()
     try:
-        part = notebook.split(ast.parse(path.read_bytes(), str(path)))
+        tree = ast.parse(data, str(path))
     except (SyntaxError, ValueError) as exc:
-        error = exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc))
-        return _Source(rel, {}, [], error)
-    return _Source(rel, part.defines, part.left_out)
+        return _broken(data, exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc)), rel)
+    part = notebook.split(tree)
+    return _Source(rel, part.defines, part.left_out, imports=_imports_of(tree))
+
+
+def _imports_of(tree: ast.AST) -> frozenset[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return frozenset(found)
 
 
 def _sources(root: Path) -> list[_Source]:
@@ -326,7 +394,8 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str]) -> dict[str, Any
         names = ", ".join(g[0] for g in BOOK_ITEMS)
         raise FileNotFoundError(f"no file in {root.name} defines any of {names}")
     for s in broken:
-        notes.append(f"{s.rel} skipped: it is not valid Python (line {s.error.lineno}: {s.error.msg})")
+        notes.append(f"{s.rel} is not valid Python for the Python {python_version()} that grades it "
+                     f"(line {s.error.lineno}: {s.error.msg}): the items it defines fail with its error")
     scripts = [s for s in sources if s.left_out and s.rel not in chosen_files and s.error is None]
     if scripts:
         notes.append(_scripts_note(scripts))
@@ -337,13 +406,15 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str]) -> dict[str, Any
     modules: dict[str, types.ModuleType] = {}
     errors: dict[str, BaseException] = {}
     for rel in chosen_files:
+        src = next(s for s in sources if s.rel == rel)
+        if src.error is not None:  # it does not parse: its items fail with its syntax error
+            errors[rel] = src.error
+            continue
         try:
-            modules[rel] = _import(root, next(s for s in sources if s.rel == rel), finder, notes)
+            modules[rel] = _import(root, src, finder, notes)
         except Exception as exc:  # noqa: BLE001 - one broken file costs only the items it alone defines
             errors[rel] = exc
             notes.append(f"{rel} could not be imported: {_error_text(exc, finder.root)}")
-    if not modules:
-        raise next(iter(errors.values()))
     for group, srcs in wanted.items():
         # an item only unimportable files define: a stand-in that raises the import's error when
         # used, so that the item fails with that error rather than "not defined"
@@ -368,7 +439,7 @@ def _error_text(exc: BaseException, root: str) -> str:
     """``NameError: name 'np' is not defined (line 3 of common/layers.py)``."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _under(f.filename, root)]
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        where = f" (line {exc.lineno} of {_rel(exc.filename, root)})"
+        where = f" (line {exc.lineno} of {_rel(exc.filename, root)}; Python {python_version()} grades it)"
     else:
         where = f" (line {frames[-1].lineno} of {_rel(frames[-1].filename, root)})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
@@ -401,9 +472,16 @@ def _file_of(obj: Any) -> str | None:
     return os.path.realpath(file) if file else None
 
 
+def _imports_file(src: _Source, rel: str) -> bool:
+    """Does ``src`` import the module of the file ``rel`` (``common.layers`` for common/layers.py)?"""
+    dotted = module_name(rel)
+    return dotted is not None and any(i == dotted or i.startswith(dotted + ".") for i in src.imports)
+
+
 def _choose(group: tuple[str, ...], wanted: dict, modules: dict[str, types.ModuleType], network: str | None,
             namespace: dict[str, Any], notes: list[str], net_ns: Mapping[str, Any] | None = None) -> str | None:
     """Put the item's definition from the right file into ``namespace``; return that file."""
+    sources = {s.rel: s for s in wanted[group]}
     options = []
     for src in sorted(wanted[group], key=lambda s: _rank(s.rel)):
         if src.rel in modules:
@@ -417,9 +495,16 @@ def _choose(group: tuple[str, ...], wanted: dict, modules: dict[str, types.Modul
         # By file, not identity: the network may import the same file under another module name.
         imported = {(_file_of(v), getattr(v, "__name__", None)) for v in (net_ns or {}).values() if callable(v)}
         used = [o for o in options if (_file_of(o[2]), o[1]) in imported]
+        # a file that imports another file of these and defines the item itself (a notebook that
+        # imports the book's common/layers.py and writes its own Affine): its own definition
+        importers = [o for o in options if any(_imports_file(sources[o[0]], other[0]) for other in options
+                                                if other is not o)]
         if used:
             rel, real, obj = used[0]
             why = f"{network} imports it"
+        elif len(importers) == 1:
+            rel, real, obj = importers[0]
+            why = "it imports the others and defines its own"
         else:
             why = "the first in the book's order" + (f"; {network} imports none of them" if network else "")
         files = ", ".join(o[0] for o in options)

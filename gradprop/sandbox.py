@@ -570,11 +570,13 @@ class SandboxSession(Session):
         ):
             self._restart(f"{where} sent a malformed reply")
             raise SubmissionFault("exception", f"the process sent a malformed reply while running {where}")
+        dropped = doc.get("dropped", [])
         return Reply(
             value=values.get("value"),
             args_after=args_after,
             aliases=tuple((a, b) for a, b in aliases),
             output=_text(doc.get("output"), OUTPUT_LIMIT),
+            dropped=tuple(_text(d, 100) for d in dropped[:20]) if type(dropped) is list else (),
         )
 
     def _check_ref(self, ref: Ref) -> None:

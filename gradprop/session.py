@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import abc
 import copy
+import difflib
+import inspect
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +46,9 @@ class Reply:
     aliases: tuple[tuple[str, str], ...] = ()
     #: what the call printed (truncated)
     output: str = ""
+    #: optional arguments the callee's signature (or, since the last call, a constructor's) has no
+    #: place for, and which were left out (``fit_arguments``)
+    dropped: tuple[str, ...] = ()
 
 
 class Later:
@@ -191,6 +196,105 @@ class Session(abc.ABC):
         self.close()
 
 
+# --- what the layer set is called with, and what is read from it (both sessions, and the child) -----
+
+
+def fit_arguments(fn: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict, tuple[str, ...]]:
+    """``args`` and the optional arguments ``kwargs`` as ``fn``'s signature takes them.
+
+    An optional argument (``train_flg``, ``momentum``, ``weight_init_std``) goes by name where the
+    signature names it (or takes ``**kwargs``). One left without a name goes into the one free
+    positional place, as the book passes ``forward(x, train_flg)`` to a ``forward(self, x,
+    train=True)``; any other is left out and named (``def forward(self, x)``, a constructor
+    without ``running_mean``), so that a layer without the feature loses only the checks that
+    need it.
+    """
+    if not kwargs:
+        return args, kwargs, ()
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin, or a signature Python cannot read: as it is
+        return args, kwargs, ()
+    kind = inspect.Parameter
+    if any(p.kind in (kind.VAR_KEYWORD, kind.VAR_POSITIONAL) for p in params):
+        return args, kwargs, ()
+    named = {p.name for p in params if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)}
+    by_name = {k: v for k, v in kwargs.items() if k in named}
+    rest = [k for k in kwargs if k not in by_name]
+    places = [p for p in params if p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD)][len(args):]
+    if len(rest) == 1 and len(places) == 1 and places[0].name not in by_name:
+        return (*args, kwargs[rest[0]]), by_name, ()
+    return args, by_name, tuple(rest)
+
+
+def _key(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def loose_lookup(names: Iterable[Any], wanted: str) -> Any:
+    """The one of ``names`` that is ``wanted``, or else the one that differs from it only in case
+    and underscores (``dw`` for ``dW``, ``B1`` for ``b1``); None when there is none, or two (no
+    guessing between them). The same rule as ``loader.match_name`` for item names."""
+    names = [n for n in names if isinstance(n, str)]
+    if wanted in names:
+        return wanted
+    hits = [n for n in names if _key(n) == _key(wanted)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def read_path(obj: Any, path: tuple[str, ...]) -> Any:
+    """``obj.path[0][path[1]]...``: an attribute, then keys, each matched as ``loose_lookup`` does."""
+    name = path[0]
+    if not hasattr(obj, name):
+        found = loose_lookup(_attributes(obj), name)
+        if found is not None:
+            name = found
+    value = getattr(obj, name)
+    for key in path[1:]:
+        if isinstance(value, dict) and key not in value:
+            found = loose_lookup(value.keys(), key)
+            key = found if found is not None else key
+        value = value[key]
+    return value
+
+
+def _attributes(obj: Any) -> list[str]:
+    try:
+        return list(vars(obj)) + [n for n in dir(type(obj)) if not n.startswith("__")]
+    except TypeError:
+        return []
+
+
+#: the method names the book's API calls, and the typos students make of them
+_API = ("forward", "backward", "__init__", "predict", "loss", "gradient", "accuracy", "update")
+
+
+def typo_note(obj: Any, wanted: str) -> str:
+    """`` (Affine defines foward: a typo of forward?)`` when ``obj`` (or its class) defines a name
+    one or two letters away from ``wanted``, else ""."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    own = {n for klass in cls.__mro__[:-1] for n in vars(klass)} - set(dir(object)) - {"__dict__", "__weakref__"}
+    if wanted in own:
+        return ""
+    close = difflib.get_close_matches(wanted, sorted(own), n=1, cutoff=0.7)
+    if not close:
+        return ""
+    return f" ({cls.__name__} defines {close[0]}: a typo of {wanted}?)"
+
+
+def exception_tag(exc: BaseException) -> str:
+    """The finding a layer set's exception makes: a use of a forbidden module (the rubric's
+    forbid), a missing module (an import that failed when called, or a display-only stand-in
+    used), else a raise."""
+    from . import _standins
+
+    if _standins.is_forbidden(exc):
+        return "forbidden-import"
+    if isinstance(exc, ImportError):
+        return "import-error"
+    return "exception"
+
+
 def alias_facts(args: tuple[Any, ...], value: Any) -> tuple[tuple[str, str], ...]:
     """Which returned values are the very objects passed in, or returned twice."""
     outs = list(value) if isinstance(value, (tuple, list)) else [value]
@@ -230,6 +334,8 @@ class InProcessSession(Session):
         self.path = path
         self._objects: dict[int, Any] = {}
         self._ids = 0
+        #: optional constructor arguments left out since the last call (reported with it)
+        self._dropped: tuple[str, ...] = ()
         if namespace is None:
             assert path is not None
             try:
@@ -252,44 +358,44 @@ class InProcessSession(Session):
                 warnings.simplefilter("ignore")
                 return fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - the layer set's failure is a finding
-            raise SubmissionFault("exception", describe_exception(exc, where)) from None
+            raise SubmissionFault(exception_tag(exc), describe_exception(exc, where)) from None
 
     def new(self, item: str, *args: Any, **kwargs: Any) -> Ref:
         if not self.defines(item):
             raise SubmissionFault("not-found", f"{item} is not defined")
-        args, kwargs = _copy(args), _copy(kwargs)
-        obj = self._run(f"{item}(...)", self._ns[item], *args, **kwargs)
+        args, kwargs, dropped = fit_arguments(self._ns[item], _copy(args), _copy(kwargs))
+        try:
+            obj = self._run(f"{item}(...)", self._ns[item], *args, **kwargs)
+        except SubmissionFault as fault:
+            raise type(fault)(fault.tag, fault.message + typo_note(self._ns[item], "__init__")) from None
         self._ids += 1
         self._objects[self._ids] = obj
+        self._dropped += dropped
         return Ref(self._ids, item)
 
     def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
         if isinstance(target, Ref):
-            fn = self._run(f"{target.item}.{method}", getattr, self._objects[target.id], method)
-            where = f"{target.item}.{method}"
+            obj, where = self._objects[target.id], f"{target.item}.{method}"
+            if not hasattr(obj, method):
+                raise SubmissionFault("exception", f"{where}: {type(obj).__name__} has no method {method}"
+                                      + typo_note(obj, method))
+            fn = self._run(where, getattr, obj, method)
         else:
             if not self.defines(target):
                 raise SubmissionFault("not-found", f"{target} is not defined")
             fn, where = self._ns[target], target
-        args, kwargs = _copy(args), _copy(kwargs)
+        args, kwargs, dropped = fit_arguments(fn, _copy(args), _copy(kwargs))
+        dropped, self._dropped = self._dropped + dropped, ()
         value = self._run(where, fn, *args, **kwargs)
         facts = alias_facts(args, value)
-        return Reply(value=_copy(value), args_after=_copy(args), aliases=facts)
+        return Reply(value=_copy(value), args_after=_copy(args), aliases=facts, dropped=dropped)
 
     def get(self, ref: Ref, *path: str) -> Any:
-        def read():
-            value = getattr(self._objects[ref.id], path[0])
-            for key in path[1:]:
-                value = value[key]
-            return value
-
-        return _copy(self._run(f"reading {ref.item}.{'.'.join(path)}", read))
+        return _copy(self._run(f"reading {ref.item}.{'.'.join(path)}", read_path, self._objects[ref.id], path))
 
     def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
         def add():
-            target = getattr(self._objects[ref.id], path[0])
-            for key in path[1:]:
-                target = target[key]
+            target = read_path(self._objects[ref.id], path)
             np.add(target, delta, out=target)
 
         self._run(f"updating {ref.item}.{'.'.join(path)} in place", add)

@@ -86,7 +86,8 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
                 if gradient else
                 _("{item}: {what} has shape {shape}, expected {expected} (the shape of what it computes)."))
         raise Finding(shape_tag, text.format(item=item, what=what, shape=got.shape, expected=expected.shape)
-                      + _hint(got, evidence, rtol, atol) + reproduce_block(reproduce()))
+                      + _hint(got, evidence, rtol, atol) + reproduce_block(reproduce()),
+                      _candidates(got, evidence, rtol, atol))
     scale = float(np.abs(expected).max()) if expected.size else 0.0
     bound = atol + rtol * scale
     if (np.abs(got - expected) <= bound).all():  # the common case (a nan or inf is never <=)
@@ -111,11 +112,15 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
         _("  checked against: {against}").format(against=against),
         _("  tolerance: |yours - expected| <= {atol} + {rtol} * max|expected| = {bound}").format(
             atol=f"{atol:g}", rtol=f"{rtol:g}", bound=f"{bound:.3g}"),
-    ]) + _hint(got, evidence, rtol, atol) + tail)
+    ]) + _hint(got, evidence, rtol, atol) + tail, _candidates(got, evidence, rtol, atol))
 
 
 def _hint(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> str:
     return "" if evidence is None else diagnosis.hint(got, evidence, rtol, atol)
+
+
+def _candidates(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> frozenset[str] | None:
+    return None if evidence is None else diagnosis.candidates(got, evidence, rtol, atol)
 
 
 def reproduce_block(snippet: str, heading: str | None = None) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 from gradprop import reference
 from gradprop.findings import CORE, STRICT, Finding
 from gradprop.i18n import N_, tr  # not _: this module uses _ for values it drops
-from gradprop.session import Later, Ref, Reply, Session
+from gradprop.session import Later, Ref, Reply, Session, loose_lookup
 
 from . import oracle
 from .assertions import as_array, assert_close, describe, repro, reproduce_block
@@ -50,16 +50,35 @@ def _once(t: Target, case: Case, what: str, run):
             runs[what] = (None, finding)
     value, finding = runs[what]
     if finding is not None:
-        raise type(finding)(finding.tag, finding.message)
+        raise type(finding)(finding.tag, finding.message, finding.candidates)
     return value
 
 
 # --- calling the layer set -------------------------------------------------------------------------
 
 
+def _split(t: Target, values: Mapping[str, Any], **override: Any) -> tuple[tuple, dict[str, Any]]:
+    """Arguments in call order: the required ones by position, the entry's optional ones
+    (``train_flg``, ``momentum``...) by name, for the session to fit to the signature."""
+    values = {**values, **override}
+    return (tuple(v for k, v in values.items() if k not in t.item.optional),
+            {k: v for k, v in values.items() if k in t.item.optional})
+
+
 def _build(t: Target, case: Case) -> Ref:
     t.session.seed(case.seed % 2**31)
-    return t.session.new(t.name, *case.init.values())
+    args, kwargs = _split(t, case.init)
+    return t.session.new(t.name, *args, **kwargs)
+
+
+def _needs(t: Target, reply: Reply, what: str) -> None:
+    """A check of a feature the layer's signature has no place for (an optional argument it left
+    out): that check fails, saying so; the others stand."""
+    if reply.dropped:
+        raise Finding("wrong-forward", tr(
+            "{name} takes no {args}, so {what} cannot be checked: the book's API has it "
+            "({book}).").format(name=t.name, args=", ".join(reply.dropped), what=what,
+                               book=t.item.api or t.name))
 
 
 def _sharing(t: Target, case: Case) -> bool:
@@ -91,10 +110,11 @@ def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Re
 
 def _ask_forward(t: Target, case: Case) -> tuple[Ref | None, Later]:
     """Build a fresh layer (for a layer) and ask for forward on the case's inputs (read later)."""
+    args, kwargs = _split(t, case.inputs)
     if t.item.kind == "function":
-        return None, t.session.later(t.name, None, *case.inputs.values())
+        return None, t.session.later(t.name, None, *args, **kwargs)
     layer = _build(t, case)
-    return layer, t.session.later(layer, "forward", *case.inputs.values())
+    return layer, t.session.later(layer, "forward", *args, **kwargs)
 
 
 def _observed(t: Target, case: Case, reply: Reply) -> Case:
@@ -117,13 +137,16 @@ def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
     Every caller only reads the result: one run per case serves them all in the screen."""
 
     def run():
-        layer, _, seen = _forward(t, case, share=True)  # its fault, if any, is backward's too
+        layer, forward, seen = _forward(t, case, share=True)  # its fault, if any, is backward's too
         asked = _asked(t, case)
         if asked is not None:
             backward, dout, _ = asked
             return layer, backward.value(), seen, dout
         dout = _dout(t, seen, oracle.forward(t.item, seen).shape)
-        return layer, t.session.call(layer, "backward", dout), seen, dout
+        reply = t.session.call(layer, "backward", dout)
+        if seen.extra.get("sure") is False:  # forward did not tell what the layer does: backward may
+            seen = t.item.observe(seen, forward.value, (reply.value, dout))
+        return layer, reply, seen, dout
 
     return _once(t, case, "backward", run)
 
@@ -367,8 +390,10 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
     def after(first: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray], Any]:
         layer = _build(t, case)
         # one request when the dout does not depend on the output (no mask to read off it)
-        earlier = t.session.later(layer, "forward", *first.values())
-        forward = t.session.later(layer, "forward", *case.inputs.values())
+        args, kwargs = _split(t, first)
+        earlier = t.session.later(layer, "forward", *args, **kwargs)
+        args, kwargs = _split(t, case.inputs)
+        forward = t.session.later(layer, "forward", *args, **kwargs)
         asked = None
         if t.item.observe is None:
             dout = _dout(t, case, oracle.forward(t.item, case).shape)
@@ -506,6 +531,9 @@ def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
         return net, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
 
     net, value = _once(t, case, "gradient", run)
+    if isinstance(value, dict):  # B1 for b1, w1 for W1: as the session reads params
+        keys = {k: loose_lookup(value, k) for k in PARAMS}
+        value = {k: value[v] for k, v in keys.items() if v is not None}
     if not isinstance(value, dict) or any(k not in value for k in PARAMS):
         raise Finding("wrong-gradient", tr("{name}.gradient should return a dict with keys W1, b1, W2, b2; it "
                                           "returned {value}.").format(name=t.name, value=describe(value)))
@@ -659,10 +687,17 @@ def check_dropout_eval(t: Target, case: Case, explain: bool = False) -> None:
     ratio = case.init["dropout_ratio"]
     # the train convention, read off a batch large enough that some entries are surely kept
     _, _, train = _forward(t, _with_inputs(case, x=_big_batch(case), train_flg=True))
-    expected = np.asarray(case.inputs["x"]) * (1 - ratio) * train.extra["scale"]
     ev = _with_inputs(case, train_flg=False)
     _, reply, _ = _forward(t, ev)
-    convention = "x * (1 - dropout_ratio)" if train.extra["scale"] == 1.0 else tr("x (inverted dropout)")
+    _needs(t, reply, tr("eval mode (train_flg=False)"))
+    scale = train.extra["scale"]
+    if not train.extra["sure"]:  # a train forward that is neither convention: eval may be either
+        got = np.asarray(reply.value, dtype=float) if isinstance(reply.value, np.ndarray) else None
+        x = np.asarray(case.inputs["x"])
+        if got is not None and got.shape == x.shape:
+            scale = min((1.0, 1.0 / (1.0 - ratio)), key=lambda s: float(np.abs(got - x * (1 - ratio) * s).max()))
+    expected = np.asarray(case.inputs["x"]) * (1 - ratio) * scale
+    convention = "x * (1 - dropout_ratio)" if scale == 1.0 else tr("x (inverted dropout)")
     assert_close(reply.value, expected, item=t.name, what="forward output with train_flg=False",
                  against=tr("the expected train output, {convention}").format(convention=convention),
                  rtol=t.item.rtol, atol=t.item.atol,
@@ -678,9 +713,35 @@ def check_batchnorm_eval(t: Target, case: Case, explain: bool = False) -> None:
     """Eval mode normalises with the running statistics given to the constructor."""
     ev = _with_inputs(case, train_flg=False)
     _, reply, ev = _forward(t, ev)
+    _needs(t, reply, tr("eval mode (train_flg=False, with the running statistics it was given)"))
     assert_close(reply.value, oracle.forward(t.item, ev), item=t.name, what="forward output with train_flg=False",
                  against=tr("reference.batch_normalization_eval with the running statistics"), rtol=t.item.rtol,
                  atol=t.item.atol, tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"), gradient=False)
+
+
+def check_batchnorm_constant(t: Target, case: Case, explain: bool = False) -> None:
+    """Train mode on a batch where some feature has variance 0: the output there is beta (x minus
+    its mean is 0, whatever eps), and the output and every gradient are finite: eps must be inside
+    the square root, or the layer divides by 0."""
+    _, _, case, dout, grads = _backward_grads(t, case)
+    out = _forward(t, case, share=True)[1].value
+    values = [("out", out, "out")] + [(g.name, grads[g.wrt], _look(t, g.wrt)) for g in t.item.grads]
+    for name, value, shown in values:
+        a = as_array(value, f"{t.name}: {name}", "wrong-gradient" if name != "out" else "wrong-forward")
+        if not np.all(np.isfinite(a)):
+            raise Finding("non-finite", tr(
+                "{name}: {what} has NaN or inf on a batch where a feature has the same value in every example "
+                "(variance 0): the normalisation divides by sqrt(var). Put a small eps inside the square root, "
+                "as the book does: `np.sqrt(var + 10e-7)`.").format(name=t.name, what=name)
+                          + reproduce_block(_repro(t, case, shown, dout)))
+    x = np.asarray(case.inputs["x"]).reshape(len(case.inputs["x"]), -1)
+    flat = as_array(out, f"{t.name}: forward output", "wrong-forward").reshape(len(x), -1)
+    still = np.ptp(x, axis=0) == 0
+    beta = np.broadcast_to(np.asarray(case.init["beta"]).reshape(-1), flat.shape[1:])
+    assert_close(flat[:, still], np.broadcast_to(beta[still], flat[:, still].shape), item=t.name,
+                 what="forward output where the feature is constant", against=tr("beta (x minus its mean is 0)"),
+                 rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
+                 reproduce=lambda: _repro(t, case, "out"))
 
 
 def check_running_stats(t: Target, case: Case, explain: bool = False) -> None:
@@ -690,11 +751,13 @@ def check_running_stats(t: Target, case: Case, explain: bool = False) -> None:
     m, mean0, var0 = case.init["momentum"], case.init["running_mean"], case.init["running_var"]
     want = {"running_mean": m * mean0 + (1 - m) * x.mean(axis=0),
             "running_var": m * var0 + (1 - m) * x.var(axis=0)}
-    t.session.call(layer, "forward", case.inputs["x"], True)
+    args, kwargs = _split(t, case.inputs, train_flg=True)
+    _needs(t, t.session.call(layer, "forward", *args, **kwargs), tr("the running statistics"))
     for when in ("after forward(x, train_flg=True)", "after a further forward(x, train_flg=False)"):
         for name, expected in want.items():
             assert_close(t.session.get(layer, name), expected, item=t.name, what=f"{name} {when}",
                          against=f"momentum * {name} + (1 - momentum) * the batch's {name.split('_')[1]}",
                          rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                          reproduce=lambda: _repro(t, case, f"layer.{name}"))
-        t.session.call(layer, "forward", np.asarray(case.inputs["x"])[::-1] * 2.0, False)
+        args, kwargs = _split(t, case.inputs, x=np.asarray(case.inputs["x"])[::-1] * 2.0, train_flg=False)
+        _needs(t, t.session.call(layer, "forward", *args, **kwargs), tr("the running statistics"))

@@ -57,6 +57,11 @@ HINTS: dict[str, str] = {
                              "`dx = dout * (1.0 - self.out) * self.out`."),
     "sigmoid-missing-y": N_("{name} uses (1 - y) alone where the derivative of the sigmoid is y(1 - y): "
                             "`dx = dout * (1.0 - self.out) * self.out`."),
+    "sigmoid-missing-one-minus-y": N_("{name} uses y alone where the derivative of the sigmoid is y(1 - y): the "
+                                      "factor (1 - y) is missing, `dx = dout * (1.0 - self.out) * self.out`."),
+    "arguments-swapped": N_("{name} is what the function gives with its two arguments the other way round: the "
+                            "book's order is `cross_entropy_error(y, t)`, the prediction first and the labels "
+                            "second."),
     "sigmoid-uses-x": N_("{name} puts the input x into y(1 - y): the formula needs the output, "
                          "`dx = dout * (1.0 - self.out) * self.out`, with `self.out` saved in forward."),
     "relu-mask-inverted": N_("{name} passes dout where x <= 0 and zeroes it where x > 0: the mask is inverted. "
@@ -153,6 +158,7 @@ def _specific(ev: Evidence) -> Iterator[tuple[str, Any]]:
         y = 1 / (1 + np.exp(-x))
         yield "sigmoid-one-plus-y", dout * y * (1 + y)
         yield "sigmoid-missing-y", dout * (1 - y)
+        yield "sigmoid-missing-one-minus-y", dout * y
         yield "sigmoid-uses-x", dout * x * (1 - x)
         yield "missing-dout", y * (1 - y)
     elif item == "Relu":
@@ -170,6 +176,12 @@ def _specific(ev: Evidence) -> Iterator[tuple[str, Any]]:
         x = np.asarray(a["x"])
         yield "softmax-axis-0", _softmax(x, axis=0)
         yield "softmax-whole-batch", _softmax(x, axis=None)
+    elif item == "cross_entropy_error" and np.ndim(a["t"]) == np.ndim(a["y"]):  # one-hot
+        y, t = np.asarray(a["y"], dtype=float), np.asarray(a["t"], dtype=float)
+        if y.ndim == 1:
+            y, t = y.reshape(1, -1), t.reshape(1, -1)
+        # the book's function called as cross_entropy_error(t, y): the labels inside the log
+        yield "arguments-swapped", -np.sum(y * np.log(t + 1e-7)) / y.shape[0]
     elif item == "cross_entropy_error" and np.ndim(a["t"]) < np.ndim(a["y"]):  # label indices
         y, t = np.asarray(a["y"]), np.asarray(a["t"])
         if y.ndim == 1:  # the book's reshape for one example
@@ -206,21 +218,39 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
     return bool(np.all(np.abs(a - b) <= atol + rtol * scale))
 
 
-def diagnose(got: Any, ev: Evidence, rtol: float, atol: float) -> tuple[str, str] | None:
-    """(hint id, the other value it names) of the one slip that explains ``got``; None when no
-    slip does, or more than one does."""
-    if _plain({k: v for k, v in ev.args.items() if k in ev.expected or k in ("x", "y")}):
-        return None
+def _matches(got: Any, ev: Evidence, rtol: float, atol: float, zeros: bool = False) -> dict[str, str]:
+    """Every slip whose value on this input is ``got`` and differs from the right one, by id (with
+    the other value it names); with ``zeros``, those whose value is zero here too."""
     got = np.asarray(got, dtype=np.float64)
     expected = np.asarray(ev.expected[ev.wrt], dtype=np.float64)
     matched: dict[str, str] = {}
     for found, value, other in [*((f, v, "") for f, v in _specific(ev)), *_generic(ev, expected)]:
         value = np.asarray(value, dtype=np.float64)
         # a slip that gives the right value on this input (x N at batch size 1) explains nothing;
-        # nor does one that gives zeros here (y * dout at y = 0): many slips give zeros
+        # nor, as the one explanation, does one that gives zeros here (y * dout at y = 0): many
+        # slips give zeros
         if (_close(got, value, rtol, atol) and not _close(value, expected, rtol, atol)
-                and not _close(value, np.zeros_like(value), rtol, atol)):
+                and (zeros or not _close(value, np.zeros_like(value), rtol, atol))):
             matched[found] = other
+    return matched
+
+
+def candidates(got: Any, ev: Evidence, rtol: float, atol: float) -> frozenset[str]:
+    """The slips consistent with ``got`` on this input (for ``borrow``: a hint found on other
+    inputs is given here only if it is one of these). Empty when none is, or when it cannot be
+    worked out."""
+    try:
+        return frozenset(_matches(got, ev, rtol, atol, zeros=True))
+    except Exception:  # noqa: BLE001 - a hint is a bonus: it must never break a finding
+        return frozenset()
+
+
+def diagnose(got: Any, ev: Evidence, rtol: float, atol: float) -> tuple[str, str] | None:
+    """(hint id, the other value it names) of the one slip that explains ``got``; None when no
+    slip does, or more than one does, or the input is too plain to tell slips apart."""
+    if _plain({k: v for k, v in ev.args.items() if k in ev.expected or k in ("x", "y")}):
+        return None
+    matched = _matches(got, ev, rtol, atol)
     return next(iter(matched.items())) if len(matched) == 1 else None
 
 
@@ -265,16 +295,18 @@ def settled(messages: list[str]) -> bool:
     return len(ids) > 1 or sum(map(bool, found)) >= 3 or (not ids and len(messages) >= 6)
 
 
-def borrow(message: str, others: Iterable[str]) -> str:
+def borrow(message: str, others: Iterable[str], consistent: frozenset[str] | None = None) -> str:
     """``message`` with the hint that the messages of other failing inputs agree on.
 
     The smallest failing input is often too plain to tell two slips apart (x = 0, where (1 - y) is
-    twice y(1 - y); a uniform y, where many wrong losses are N times the right one). When every
-    hint other failing inputs give is the same one, it is a statement about the code, and the plain
-    input's finding carries it too.
+    twice y(1 - y), and y alone is (1 - y); a uniform y, where many wrong losses are N times the
+    right one). When every hint other failing inputs give is the same one, on inputs where the slips
+    differ, it is a statement about the code, and the plain input's finding carries it too: if that
+    slip is ``consistent`` with what the plain input showed (``candidates``), never otherwise
+    (a ×N slip cannot explain a value wrong at batch size 1).
     """
     lines = {found: line for other in others for found, line in _hint_lines(other)}
-    if len(lines) != 1 or hints_in(message):
+    if len(lines) != 1 or hints_in(message) or consistent is None or not set(lines) <= consistent:
         return message
     body, sep, tail = message.partition("\n\n")
     return body + "\n" + next(iter(lines.values())) + sep + tail

@@ -92,6 +92,12 @@ class Item:
     observe: Callable[[Case, Any], Case] | None = None
     #: checks only this item needs (BatchNormalization's running statistics)
     properties: tuple[Property, ...] = ()
+    #: constructor arguments and forward inputs a correct signature may lack (a Dropout without
+    #: ``train_flg``): passed by name, fitted to the signature (``session.fit_arguments``), and
+    #: left out where it has no place for them; only the checks of that feature then fail
+    optional: tuple[str, ...] = ()
+    #: the book's signature, for messages about what a signature lacks
+    api: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:

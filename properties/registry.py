@@ -8,6 +8,8 @@ Every generic property in ``properties.checks`` runs over every entry.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -158,6 +160,7 @@ ITEMS: tuple[Item, ...] = (
     Item(
         "TwoLayerNet", "network", ref.two_layer_net_loss, two_layer_net_cases,
         grads=tuple(Grad(k, k, "dict") for k in ("W1", "b1", "W2", "b2")),
+        optional=("weight_init_std",),
         regimes=BATCH_1, extensions=LABEL_INDEX,
         rtol=1e-4, atol=1e-7, num_rtol=1e-4,
         why="as SoftmaxWithLoss: its loss carries the book's delta=1e-7; hidden pre-activations keep "
@@ -178,22 +181,31 @@ def dropout_cases(draw, batch=None, rank: int | None = None) -> Case:
     return _case(draw, {"dropout_ratio": ratio}, {"x": S.array(shape, margin=0.1), "train_flg": True})
 
 
-def dropout_observe(case: Case, out) -> Case:
+def dropout_observe(case: Case, out, backward: tuple[Any, Any] | None = None) -> Case:
     """The mask and scale the layer used, read off its output: kept entries are x * scale, with
-    scale 1 (the book) or 1 / (1 - ratio) (inverted dropout), whichever the output is nearer."""
+    scale 1 (the book) or 1 / (1 - ratio) (inverted dropout). The scale is ``sure`` when the
+    output is one of them exactly; a forward that is neither (a broken one) tells nothing, and the
+    scale is then read off backward's dx / dout (``backward``), whichever convention it is nearer."""
     x, ratio = np.asarray(case.inputs["x"]), case.init["dropout_ratio"]
     out = np.asarray(out, dtype=float) if isinstance(out, np.ndarray) and out.shape == x.shape else np.zeros_like(x)
     train = case.inputs.get("train_flg", True)
     mask = (out != 0) if train else np.ones(x.shape, dtype=bool)
-    ratios = out[mask] / x[mask]
     options = (1.0, 1.0 / (1.0 - ratio)) if train else (1.0 - ratio, 1.0)
+    ratios = out[mask] / x[mask]
     seen = float(np.median(ratios)) if ratios.size else options[0]
     scale = min(options, key=lambda s: abs(s - seen))
-    return Case(case.init, case.inputs, case.seed, {"mask": mask.astype(float), "scale": scale})
+    sure = bool(ratios.size) and np.allclose(ratios, scale, rtol=1e-9, atol=0)
+    if not sure and backward is not None and isinstance(backward[0], np.ndarray) and backward[0].shape == x.shape:
+        dx, dout = np.asarray(backward[0], dtype=float), np.asarray(backward[1], dtype=float)
+        kept = mask & (dout != 0)
+        if kept.any():
+            seen = float(np.median(dx[kept] / dout[kept]))
+            scale = min(options, key=lambda s: abs(s - seen))
+    return Case(case.init, case.inputs, case.seed, {"mask": mask.astype(float), "scale": scale, "sure": sure})
 
 
 @st.composite
-def batchnorm_cases(draw, batch=None, rank: int | None = None, train: bool = True) -> Case:
+def batchnorm_cases(draw, batch=None, rank: int | None = None, train: bool = True, constant: bool = False) -> Case:
     n = batch or draw(st.integers(2, 5))
     shape = draw(S.batch_shape(n, rank or 2))
     d = int(np.prod(shape[1:]))
@@ -201,7 +213,11 @@ def batchnorm_cases(draw, batch=None, rank: int | None = None, train: bool = Tru
     # 1e-5, then moves the output by < eps / (2 var) < 1e-5
     ramp = ((np.arange(n) - (n - 1) / 2) * 3.0).reshape((n,) + (1,) * (len(shape) - 1))
     x = draw(S.array(shape, -0.5, 0.5)) + ramp
-    S.assume(np.all(x.reshape(n, -1).var(axis=0) > 0.5))
+    if constant:  # one feature the same in every example: variance 0 (at batch size 1, every one)
+        flat = x.reshape(n, -1)
+        flat[:, draw(st.integers(0, d - 1))] = draw(S.values())
+    else:
+        S.assume(np.all(x.reshape(n, -1).var(axis=0) > 0.5))
     init = {"gamma": S.array((d,), 0.5, 2.0), "beta": S.array((d,)), "momentum": st.sampled_from([0.9, 0.5]),
             "running_mean": S.array((d,)), "running_var": S.array((d,), 0.5, 2.0)}
     return Case(S.draw_case(draw, **init), {"x": x, "train_flg": train}, draw(S.seeds))
@@ -234,6 +250,7 @@ LATER: tuple[Item, ...] = (
     Item(
         "Dropout", "layer", ref.dropout, dropout_cases, chapter=6,
         grads=(Grad("dx", "x", "return"),), observe=dropout_observe,
+        optional=("train_flg",), api="forward(self, x, train_flg=True)",
         regimes={**BATCH_1},
         properties=(
             Property("drop-rate", CORE, C.check_dropout_rate, "train mode drops a dropout_ratio share of entries"),
@@ -247,18 +264,30 @@ LATER: tuple[Item, ...] = (
     Item(
         "BatchNormalization", "layer", ref.batch_norm_layer, batchnorm_cases, chapter=6,
         grads=(Grad("dx", "x", "return"), Grad("dgamma", "gamma", "attr"), Grad("dbeta", "beta", "attr")),
+        optional=("momentum", "running_mean", "running_var", "train_flg"),
+        api="__init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None); "
+            "forward(self, x, train_flg=True)",
         regimes={"rank-4": {"rank": 4}},
         properties=(
             Property("eval-mode", CORE, C.check_batchnorm_eval, "eval mode normalises with the running statistics"),
             Property("running-stats", CORE, C.check_running_stats,
                      "running statistics move by momentum in train mode only"),
+            # a variance of 0 makes the output hinge on eps (any up to 1e-5 is allowed), so only
+            # finiteness and the output (beta, whatever eps) are checked there
+            Property("constant-feature", CORE, C.check_batchnorm_constant,
+                     "a feature with variance 0 gives beta and finite gradients (eps in the square root)",
+                     regime={"constant": True}),
+            Property("batch-1", CORE, C.check_batchnorm_constant,
+                     "a batch of one (every variance 0) gives beta and finite gradients",
+                     regime={"constant": True, "batch": 1}),
         ),
         rtol=1e-4, atol=1e-4,
         why="any eps up to 1e-5 in the square root is allowed; with every feature variance > 0.5 it "
             "moves outputs and gradients by < 1e-5 relative to gamma * dout (O(1)). atol, not just "
             "rtol: with two examples per feature the output is +-1 whatever x, so dx is nothing but "
             "that eps effect, ~1e-7, and only an absolute bound can accept every eps",
-        notes="batch size >= 2: with one example the variance is 0 and everything hinges on eps",
+        notes="batch size >= 2 and every variance > 0.5 in the generic checks: with variance 0 everything "
+              "hinges on eps; the constant-feature and batch-1 properties check what holds whatever eps",
     ),
     Item(
         "Convolution", "layer", ref.convolution, convolution_cases, chapter=7,

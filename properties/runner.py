@@ -34,6 +34,8 @@ class Outcome:
     message: str = ""
     #: for an extension, the chapter that adds it (it costs marks only when counted); else None
     chapter: int | None = None
+    #: for a wrong value, the classic slips consistent with it (``diagnosis.candidates``)
+    candidates: frozenset[str] | None = None
 
     @property
     def passed(self) -> bool:
@@ -43,7 +45,8 @@ class Outcome:
 def failed(item: str, prop: Property, finding: Finding) -> Outcome:
     """The property failed. Its tier (not the finding's) decides whether it costs marks: a strict
     property that trips over a crash is still a warning; the core properties report the crash."""
-    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message, prop.chapter)
+    return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message, prop.chapter,
+                   getattr(finding, "candidates", None))
 
 
 @contextmanager
@@ -142,7 +145,7 @@ def explain(target: Target, prop: Property, case: Case, finding: Finding | None)
                                          "or state kept between calls.").format(name=target.name))
     if _("Reproduce") not in finding.message:
         finding = Finding(finding.tag, finding.message + reproduce_block(
-            reproduction(target, case), _("Reproduce (the smallest failing input)")))
+            reproduction(target, case), _("Reproduce (the smallest failing input)")), finding.candidates)
     return failed(target.name, prop, finding)
 
 
@@ -313,4 +316,4 @@ def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings
             others.append(finding.message)
             if diagnosis.settled(others):
                 break
-    return replace(outcome, message=diagnosis.borrow(outcome.message, others))
+    return replace(outcome, message=diagnosis.borrow(outcome.message, others, outcome.candidates))

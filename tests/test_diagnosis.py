@@ -74,7 +74,11 @@ def test_a_plain_input_borrows_the_hint_other_inputs_agree_on():
     message = "Sigmoid: dx is wrong at 1 of 1 entries.\n  tolerance: ...\n\nReproduce:\n    ..."
     line = "  Hint [sigmoid-missing-y]: dx uses (1 - y) alone ..."
     other = "Sigmoid: dx is wrong ...\n" + line + "\n\nReproduce:\n    ..."
-    borrowed = borrow(message, [other, other, "no hint here"])
+    consistent = frozenset({"sigmoid-missing-y", "sigmoid-missing-one-minus-y"})  # what x = 0 cannot tell apart
+    borrowed = borrow(message, [other, other, "no hint here"], consistent)
     assert hints_in(borrowed) == ["sigmoid-missing-y"] and borrowed.index("Hint") < borrowed.index("Reproduce")
     conflicting = other.replace("sigmoid-missing-y", "sign-flipped")
-    assert borrow(message, [other, conflicting]) == message
+    assert borrow(message, [other, conflicting], consistent) == message
+    # a hint the plain input's value does not fit (x N at batch size 1), or no knowledge of it: none
+    assert borrow(message, [other, other], frozenset({"divided-by-batch"})) == message
+    assert borrow(message, [other, other], None) == message
