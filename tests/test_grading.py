@@ -258,16 +258,30 @@ def test_a_bad_rubric_is_refused_with_a_clear_message(tmp_path, text, error):
 
 
 def test_usage_errors_grade_nothing(tmp_path, capsys):
-    for sub in ("a", "b"):
-        (tmp_path / sub).mkdir()
+    for sub in ("x/a", "y/a"):
+        (tmp_path / sub).mkdir(parents=True)
         (tmp_path / sub / "layers.py").write_text("")
-    same = [str(tmp_path / "a" / "layers.py"), str(tmp_path / "b" / "layers.py")]
-    assert cli.main(["grade", *same, "--out", str(tmp_path / "out")]) == 2
+    same = [str(tmp_path / "x" / "a" / "layers.py"), str(tmp_path / "y" / "a" / "layers.py")]
+    assert cli.main(["grade", *same, "--out", str(tmp_path / "out")]) == 2  # one name, one folder name too
     assert "'layers'" in capsys.readouterr().err and not (tmp_path / "out").exists()
     assert cli.main(["grade", str(tmp_path / "missing.py"), "--out", str(tmp_path / "out")]) == 2
     (tmp_path / "bad.toml").write_text("[items.Nope]\n")
     assert cli.main(["grade", same[0], "--out", str(tmp_path / "out"), "--rubric", str(tmp_path / "bad.toml")]) == 2
     assert "unknown item 'Nope'" in capsys.readouterr().err
+
+
+def test_files_of_one_name_in_students_folders_are_named_after_the_folders(tmp_path):
+    """submissions/*/hw5.ipynb: each student's folder names the submission."""
+    from gradprop.grading import submission_names
+
+    paths = []
+    for student in ("alice", "bob"):
+        (tmp_path / student).mkdir()
+        paths.append(tmp_path / student / "hw5.py")
+        paths[-1].write_text("")
+    (tmp_path / "carol.py").write_text("")
+    named = submission_names([*paths, tmp_path / "carol.py"])
+    assert sorted(name for name, _ in named) == ["alice", "bob", "carol"]
 
 
 def test_a_bug_in_the_grader_leaves_a_blank_row_not_a_grade(monkeypatch):
