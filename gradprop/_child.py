@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from gradprop import _standins, _steady, wire
-from gradprop.loader import FAILED_IMPORTS, load
+from gradprop.loader import FAILED_IMPORTS, load, python_version
 from gradprop.notebook import where as where_in
 from gradprop.session import Ref, alias_facts, exception_tag, fit_arguments, read_path, typo_note
 
@@ -179,6 +179,8 @@ class _Child:
         elif isinstance(exc, SyntaxError) and exc.lineno:
             name = os.path.basename(exc.filename or "")
             text += f"\n  at line {exc.lineno} of {name}: {(exc.text or '').strip()}"
+        if isinstance(exc, SyntaxError):
+            text += f"\n  (Python {python_version()} grades it)"
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             text += (f"\n  (a submission may write {_DISK_LIMIT} in all, in its scratch folder: HOME and TMPDIR; "
                      f"a file at most {_FILE_LIMIT})")
