@@ -236,7 +236,7 @@ class _Child:
 
     # ------------------------------------------------------------------ ops
 
-    def op_load(self, path: str, seed: int, forbid: tuple[str, ...] = ()) -> None:
+    def op_load(self, path: str, seed: int, forbid: tuple[str, ...] = (), support: tuple[str, ...] = ()) -> None:
         np.random.seed(seed)  # deterministic from the start, and the same after a restart
         random.seed(seed)
         _steady.reset(seed)
@@ -246,7 +246,7 @@ class _Child:
         _standins.install(forbid)
         _standins.LOADING[0] = True
         try:
-            loaded = load(path)
+            loaded = load(path, support)
         except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
             self.leave_student()
             raise _Fault("import-error", self.describe(exc, "importing the file")) from None

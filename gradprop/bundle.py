@@ -26,6 +26,8 @@ from .grading import GradeOptions, grade_submission, grader_failure, results_jso
 
 #: distributions whose versions change generated examples or computed values
 PINNED = ("hypothesis", "numpy", "jax", "jaxlib")
+#: the folder of the bundle that holds the course's files passed with --support
+SUPPORT = "support"
 #: what a wheel of gradprop is built from (pyproject.toml's package-dir)
 SOURCES = ("pyproject.toml", "gradprop", "layers", "reference", "properties")
 
@@ -129,7 +131,8 @@ def constraints() -> str:
 
 
 def _flags(rubric: str | None, strict: bool, time_limit: float, memory_mb: int, max_examples: int | None,
-           lang: str | None = None, chapter: int | None = None, isolation: str = "auto") -> str:
+           lang: str | None = None, chapter: int | None = None, isolation: str = "auto",
+           support: tuple[str, ...] = ()) -> str:
     flags = ["--time-limit", f"{time_limit:g}", "--memory-mb", str(memory_mb), "--isolation", isolation]
     if chapter is not None:
         flags += ["--chapter", str(chapter)]
@@ -142,6 +145,8 @@ def _flags(rubric: str | None, strict: bool, time_limit: float, memory_mb: int, 
     text = shlex.join(flags)
     if rubric:
         text += ' --rubric "$ROOT/source/rubric.toml"'
+    for name in support:
+        text += f' --support "$ROOT/source/{SUPPORT}/{name}"'
     return text
 
 
@@ -155,8 +160,11 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) 
 def write_bundle(out: str | os.PathLike, *, rubric: str | None = None, strict: bool = False,
                  time_limit: float = 10.0, memory_mb: int = 2048, max_examples: int | None = None,
                  wheel: str | os.PathLike | None = None, lang: str | None = None,
-                 chapter: int | None = None, isolation: str = "auto") -> Path:
-    """Write the autograder zip at ``out``; return its path."""
+                 chapter: int | None = None, isolation: str = "auto", support: tuple[str, ...] = (),
+                 rubric_support: tuple[str, ...] = ()) -> Path:
+    """Write the autograder zip at ``out``; return its path. The course's files go with it:
+    ``support`` (``--support``) under ``support/NAME``, passed to the run as ``--support``, and the
+    rubric's own where the rubric names them, relative to it (inside its folder)."""
     out = Path(out)
     if out.suffix != ".zip":
         raise BundleError(f"{out}: the bundle is a .zip file")
@@ -171,14 +179,37 @@ def write_bundle(out: str | os.PathLike, *, rubric: str | None = None, strict: b
         with zipfile.ZipFile(out, "w") as zf:
             warm_flags = f"--max-examples {max_examples} " if max_examples is not None else ""
             _add(zf, "setup.sh", SETUP_SH.format(warm_flags=warm_flags).encode(), executable=True)
+            names = tuple(os.path.basename(p) for p in support)
             run = RUN_AUTOGRADER.format(flags=_flags(rubric, strict, time_limit, memory_mb, max_examples, lang, chapter,
-                                                     isolation))
+                                                     isolation, names))
             _add(zf, "run_autograder", run.encode(), executable=True)
             _add(zf, wheel_path.name, wheel_path.read_bytes())
             _add(zf, "constraints.txt", constraints().encode())
             if rubric:
                 _add(zf, "rubric.toml", Path(rubric).read_bytes())
+            for p in support:
+                _add_files(zf, Path(p), f"{SUPPORT}/{os.path.basename(p)}")
+            base = Path(rubric).resolve().parent if rubric else Path.cwd()
+            for p in rubric_support:
+                rel = os.path.relpath(p, base)
+                if rel.startswith(".."):
+                    raise BundleError(f"the rubric's support {p} lies outside the rubric's folder, where the bundle "
+                                      f"cannot put it: move it inside, or pass it with --support")
+                _add_files(zf, Path(p), Path(rel).as_posix())
     return out
+
+
+def _add_files(zf: zipfile.ZipFile, src: Path, name: str) -> None:
+    """The regular files of ``src`` (a file or a folder) under ``name`` in the zip."""
+    from .staging import _Plan
+
+    files = _Plan()
+    if src.is_dir():
+        files.tree(src, name, name, frozenset())
+    else:
+        files.file(src, name, name)
+    for path, dest in files.copies:
+        _add(zf, dest, path.read_bytes())
 
 
 # --- inside the bundle -----------------------------------------------------------------------------

@@ -17,13 +17,14 @@ or an item asked for with ``--items``/``--chapter`` is not defined), 2 for a usa
                 "findings": [{"property": "backward", "about": "...", "tag": "wrong-gradient",
                               "tier": "core", "chapter": null, "counted": true,
                               "message": "...Reproduce:..."}],
-                "not_run": 6}, ...]}
+                "not_run": 6, "scaffold": null}, ...]}
 
 ``status`` is ``passed``, ``warning`` (only findings that do not count: strict ones without
 ``--strict``, extensions a later chapter adds without ``--chapter`` reaching it), ``failed``,
 ``not-defined`` or ``error`` (gradprop itself failed). ``findings`` are the failed properties,
 those that count first, each group in the suite's order; the first is the one shown in full.
-``chapter`` is set for an extension (the chapter that adds it). ``not_run`` counts the
+``scaffold`` names the course's file (``--support``) an item was taken from, which is then not
+checked. ``chapter`` is set for an extension (the chapter that adds it). ``not_run`` counts the
 properties skipped after the item's first counted finding. ``asked`` is true for items named by
 ``--items`` or ``--chapter`` (a missing one of those fails the run). ``error`` is set (and
 ``items`` empty) when gradprop could not start the process the submission runs in. ``read`` says
@@ -37,9 +38,11 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .findings import CORE
+from .grading import GradingError, support_paths
 
 #: generated examples per input strategy (grade draws 25). Lean: 2 already catch every broken
 #: fixture, 3 keeps one in reserve; 5 would cost a cold check half as much again (more programs
@@ -99,6 +102,8 @@ class ItemCheck:
     #: whether each finding counts (fails the item)
     counted: tuple[bool, ...] = ()
     not_run: int = 0
+    #: the course's file the item was taken from (``--support``): not the student's own, not checked
+    scaffold: str | None = None
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -145,6 +150,8 @@ class Options:
     examples: int = EXAMPLES
     #: language of the findings (en, ko, ja); None: the locale's
     lang: str | None = None
+    #: the course's files beside the file checked (``--support``), as when it is graded
+    support: tuple[str, ...] = ()
 
 
 def settings(examples: int = EXAMPLES):
@@ -171,6 +178,9 @@ def check_item(session: Any, item: Any, origin: str, options: Options = Options(
 
     if session.import_error is None and session.resolve(item.names) is None:
         return ItemCheck(item.name, "not-defined", options.asked)
+    scaffold = session.from_support(item.names) if session.import_error is None else None
+    if scaffold is not None:
+        return ItemCheck(item.name, "not-defined", options.asked, scaffold=scaffold)
     props = {p.name: p for p in properties_for(item)}
     outcomes = evaluate_item(session, item, origin, settings(options.examples),
                              stop=lambda prop: counts(prop, options))
@@ -231,7 +241,8 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     clock = _Clock(budgets.submission_budget)
     results: list[ItemCheck] = []
     try:
-        session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb)
+        session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb,
+                                 support=options.support)
     except Exception as exc:  # noqa: BLE001 - ours, not the submission's
         raise SandboxFailure(str(exc)) from None
     with session, use(options.lang):
@@ -371,6 +382,10 @@ def render(result: CheckResult, color: bool = False) -> str:
     if missing:
         lines.append(style("dim", "· " + msg("not defined in this file (not checked): {names}").format(
             names=", ".join(missing))))
+    for r in result.items:
+        if r.scaffold:
+            lines.append(style("dim", "· " + msg("{name} comes from the course's {origin}, not from your file "
+                                                 "(not checked)").format(name=r.name, origin=r.scaffold)))
     if result.read:
         lines += read
     for r in result.items:
@@ -418,7 +433,7 @@ def as_json(result: CheckResult) -> dict[str, Any]:
         "schema": SCHEMA, "path": result.path, "ok": result.ok, "exit_code": result.exit_code,
         "strict": result.strict, "chapter": result.chapter, "examples": result.examples,
         "import_error": result.import_error, "error": result.error, "read": list(result.read),
-        "items": [{"name": r.name, "status": r.status, "asked": r.asked, "tags": list(r.tags),
+        "items": [{"name": r.name, "status": r.status, "asked": r.asked, "tags": list(r.tags), "scaffold": r.scaffold,
                    "findings": [{"property": o.prop, "about": o.about, "tag": o.tag, "tier": o.tier,
                                  "chapter": getattr(o, "chapter", None), "counted": counted,
                                  "message": o.message} for o, counted in zip(r.findings, r.counted)],
@@ -449,10 +464,15 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
         if args.time_limit <= 0:
             raise UsageError(msg("--time-limit must be positive"))
         items, asked = select_items(args.items, args.chapter)
+        try:
+            support = support_paths(args.support or [], Path.cwd(), "--support")
+        except GradingError as exc:
+            raise UsageError(str(exc)) from None
     except UsageError as exc:
         print(f"gradprop check: error: {exc}", file=err)
         return 2
-    options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb, lang=args.lang)
+    options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb, lang=args.lang,
+                      support=support)
     result = run_check(path, items, options, progress=err, jobs=jobs_for(args.jobs))
     if args.json:
         out.write(json.dumps(as_json(result), indent=2, ensure_ascii=False) + "\n")

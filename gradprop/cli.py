@@ -18,12 +18,14 @@ import tempfile
 import time
 from collections import deque
 from dataclasses import replace
+from pathlib import Path
 from multiprocessing.connection import Connection, wait as connection_wait
 from typing import Callable, Sequence, TextIO
 
 from . import __version__, workers as worker_processes
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
-                      grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
+                      grader_failure, read_resume, submission_names, support_paths, write_csv, write_resume,
+                      write_results)
 from .i18n import LANGUAGES, default_language
 from .isolation import MODES, IsolationError, probe, sweep
 from .report import write_report
@@ -325,19 +327,21 @@ def _options(args: argparse.Namespace) -> GradeOptions:
                            f"not {args.memory_mb}")
     if args.max_examples is not None and args.max_examples < 1:
         raise GradingError("--max-examples must be at least 1")
+    support = support_paths(args.support or [], Path.cwd(), "--support")
     return GradeOptions(rubric=rubric, strict=args.strict, time_limit=args.time_limit,
                         memory_mb=args.memory_mb, max_examples=args.max_examples, isolation=args.isolation,
-                        lang=args.lang or default_language())
+                        lang=args.lang or default_language(), extra_support=support)
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from .bundle import BundleError, write_bundle
 
     try:
-        _options(args)  # a bad rubric fails here, not on Gradescope
+        options = _options(args)  # a bad rubric fails here, not on Gradescope
         path = write_bundle(args.out, rubric=args.rubric, strict=args.strict, time_limit=args.time_limit,
                             memory_mb=args.memory_mb, max_examples=args.max_examples, wheel=args.wheel,
-                            lang=args.lang, chapter=args.chapter, isolation=args.isolation)
+                            lang=args.lang, chapter=args.chapter, isolation=args.isolation,
+                            support=options.extra_support, rubric_support=options.rubric.support)
     except (GradingError, BundleError) as exc:
         print(f"gradprop gradescope-bundle: error: {exc}", file=sys.stderr)
         return 2
@@ -387,6 +391,15 @@ def _grading_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", choices=LANGUAGES, default=None,
                    help="language of the feedback (default: the locale's, from LANGUAGE, LC_ALL, LC_MESSAGES "
                         "or LANG; English when it is none of these)")
+    support_flag(p)
+
+
+def support_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--support", action="append", metavar="DIR_OR_FILE",
+                   help="the course's files every submission gets beside it, read-only, the course's copy winning "
+                        "(e.g. --support course/common: `from common.functions import softmax` finds it); "
+                        "repeat it for more. Items taken from them earn no marks unless the rubric's "
+                        "support_counts says so")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -438,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds one call into your code may take (default 10)")
     check.add_argument("--memory-mb", type=int, default=2048, metavar="MB",
                        help="address-space cap of your code's process (default 2048)")
+    support_flag(check)
     check.set_defaults(run=_cmd_check)
 
     run = sub.add_parser("gradescope-run", help="(used by the bundle's run_autograder) grade ROOT/submission",

@@ -117,6 +117,10 @@ class Rubric:
     #: top-level modules a submission may import but not use: using one in a checked call is a
     #: ``forbidden-import`` (by default the autodiff libraries; ``forbid = []`` allows them)
     forbid: tuple[str, ...] = AUTODIFF
+    #: the course's files every submission gets beside it (absolute paths; ``support`` in the
+    #: rubric, relative to it), and the items that earn marks when taken from them
+    support: tuple[str, ...] = ()
+    support_counts: tuple[str, ...] = ()
 
     @classmethod
     def default(cls, chapter: int | None = None) -> "Rubric":
@@ -132,18 +136,30 @@ class Rubric:
             raise GradingError(f"cannot read the rubric {path}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise GradingError(f"the rubric {path} is not valid TOML: {exc}") from None
-        return cls.from_dict(doc, Path(path).name, chapter)  # feedback names the file, not where it lives
+        # feedback names the file, not where it lives; its support paths are relative to it
+        return cls.from_dict(doc, Path(path).name, chapter, base=Path(path).resolve().parent)
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric", chapter: int | None = None) -> "Rubric":
-        """The rubric ``doc`` describes; ``chapter`` (``--chapter``) replaces the doc's own."""
+    def from_dict(cls, doc: Mapping[str, Any], source: str = "rubric", chapter: int | None = None,
+                  base: Path | None = None) -> "Rubric":
+        """The rubric ``doc`` describes; ``chapter`` (``--chapter``) replaces the doc's own; ``base``
+        is the folder its ``support`` paths are relative to (the rubric file's)."""
         from .properties.registry import ITEMS, REGISTRY, extensions_up_to
 
         known = [item.name for item in ITEMS]
-        unknown_keys = sorted(set(doc) - {"default_weight", "chapter", "items", "forbid"})
+        unknown_keys = sorted(set(doc) - {"default_weight", "chapter", "items", "forbid", "support", "support_counts"})
         if unknown_keys:
-            raise GradingError(f"{source}: unknown key(s) {', '.join(unknown_keys)}; "
-                               "a rubric has `default_weight`, `chapter`, `forbid` and `[items.NAME]` tables")
+            raise GradingError(f"{source}: unknown key(s) {', '.join(unknown_keys)}; a rubric has `default_weight`, "
+                               "`chapter`, `forbid`, `support`, `support_counts` and `[items.NAME]` tables")
+        support = support_paths(doc.get("support", []), base or Path.cwd(), f"{source}: support")
+        counts = doc.get("support_counts", False)
+        if counts is True:
+            counts = known
+        if counts is False:
+            counts = []
+        if not isinstance(counts, list) or any(c not in known for c in counts):
+            raise GradingError(f"{source}: support_counts must be true, false or a list of items (e.g. [\"Affine\"]): "
+                               "the items that earn marks when taken from the course's files")
         forbid = doc.get("forbid", AUTODIFF)
         if not isinstance(forbid, (list, tuple)) or not all(isinstance(f, str) and f.isidentifier() for f in forbid):
             raise GradingError(f"{source}: forbid must be a list of module names, e.g. [\"jax\", \"torch\"] "
@@ -185,7 +201,7 @@ class Rubric:
                     extensions.append((item.name, counted))
         if not weights:
             raise GradingError(f"{source}: no item counts")
-        return cls(tuple(weights), source, tuple(extensions), tuple(forbid))
+        return cls(tuple(weights), source, tuple(extensions), tuple(forbid), support, tuple(counts))
 
     @property
     def items(self) -> tuple[str, ...]:
@@ -194,6 +210,25 @@ class Rubric:
     def counted(self, item: str) -> tuple[str, ...]:
         """The names of ``item``'s extensions that cost marks."""
         return dict(self.extensions).get(item, ())
+
+
+def support_paths(value: Any, base: Path, where: str) -> tuple[str, ...]:
+    """The course's files, as absolute paths (each a folder or a file that exists)."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise GradingError(f"{where} must be a list of paths, e.g. [\"course/common\"]")
+    out = []
+    for v in value:
+        p = (base / os.path.expanduser(v)).resolve()
+        if not p.exists():
+            raise GradingError(f"{where}: no such file or folder: {safe_text(v)} (looked for {safe_text(str(p))})")
+        if p.name in ("", ".", ".."):
+            raise GradingError(f"{where}: {safe_text(v)} has no name to put beside a submission")
+        out.append(str(p))
+    names = [os.path.basename(p) for p in out]
+    if len(set(names)) != len(names):
+        raise GradingError(f"{where}: two of {', '.join(names)} have one name; each goes beside the submission "
+                           "under its own name")
+    return tuple(out)
 
 
 def _chapter(value: Any, where: str) -> int | None:
@@ -233,6 +268,13 @@ class GradeOptions:
     #: the run's other submissions: never copied into a submission's box, even when imported by
     #: name (they do not change a grade: left out of the resume fingerprint)
     others: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    #: the course's files beside every submission (``--support``), besides the rubric's own
+    extra_support: tuple[str, ...] = ()
+
+    @property
+    def support(self) -> tuple[str, ...]:
+        """Every course file beside each submission: ``--support``'s, then the rubric's."""
+        return tuple(dict.fromkeys((*self.extra_support, *self.rubric.support)))
 
     @property
     def item_budget(self) -> float:
@@ -373,6 +415,7 @@ class _ItemSession(Session):
         self._clock = clock
         self.import_error = inner.import_error
         self.kinds, self.origins, self.load_notes = inner.kinds, inner.origins, inner.load_notes
+        self.support_files = inner.support_files
 
     def _do(self, fn, *args: Any, **kwargs: Any) -> Any:
         if self._used > self._budget:
@@ -519,6 +562,17 @@ def _indent(text: str, by: str = "    ") -> str:
     return "\n".join(by + line if line.strip() else "" for line in text.splitlines())
 
 
+def scaffold_message(name: str, origin: str) -> str:
+    return _("{name} is not defined by your submission: it comes from the course's file {origin}, which does not "
+             "earn marks here. Write {name} in your own file.").format(name=name, origin=origin)
+
+
+def not_the_students(name: str, weight: Fraction, origin: str) -> ItemResult:
+    """An item taken from the course's files (``--support``), not from the submission: no marks
+    (unless the rubric's ``support_counts`` names it), and a note saying where it came from."""
+    return ItemResult(name, Fraction(0), _round2(weight), "failed", ("not-found",), scaffold_message(name, origin))
+
+
 def grader_error_item(name: str, weight: Fraction, error: str) -> ItemResult:
     return ItemResult(name, Fraction(0), _round2(weight), "failed", (),
                       _("{name}: gradprop itself failed while grading this item; this is not a fault of "
@@ -563,7 +617,8 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
     isolation: dict[str, Any] = {}
     try:
         session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb,
-                                 isolation=options.isolation, forbid=options.rubric.forbid, exclude=options.others)
+                                 isolation=options.isolation, forbid=options.rubric.forbid, exclude=options.others,
+                                 support=options.support)
         isolation = session.isolation.as_dict()
     except Exception as exc:  # noqa: BLE001 - the sandbox could not start: ours, not theirs
         error = f"the sandbox could not start: {_short_error(exc)}"
@@ -573,6 +628,10 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
         with session:
             for item_name, weight in options.rubric.weights:
                 item = REGISTRY[item_name]
+                scaffold = session.from_support(item.names)
+                if scaffold is not None and item.name not in options.rubric.support_counts:
+                    items.append(not_the_students(item.name, weight, scaffold))
+                    continue
                 view = _ItemSession(session, item.name, options.item_budget, clock)
                 try:
                     outcomes = evaluate(view, item, origin, settings)
@@ -740,8 +799,7 @@ def fingerprint(path: str | os.PathLike, options: GradeOptions) -> str:
     from .staging import plan
 
     digest = hashlib.sha256(f"{__version__}\n{options!r}\n".encode("utf-8", "replace"))
-    files, _entry, _cwd, _notes = plan(path, options.others)
-    for src, dest in files.copies:
+    for src, dest in plan(path, options.others, options.support).copies:
         digest.update(os.fsencode(dest) + b"\0")
         try:
             digest.update(hashlib.sha256(src.read_bytes()).digest())

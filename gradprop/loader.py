@@ -383,9 +383,12 @@ def _scripts_note(scripts: list[_Source]) -> str:
             f"and define no item: {shown}{more}")
 
 
-def _load_folder(root: Path, finder: _Finder, notes: list[str]) -> dict[str, Any]:
+def _load_folder(root: Path, finder: _Finder, notes: list[str], support: frozenset[str] = frozenset()) -> dict[str, Any]:
     sources = _sources(root)
     wanted = {group: [s for s in sources if match_name(group, s.defines)] for group in BOOK_ITEMS}
+    for group, srcs in wanted.items():  # the submission's own definition first, the course's only without one
+        if any(s.rel not in support for s in srcs):
+            wanted[group] = [s for s in srcs if s.rel not in support]
     chosen_files = sorted({s.rel for group in wanted.values() for s in group}, key=_rank)
     broken = [s for s in sources if s.error is not None]
     if not chosen_files:
@@ -536,8 +539,10 @@ def _origins(namespace: Mapping[str, Any], root: str, notes: list[str]) -> dict[
     return origins
 
 
-def load(path: str | os.PathLike) -> Loaded:
-    """Import the layer set at ``path`` (a .py file, a .ipynb notebook or a folder).
+def load(path: str | os.PathLike, support: Sequence[str] = ()) -> Loaded:
+    """Import the layer set at ``path`` (a .py file, a .ipynb notebook or a folder). ``support``:
+    the course's files in it (posix, relative to its folder), from which an item is taken only
+    when no file of the submission's own defines it.
 
     Exceptions raised while importing a single file, or every file that defines an item, propagate
     unchanged: the caller reports them as ``import-error``.
@@ -557,7 +562,7 @@ def load(path: str | os.PathLike) -> Loaded:
             sys.path.insert(0, str(folder))
             namespace = dict(vars(_load_file(p, root, notes)))
         else:
-            namespace = _load_folder(p, finder, notes)
+            namespace = _load_folder(p, finder, notes, frozenset(support))
     finally:
         sys.meta_path.remove(finder)
     origins = _origins(namespace, root, notes)

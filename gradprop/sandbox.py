@@ -321,7 +321,7 @@ class SandboxSession(Session):
 
     def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
                  import_time_limit: float | None = None, isolation: str = OWN,
-                 forbid: Sequence[str] = AUTODIFF, exclude: Sequence[str] = ()):
+                 forbid: Sequence[str] = AUTODIFF, exclude: Sequence[str] = (), support: Sequence[str] = ()):
         self.path = os.path.abspath(str(path))
         self.time_limit = float(time_limit)
         self.memory_mb = int(memory_mb)
@@ -330,10 +330,12 @@ class SandboxSession(Session):
         self.isolation: Isolation = probe().require(isolation)
         #: top-level modules the submission may import but not use, nor reach (the rubric's forbid)
         self.forbid = tuple(forbid)
-        #: the submission's read-only copy, with what it imports from beside it (``staging``);
-        #: ``exclude``: the run's other submissions, never part of it
+        #: the submission's read-only copy, with what it imports from beside it and the course's
+        #: ``support`` files (``staging``); ``exclude``: the run's other submissions, never part of it
         self.stage: Stage | None = None
-        self.stage = stage(self.path, exclude)
+        self.stage = stage(self.path, exclude, support=support)
+        #: the course's files in the copy (an item taken from one is not the submission's own)
+        self.support_files: frozenset[str] = frozenset(self.stage.support)
         self.import_error: str | None = None
         #: what the submission printed while being imported
         self.import_output = ""
@@ -382,7 +384,7 @@ class SandboxSession(Session):
         self._pending_load = True
         # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
         try:
-            request = ([], [("load", box.path, self._last_seed, self.forbid)])
+            request = ([], [("load", box.path, self._last_seed, self.forbid, tuple(self.stage.support))])
             self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
         except (_Died, _TimedOut):
             pass  # reported by _finish_load

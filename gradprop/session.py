@@ -131,6 +131,15 @@ class Session(abc.ABC):
     load_notes: tuple[str, ...] = ()
     #: every callable the layer set defines -> is it a class (for loose name matching)
     kinds: dict[str, bool] = {}
+    #: the course's files (``--support``) among ``origins``' files: not the submission's own
+    support_files: frozenset[str] = frozenset()
+
+    def from_support(self, names: Iterable[str]) -> str | None:
+        """The course's file the item (by ``names``) is taken from, or None when the submission
+        defines it itself (or does not define it)."""
+        name = self.resolve(names)
+        origin = self.origins.get(name) if name else None
+        return origin if origin in self.support_files else None
 
     @abc.abstractmethod
     def defines(self, name: str) -> bool:

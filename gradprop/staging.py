@@ -53,6 +53,9 @@ class Stage:
     notes: list[str] = field(default_factory=list)
     #: bytes copied
     size: int = 0
+    #: the course's files in the copy, relative to ``cwd`` (``common/functions.py``): what is taken
+    #: from them is not the submission's own
+    support: list[str] = field(default_factory=list)
 
     def cleanup(self) -> None:
         _rmtree(os.path.dirname(self.root))
@@ -65,6 +68,11 @@ class _Plan:
         self.bytes, self.files = MAX_COPY, MAX_FILES
         self.copies: list[tuple[Path, str]] = []
         self.left_out: list[str] = []
+        #: the submission inside the copy, the folder to run in, notes (see ``Stage``)
+        self.entry = self.cwd = ""
+        self.notes: list[str] = []
+        #: the course's files, relative to ``cwd`` (posix)
+        self.support: list[str] = []
 
     def file(self, src: Path, dest: str, shown: str) -> bool:
         try:
@@ -165,35 +173,69 @@ def _find(name: str, roots: list[Path]) -> tuple[Path, Path] | None:
 # --- staging ---------------------------------------------------------------------------------------
 
 
-def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()) -> tuple[_Plan, str, str, list[str]]:
-    """What ``stage`` copies: (the files, the entry, the folder to run in, notes). Reads, never writes."""
+def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
+         support: Iterable[str | os.PathLike] = ()) -> _Plan:
+    """What ``stage`` copies (``_Plan.copies``), where the submission is in the copy and which
+    folder to run in, and the notes. Reads, never writes.
+
+    ``support``: the course's files (a folder such as ``course/common``, or a file), each put
+    beside the submission under its own name (``common/...``), as the course's layout has it. Where
+    the submission holds a file of the same place, the course's copy is the one taken, and a note
+    says so."""
     src = Path(os.path.abspath(path))
     others = frozenset(os.path.realpath(e) for e in exclude if os.path.realpath(e) != os.path.realpath(src))
     files = _Plan()
-    notes: list[str] = []
     if src.is_dir():
         name = src.name or "submission"
         files.tree(src, name, name, others)
-        entry = cwd = name
+        files.entry = files.cwd = name
     else:
         here = src.parent.name or "submission"
-        entry, cwd = f"{here}/{src.name}", here
-        files.file(src, entry, src.name)
-        notes += _imports_beside(src, here, files, others)
+        files.entry, files.cwd = f"{here}/{src.name}", here
+        files.file(src, files.entry, src.name)
+        files.notes += _imports_beside(src, here, files, others)
+    _add_support(files, [Path(os.path.abspath(p)) for p in support])
     if files.left_out:
         shown = ", ".join(files.left_out[:5]) + (f", and {len(files.left_out) - 5} more" if len(files.left_out) > 5 else "")
-        notes.append(f"not copied into the sandbox: {shown}")
-    return files, entry, cwd, notes
+        files.notes.append(f"not copied into the sandbox: {shown}")
+    return files
 
 
-def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tmp: str | None = None) -> Stage:
+def _add_support(files: _Plan, support: list[Path]) -> None:
+    """The course's files beside the submission, replacing the submission's own at the same place."""
+    if not support:
+        return
+    theirs = {dest for _, dest in files.copies}
+    ours = _Plan()
+    for src in support:
+        dest = f"{files.cwd}/{src.name}"
+        if src.is_dir():
+            ours.tree(src, dest, src.name, frozenset())
+        else:
+            ours.file(src, dest, src.name)
+    replaced = sorted(dest for _, dest in ours.copies if dest in theirs)
+    keep = {dest for _, dest in ours.copies}
+    files.copies = [(s, d) for s, d in files.copies if d not in keep] + ours.copies
+    files.left_out += ours.left_out
+    prefix = files.cwd + "/"
+    files.support = [d[len(prefix):] for _, d in ours.copies]
+    names = ", ".join(sorted({f"{p.name}/" if p.is_dir() else p.name for p in support}))
+    files.notes.append(f"the course's files beside the submission (read-only): {names}")
+    if replaced:
+        files.notes.append("the course's copy was used instead of the submission's own: "
+                           + ", ".join(d[len(prefix):] for d in replaced))
+
+
+def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tmp: str | None = None,
+          support: Iterable[str | os.PathLike] = ()) -> Stage:
     """Copy the submission at ``path`` (a .py file, a notebook or a folder), with what a file
-    imports from beside it, into a fresh read-only folder (see the module docstring)."""
-    files, entry, cwd, notes = plan(path, exclude)
+    imports from beside it and the course's ``support`` files, into a fresh read-only folder (see
+    the module docstring)."""
+    files = plan(path, exclude, support)
     top = tempfile.mkdtemp(prefix="gradprop-stage-", dir=tmp)
     root = Path(top) / "work"
     try:
-        (root / cwd).mkdir(parents=True)
+        (root / files.cwd).mkdir(parents=True)
         for src, dest in files.copies:
             (root / dest).parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -204,7 +246,7 @@ def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tm
     except BaseException:
         _rmtree(top)
         raise
-    return Stage(str(root), entry, cwd, notes, MAX_COPY - files.bytes)
+    return Stage(str(root), files.entry, files.cwd, files.notes, MAX_COPY - files.bytes, files.support)
 
 
 def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str]) -> list[str]:

@@ -163,7 +163,7 @@ def test_json_shape():
                         "read", "items"}
     assert doc["schema"] == check.SCHEMA and doc["path"] == str(ONE_BUG) and doc["import_error"] is None
     mul, affine = doc["items"]
-    assert set(affine) == {"name", "status", "asked", "tags", "findings", "not_run"}
+    assert set(affine) == {"name", "status", "asked", "tags", "findings", "not_run", "scaffold"}
     assert (affine["name"], affine["status"], affine["asked"], affine["tags"]) == \
         ("Affine", "failed", True, ["wrong-gradient"])
     assert [f["property"] for f in affine["findings"]] == ["backward", "numerical"]
