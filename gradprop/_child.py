@@ -185,7 +185,8 @@ class _Child:
             text += (f"\n  (a submission may write {_DISK_LIMIT} in all, in its scratch folder: HOME and TMPDIR; "
                      f"a file at most {_FILE_LIMIT})")
         elif isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            text += "\n  (the sandbox is read-only but for its scratch folder: write under HOME or TMPDIR)"
+            text += ("\n  (in the sandbox a submission reads Python, its packages and its own files, and writes only "
+                     "its scratch folder: HOME, TMPDIR)")
         return text
 
     def student(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

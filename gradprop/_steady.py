@@ -7,11 +7,13 @@ operating system's entropy, which a submission may read on purpose (``if time.ti
 by accident (``np.random.default_rng()`` with no seed). Here they are replaced, for Python code,
 by deterministic stand-ins:
 
-- ``time.time``, ``time.monotonic``, ``time.perf_counter``, ``time.process_time`` (and their
-  ``_ns`` forms), ``datetime.datetime.now/today/utcnow``: a clock that starts at
-  2001-09-09 01:46:40 UTC and advances 1 ms per reading;
-- ``os.urandom``, ``random.SystemRandom``, ``secrets``, ``uuid.uuid4``, and the entropy numpy's
-  ``SeedSequence()`` draws for an unseeded ``default_rng()``: a fixed pseudo-random stream.
+- ``time.time``, ``time.monotonic``, ``time.perf_counter``, ``time.process_time``,
+  ``time.thread_time`` (and their ``_ns`` forms), ``time.clock_gettime(_ns)`` of any clock,
+  ``datetime.datetime.now/today/utcnow``: a clock that starts at 2001-09-09 01:46:40 UTC and
+  advances 1 ms per reading;
+- ``os.urandom``, ``os.getrandom``, ``random.SystemRandom``, ``secrets``, ``uuid.uuid4``, and the
+  entropy numpy's ``SeedSequence()`` draws for an unseeded ``default_rng()``: a fixed pseudo-random
+  stream; the files ``/dev/urandom`` and ``/dev/random`` read as zeros (``isolation.Box``).
 
 This makes an honest submission's grade reproducible; it is not a security boundary (a
 submission can reach the real clock through ctypes). ``time.sleep`` still sleeps.
@@ -80,6 +82,9 @@ def install() -> None:
     for name in ("time", "monotonic", "perf_counter", "process_time", "thread_time"):
         setattr(time, name, seconds)
         setattr(time, name + "_ns", _now_ns)
+    time.clock_gettime = lambda clock_id: seconds()  # any clock: CLOCK_REALTIME, CLOCK_MONOTONIC...
+    time.clock_gettime_ns = lambda clock_id: _now_ns()
+    os.getrandom = lambda size, flags=0: _urandom(size)  # type: ignore[attr-defined]
     datetime.datetime = _SteadyDateTime  # type: ignore[misc]
     os.urandom = _urandom
     random.SystemRandom = _SteadySystemRandom  # type: ignore[misc]

@@ -29,7 +29,7 @@ from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fing
 from .i18n import LANGUAGES, default_language
 from .isolation import MODES, IsolationError, probe, sweep
 from .report import write_report
-from .text import safe_text
+from .text import safe_name, safe_text
 
 #: times a submission may be in flight when a worker process dies before it is given up
 MAX_ATTEMPTS = 2
@@ -59,10 +59,11 @@ class Progress:
 
     def update(self, result: SubmissionResult) -> None:
         self.done += 1
+        name = safe_name(result.name)  # a file name a student chose: one line, no escapes
         if result.errors:
-            summary = f"{result.name}: not graded (gradprop failed on it)"
+            summary = f"{name}: not graded (gradprop failed on it)"
         else:
-            summary = f"{result.name}: {float(result.score):.2f}/{float(result.max_score):.2f}"
+            summary = f"{name}: {float(result.score):.2f}/{float(result.max_score):.2f}"
         if self.tty:
             self._draw(summary)
         else:
@@ -293,7 +294,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return 130
     print(f"graded {len(results) - len(failed)} of {len(results)} submissions: {sheet}")
     for r in sorted(failed, key=lambda r: r.name):
-        print(f"gradprop failed on {safe_text(r.name)} (blank cells in grades.csv):", *r.errors, sep="\n  ",
+        print(f"gradprop failed on {safe_name(r.name)} (blank cells in grades.csv):", *r.errors, sep="\n  ",
               file=sys.stderr)
     return 1 if failed else 0
 

@@ -39,7 +39,8 @@ class Finding(AssertionError):
     ``tag`` is one of TAGS; ``message`` is the explanation a student reads.
     """
 
-    def __init__(self, tag: str, message: str, candidates: frozenset[str] | None = None):
+    def __init__(self, tag: str, message: str, candidates: frozenset[str] | None = None,
+                 hint: tuple[str, str] | None = None):
         if tag not in TAGS:
             raise ValueError(f"unknown finding tag {tag!r}")
         super().__init__(f"[{tag}] {message}")
@@ -47,13 +48,15 @@ class Finding(AssertionError):
         self.message = message
         #: for a wrong value: the classic slips consistent with it (``diagnosis.candidates``)
         self.candidates = candidates
+        #: the hint the message gives, (id, line), as the grader made it (``diagnosis.find_hint``)
+        self.hint = hint
 
     @property
     def tier(self) -> str:
         return tier(self.tag)
 
-    def __reduce__(self):  # keep tag, message and candidates when pickled across processes
-        return (type(self), (self.tag, self.message, self.candidates))
+    def __reduce__(self):  # keep every field when pickled across processes
+        return (type(self), (self.tag, self.message, self.candidates, self.hint))
 
 
 class SubmissionFault(Finding):

@@ -45,7 +45,7 @@ from .findings import CORE, FAULTS, STRICT, SubmissionFault, tier
 from .i18n import _, use as use_language
 from .loader import submission_name
 from .session import Later, Ref, Reply, Session
-from .text import safe_text, safe_tree
+from .text import csv_cell, safe_text, safe_tree
 
 #: points per item when the rubric does not say
 DEFAULT_WEIGHT = 1
@@ -317,6 +317,9 @@ class ItemResult:
     error: str | None = None
     #: extensions that failed without costing marks (the rubric does not count them)
     uncounted: tuple[str, ...] = ()
+    #: the diagnosis hints its findings give, by id (``properties.diagnosis``), as the grader made
+    #: them: report.html counts these, never what a feedback text says
+    hints: tuple[str, ...] = ()
 
     def gradescope(self) -> dict[str, Any]:
         return {"name": self.name, "score": float(self.score), "max_score": float(self.max_score),
@@ -492,9 +495,10 @@ def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: boo
     status = "failed" if failed else "passed"
     uncounted = tuple(o.prop for o in outcomes if not o.passed and o.chapter is not None
                       and o.prop not in extensions and o.tag not in ("not-found", "import-error"))
+    hints = tuple(dict.fromkeys(o.hint[0] for o in outcomes if not o.passed and getattr(o, "hint", None)))
     return ItemResult(name, score, _round2(weight), status, tags,
                       item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
-                      uncounted=uncounted)
+                      uncounted=uncounted, hints=hints)
 
 
 def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fraction, max_score: Fraction,
@@ -711,7 +715,7 @@ def write_results(result: SubmissionResult, out_dir: str | os.PathLike) -> Path:
     folder = result_folder(out_dir, result.name)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "results.json"
-    _atomic_write(target, results_json(result))
+    atomic_write(target, results_json(result))
     return target
 
 
@@ -732,18 +736,18 @@ def grades_csv(results: Iterable[SubmissionResult], rubric: Rubric) -> str:
     writer.writerow(["submission", "score", "max_score", *rubric.items, *(["isolation"] if weak else [])])
     for r in results:
         row = r.csv_row()
-        writer.writerow([safe_text(row[0]), *row[1:], *([f"weak: {weak_isolation(r)}"] if weak else [])])
+        writer.writerow([csv_cell(row[0]), *row[1:], *([f"weak: {weak_isolation(r)}"] if weak else [])])
     return buf.getvalue()
 
 
 def write_csv(results: Iterable[SubmissionResult], rubric: Rubric, out_dir: str | os.PathLike) -> Path:
     target = Path(out_dir) / "grades.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, grades_csv(results, rubric))
+    atomic_write(target, grades_csv(results, rubric))
     return target
 
 
-def _atomic_write(target: Path, text: str) -> None:
+def atomic_write(target: Path, text: str) -> None:
     """Write ``text`` as UTF-8 through a temporary file of a name no submission can take."""
     fd, tmp = tempfile.mkstemp(prefix=".gradprop-", suffix=".part", dir=target.parent)
     try:
@@ -810,7 +814,7 @@ def fingerprint(path: str | os.PathLike, options: GradeOptions) -> str:
 
 def write_resume(result: SubmissionResult, key: str, out_dir: str | os.PathLike) -> None:
     doc = {"fingerprint": key, "result": safe_tree(result.to_dict())}
-    _atomic_write(result_folder(out_dir, result.name) / RESUME_FILE, json.dumps(doc, ensure_ascii=False))
+    atomic_write(result_folder(out_dir, result.name) / RESUME_FILE, json.dumps(doc, ensure_ascii=False))
 
 
 def read_resume(name: str, key: str, out_dir: str | os.PathLike) -> SubmissionResult | None:

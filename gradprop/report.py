@@ -15,7 +15,6 @@ the same grading run gives the same page byte for byte.
 """
 from __future__ import annotations
 
-import functools
 import html
 import math
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .findings import CORE, STRICT, TAGS, tier
-from .grading import ItemResult, Rubric, SubmissionResult, weak_isolation
+from .grading import ItemResult, Rubric, SubmissionResult, atomic_write, weak_isolation
 from .text import safe_text
 
 #: at most this many names beside the heatmap; with more submissions every k-th is labelled
@@ -38,20 +37,9 @@ _TIER_COLOURS = {CORE: "#c0392b", STRICT: "#e6a23c"}
 
 
 def hints_of(item: ItemResult) -> tuple[str, ...]:
-    """The diagnosis hint ids of an item: its ``hints`` when the grader records them, else the ids
-    the diagnosis module finds in its feedback, else ()."""
-    hints = getattr(item, "hints", None)
-    return tuple(hints) if hints is not None else _hints_in_feedback(item.output)
-
-
-@functools.lru_cache(maxsize=1024)  # asked per chart and per table; parsing the feedback is not free
-def _hints_in_feedback(output: str) -> tuple[str, ...]:
-    try:
-        from .properties.diagnosis import HINTS, hints_in
-    except ImportError:  # a grader without diagnosis
-        return ()
-    # known ids only: the feedback quotes the submission's own exception messages, which may say anything
-    return tuple(h for h in dict.fromkeys(hints_in(output)) if h in HINTS)
+    """The diagnosis hint ids of an item, as the grader recorded them (``ItemResult.hints``): never
+    read out of its feedback, which quotes the submission's own text."""
+    return tuple(item.hints)
 
 
 def render_report(results: Sequence[SubmissionResult], rubric: Rubric) -> str:
@@ -74,9 +62,7 @@ def render_report(results: Sequence[SubmissionResult], rubric: Rubric) -> str:
 def write_report(results: Sequence[SubmissionResult], rubric: Rubric, out_dir: str | os.PathLike) -> Path:
     """OUT/report.html."""
     target = Path(out_dir) / "report.html"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(render_report(results, rubric), encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write(target, render_report(results, rubric))  # through a name no submission can take
     return target
 
 

@@ -119,20 +119,25 @@ def _touches(path: Path, exclude: frozenset[str]) -> bool:
 
 
 def _trees(path: Path) -> list[ast.AST]:
-    """The parsed code of a .py file or a notebook's code cells (what does not parse is skipped)."""
-    sources = []
+    """The parsed code of a .py file or a notebook's code cells. The file is the submission's, read
+    in the grading process: only a regular file of at most ``MAX_FILE`` bytes is read, and whatever
+    does not parse (a malformed notebook, an expression nested 100000 deep) is passed over, never
+    raised: the sandbox's loader says what is wrong with it."""
     try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > (MAX_COPY if path.suffix == ".ipynb" else MAX_FILE):
+            return []
         if path.suffix == ".ipynb":
             sources = [cell.source for cell in notebook.read_cells(path) if not cell.cell_magic]
         else:
             sources = [path.read_bytes()]
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - OSError, a notebook that is not one (TypeError, RecursionError...)
         return []
     trees = []
     for source in sources:
         try:
             trees.append(ast.parse(source))
-        except (SyntaxError, ValueError):
+        except Exception:  # noqa: BLE001 - SyntaxError, RecursionError, MemoryError on a monstrous file
             continue
     return trees
 

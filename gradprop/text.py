@@ -32,3 +32,16 @@ def safe_tree(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return type(value)(safe_tree(v) for v in value)
     return value
+
+
+def safe_name(value: object) -> str:
+    """``safe_text`` on one line: a name (a submission's file name) shown where a line break would
+    start a line of its own (a forged progress line on the terminal)."""
+    return safe_text(value).replace("\n", "\ufffd").replace("\t", "\ufffd").replace("\r", "\ufffd")
+
+
+def csv_cell(value: object) -> str:
+    """``safe_name`` that a spreadsheet shows as text: a leading = + - @ would make it a formula
+    (CSV injection), so such a cell starts with an apostrophe."""
+    text = safe_name(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

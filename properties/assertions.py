@@ -85,9 +85,10 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
         text = (_("{item}: {what} has shape {shape}, expected {expected} (the shape of what it differentiates).")
                 if gradient else
                 _("{item}: {what} has shape {shape}, expected {expected} (the shape of what it computes)."))
+        found = _hint(got, evidence, rtol, atol)
         raise Finding(shape_tag, text.format(item=item, what=what, shape=got.shape, expected=expected.shape)
-                      + _hint(got, evidence, rtol, atol) + reproduce_block(reproduce()),
-                      _candidates(got, evidence, rtol, atol))
+                      + ("\n" + found[1] if found else "") + reproduce_block(reproduce()),
+                      _candidates(got, evidence, rtol, atol), found)
     scale = float(np.abs(expected).max()) if expected.size else 0.0
     bound = atol + rtol * scale
     if (np.abs(got - expected) <= bound).all():  # the common case (a nan or inf is never <=)
@@ -112,11 +113,12 @@ def assert_close(got: Any, expected: np.ndarray, *, item: str, what: str, agains
         _("  checked against: {against}").format(against=against),
         _("  tolerance: |yours - expected| <= {atol} + {rtol} * max|expected| = {bound}").format(
             atol=f"{atol:g}", rtol=f"{rtol:g}", bound=f"{bound:.3g}"),
-    ]) + _hint(got, evidence, rtol, atol) + tail, _candidates(got, evidence, rtol, atol))
+    ]) + ("\n" + found[1] if (found := _hint(got, evidence, rtol, atol)) else "") + tail,
+        _candidates(got, evidence, rtol, atol), found)
 
 
-def _hint(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> str:
-    return "" if evidence is None else diagnosis.hint(got, evidence, rtol, atol)
+def _hint(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> diagnosis.Hint | None:
+    return None if evidence is None else diagnosis.find_hint(got, evidence, rtol, atol)
 
 
 def _candidates(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> frozenset[str] | None:

@@ -50,7 +50,7 @@ def _once(t: Target, case: Case, what: str, run):
             runs[what] = (None, finding)
     value, finding = runs[what]
     if finding is not None:
-        raise type(finding)(finding.tag, finding.message, finding.candidates)
+        raise type(finding)(finding.tag, finding.message, finding.candidates, finding.hint)
     return value
 
 

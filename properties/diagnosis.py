@@ -254,16 +254,27 @@ def diagnose(got: Any, ev: Evidence, rtol: float, atol: float) -> tuple[str, str
     return next(iter(matched.items())) if len(matched) == 1 else None
 
 
-def hint(got: Any, ev: Evidence, rtol: float, atol: float) -> str:
-    """The hint line of a finding message, or "" when no slip explains ``got`` unambiguously."""
+#: a hint given: its id, and the line of the finding message that says it
+Hint = tuple[str, str]
+
+
+def find_hint(got: Any, ev: Evidence, rtol: float, atol: float) -> Hint | None:
+    """(id, line) of the one slip that explains ``got`` (see ``diagnose``), or None."""
     try:
         found = diagnose(got, ev, rtol, atol)
     except Exception:  # noqa: BLE001 - a hint is a bonus: it must never break a finding
-        return ""
+        return None
     if found is None:
-        return ""
+        return None
     text = _(HINTS[found[0]]).format(name=ev.name, other=found[1], shape=np.shape(got))
-    return "\n  " + _(HINT_LINE).format(id=found[0], text=text)
+    return found[0], "  " + _(HINT_LINE).format(id=found[0], text=text)
+
+
+def hint(got: Any, ev: Evidence, rtol: float, atol: float) -> str:
+    """The hint line of a finding message (with its line break), or "" when no slip explains
+    ``got`` unambiguously."""
+    found = find_hint(got, ev, rtol, atol)
+    return "" if found is None else "\n" + found[1]
 
 
 def _hint_lines(message: str) -> list[tuple[str, str]]:
@@ -286,16 +297,16 @@ def hints_in(message: str) -> list[str]:
 EXPLAINABLE = frozenset({"wrong-forward", "wrong-gradient", "wrong-shape", "stale-state"})
 
 
-def settled(messages: list[str]) -> bool:
-    """Whether more failing inputs could change what ``borrow`` makes of ``messages``: not once two
-    hints disagree or three agree, nor when the first six carry none (a check that gives no hints,
-    such as the numerical one's cheap form)."""
-    found = [hints_in(m) for m in messages]
-    ids = {h for hs in found for h in hs}
-    return len(ids) > 1 or sum(map(bool, found)) >= 3 or (not ids and len(messages) >= 6)
+def settled(hints: list[Hint | None]) -> bool:
+    """Whether more failing inputs could change what ``borrow`` makes of their ``hints``: not once
+    two hints disagree or three agree, nor when the first six carry none (a check that gives no
+    hints, such as the numerical one's cheap form)."""
+    ids = {h[0] for h in hints if h}
+    return len(ids) > 1 or sum(map(bool, hints)) >= 3 or (not ids and len(hints) >= 6)
 
 
-def borrow(message: str, others: Iterable[str], consistent: frozenset[str] | None = None) -> str:
+def borrow(message: str, others: Iterable[Hint | None], consistent: frozenset[str] | None = None,
+           own: Hint | None = None) -> tuple[str, Hint | None]:
     """``message`` with the hint that the messages of other failing inputs agree on.
 
     The smallest failing input is often too plain to tell two slips apart (x = 0, where (1 - y) is
@@ -304,9 +315,14 @@ def borrow(message: str, others: Iterable[str], consistent: frozenset[str] | Non
     differ, it is a statement about the code, and the plain input's finding carries it too: if that
     slip is ``consistent`` with what the plain input showed (``candidates``), never otherwise
     (a ×N slip cannot explain a value wrong at batch size 1).
+
+    ``others`` are the hints the other findings carry (``Finding.hint``: the grader's own, never
+    read out of a message, which may quote the submission's text); ``own`` is the message's own
+    hint. Returns the message and the hint it now carries.
     """
-    lines = {found: line for other in others for found, line in _hint_lines(other)}
-    if len(lines) != 1 or hints_in(message) or consistent is None or not set(lines) <= consistent:
-        return message
+    lines = dict(h for h in others if h)
+    if own is not None or len(lines) != 1 or consistent is None or not set(lines) <= consistent:
+        return message, own
+    found = next(iter(lines.items()))
     body, sep, tail = message.partition("\n\n")
-    return body + "\n" + next(iter(lines.values())) + sep + tail
+    return body + "\n" + found[1] + sep + tail, found

@@ -36,6 +36,8 @@ class Outcome:
     chapter: int | None = None
     #: for a wrong value, the classic slips consistent with it (``diagnosis.candidates``)
     candidates: frozenset[str] | None = None
+    #: the hint the message gives, (id, line) (``diagnosis.find_hint``), or None
+    hint: tuple[str, str] | None = None
 
     @property
     def passed(self) -> bool:
@@ -46,7 +48,7 @@ def failed(item: str, prop: Property, finding: Finding) -> Outcome:
     """The property failed. Its tier (not the finding's) decides whether it costs marks: a strict
     property that trips over a crash is still a warning; the core properties report the crash."""
     return Outcome(item, prop.name, prop.tier, prop.about, finding.tag, finding.message, prop.chapter,
-                   getattr(finding, "candidates", None))
+                   getattr(finding, "candidates", None), getattr(finding, "hint", None))
 
 
 @contextmanager
@@ -145,7 +147,7 @@ def explain(target: Target, prop: Property, case: Case, finding: Finding | None)
                                          "or state kept between calls.").format(name=target.name))
     if _("Reproduce") not in finding.message:
         finding = Finding(finding.tag, finding.message + reproduce_block(
-            reproduction(target, case), _("Reproduce (the smallest failing input)")), finding.candidates)
+            reproduction(target, case), _("Reproduce (the smallest failing input)")), finding.candidates, finding.hint)
     return failed(target.name, prop, finding)
 
 
@@ -306,14 +308,15 @@ HINT_EXAMPLES = 10
 
 def _hinted(target: Target, prop: Property, outcome: Outcome, settings: Settings | None) -> Outcome:
     """The outcome, with the hint its property's other failing inputs agree on (``diagnosis.borrow``)."""
-    if outcome.tag not in diagnosis.EXPLAINABLE or diagnosis.hints_in(outcome.message):
+    if outcome.tag not in diagnosis.EXPLAINABLE or outcome.hint is not None:
         return outcome
-    others: list[str] = []
+    others: list[diagnosis.Hint | None] = []
     for case in examples(target.item, dict(prop.regime), settings)[:HINT_EXAMPLES]:
         try:
             run_check(target, prop, case, False)
         except Finding as finding:
-            others.append(finding.message)
+            others.append(finding.hint)
             if diagnosis.settled(others):
                 break
-    return replace(outcome, message=diagnosis.borrow(outcome.message, others, outcome.candidates))
+    message, found = diagnosis.borrow(outcome.message, others, outcome.candidates)
+    return replace(outcome, message=message, hint=found)

@@ -72,13 +72,13 @@ def test_a_hint_never_breaks_a_finding():
 
 def test_a_plain_input_borrows_the_hint_other_inputs_agree_on():
     message = "Sigmoid: dx is wrong at 1 of 1 entries.\n  tolerance: ...\n\nReproduce:\n    ..."
-    line = "  Hint [sigmoid-missing-y]: dx uses (1 - y) alone ..."
-    other = "Sigmoid: dx is wrong ...\n" + line + "\n\nReproduce:\n    ..."
+    other = ("sigmoid-missing-y", "  Hint [sigmoid-missing-y]: dx uses (1 - y) alone ...")
     consistent = frozenset({"sigmoid-missing-y", "sigmoid-missing-one-minus-y"})  # what x = 0 cannot tell apart
-    borrowed = borrow(message, [other, other, "no hint here"], consistent)
-    assert hints_in(borrowed) == ["sigmoid-missing-y"] and borrowed.index("Hint") < borrowed.index("Reproduce")
-    conflicting = other.replace("sigmoid-missing-y", "sign-flipped")
-    assert borrow(message, [other, conflicting], consistent) == message
+    borrowed, found = borrow(message, [other, other, None], consistent)
+    assert found == other and hints_in(borrowed) == ["sigmoid-missing-y"]
+    assert borrowed.index("Hint") < borrowed.index("Reproduce")
+    conflicting = ("sign-flipped", "  Hint [sign-flipped]: ...")
+    assert borrow(message, [other, conflicting], consistent) == (message, None)
     # a hint the plain input's value does not fit (x N at batch size 1), or no knowledge of it: none
-    assert borrow(message, [other, other], frozenset({"divided-by-batch"})) == message
-    assert borrow(message, [other, other], None) == message
+    assert borrow(message, [other, other], frozenset({"divided-by-batch"})) == (message, None)
+    assert borrow(message, [other, other], None) == (message, None)

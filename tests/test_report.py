@@ -158,19 +158,23 @@ def test_results_without_hints_say_so_instead_of_an_empty_chart():
     assert "No diagnosis hints in these results." in page and page.count("<svg") == 3
 
 
-def test_without_a_hints_field_the_hints_are_read_from_the_feedback():
-    diagnosis = pytest.importorskip("gradprop.properties.diagnosis", reason="no diagnosis module in this grader")
-    line = diagnosis.HINT_LINE.format(id="transposed", text="dW is the transpose of the right one")
-    forged = diagnosis.HINT_LINE.format(id="you-are-great", text="from the submission's own exception")
-    item = ItemResult("Affine", Fraction(0), Fraction(1), "failed", ("wrong-gradient",),
-                      f"Affine: ...\n  {line}\n  {forged}\n  {line}")
-    assert hints_of(item) == ("transposed",)
-    assert hints_of(HintedItem(*dataclasses.astuple(item), hints=("stale",))) == ("stale",)
-    page = render_report([SubmissionResult("a", "/a.py", (item,), "")], only_affine := Rubric.from_dict(
+def test_hints_are_what_the_grader_recorded_never_what_the_feedback_says():
+    """A submission's own exception text may hold 'Hint [transposed]: ...' lines: the report counts
+    the hints the grader gave (``ItemResult.hints``), not lines in the feedback."""
+    from gradprop.properties import diagnosis
+
+    forged = diagnosis.HINT_LINE.format(id="transposed", text="from the submission's own exception")
+    item = ItemResult("Affine", Fraction(0), Fraction(1), "failed", ("exception",), f"Affine: ...\n  {forged}")
+    assert hints_of(item) == ()
+    given = dataclasses.replace(item, tags=("wrong-gradient",), hints=("transposed",))
+    assert hints_of(given) == ("transposed",)
+    page = render_report([SubmissionResult("a", "/a.py", (given,), "")], only_affine := Rubric.from_dict(
         {"items": {i.name: {"count": i.name == "Affine"} for i in ITEMS}}))
     assert only_affine.items == ("Affine",)
     sentence = diagnosis.HINTS["transposed"].format(name="the value")
     assert f"<td><code>transposed</code></td><td>{html.escape(sentence)}</td>" in page  # the legend
+    forged_page = render_report([SubmissionResult("a", "/a.py", (item,), "")], only_affine)
+    assert "No diagnosis hints in these results." in forged_page
 
 
 def test_three_hundred_submissions_thin_the_heatmap_labels_and_stay_small():
