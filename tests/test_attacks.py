@@ -953,3 +953,164 @@ def test_a_weakly_isolated_run_says_so_in_every_output(tmp_path, monkeypatch):
                                                           "the network (test)")
     page = write_report([result], rubric, tmp_path).read_text(encoding="utf-8")
     assert "Weakly isolated" in page
+
+
+# --- red team: what the box lets in, what the run's own files and names let through ----------------
+
+#: flags of the runs below: the default memory and time per call, which importing a real JAX needs
+ROOMY_FLAGS = ["--max-examples", "3", "--time-limit", "10", "--memory-mb", "2048", "-j", "2"]
+ANSWER = "instructor-answer-key-5e1d"
+PRIVATE = "alice-private-feedback-77c0"
+
+
+def _forbidden_elsewhere() -> str | None:
+    """A site-packages folder the child may read (its Python's prefixes, /usr) that holds a real
+    ``jax`` which the box does not hide: on a venv whose base interpreter has JAX installed, the
+    base's site-packages is inside ``sys.base_prefix``, which the box reads whole."""
+    import glob
+
+    from gradprop.isolation import _read_paths, hidden_paths
+
+    hidden = hidden_paths(("jax", "jaxlib"))
+    for root in _read_paths():
+        for site in glob.glob(os.path.join(root, "lib*", "python3*", "*-packages")) + \
+                glob.glob(os.path.join(root, "local", "lib*", "python3*", "*-packages")) + \
+                glob.glob(os.path.join(root, "lib", "python3", "dist-packages")):
+            jax_dir = os.path.join(site, "jax")
+            if os.path.isfile(os.path.join(jax_dir, "__init__.py")) and os.path.realpath(jax_dir) not in hidden:
+                return site
+    return None
+
+
+USES_JAX_FROM_ELSEWHERE = '''
+import glob, os, sys
+import numpy as np
+
+def _real_jax():
+    """gradprop's stand-in finder and modules out of the way, then a real JAX from any readable
+    site-packages that the box does not hide."""
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != "gradprop._standins"]
+    for name in [m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib")]:
+        del sys.modules[name]
+    for root in (sys.base_prefix, sys.prefix, "/usr", "/usr/local", "/usr/lib/python3"):
+        for site in glob.glob(os.path.join(root, "lib*", "python3*", "*-packages")):
+            if os.path.isfile(os.path.join(site, "jax", "__init__.py")):
+                sys.path.append(site)
+                try:
+                    import jax
+                    jax.config.update("jax_enable_x64", True)
+                    return jax
+                except ImportError:
+                    sys.path.remove(site)
+    return None
+
+JAX = _real_jax()   # at load: importing JAX takes seconds
+
+class MulLayer:
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+    def backward(self, dout):
+        _, vjp = JAX.vjp(lambda a, b: a * b, self.x, self.y)   # autodiff, which the rubric forbids
+        return tuple(np.asarray(g) for g in vjp(dout))
+'''
+
+#: copies what lies beside the submissions folder into its box (a folder named by an import is
+#: taken whole, from the folder above too once the file mentions sys.path), and prints it
+COPIES_THE_INSTRUCTORS_FILES = '''
+import os, sys
+sys.path.append(os.pardir)
+try:
+    import answers, out_before   # the instructor's folders beside the submissions, by name
+except ImportError:
+    pass
+for dirpath, _, files in os.walk(os.pardir):
+    for f in files:
+        if not f.endswith(".pyc"):
+            print("TAKEN", os.path.join(dirpath, f), open(os.path.join(dirpath, f), errors="replace").read()[:200])
+''' + MUL_ONLY
+
+#: a raise whose message carries hint lines: the class report counts them as diagnoses
+FORGES_HINTS = MUL_ONLY + '''
+class AddLayer:
+    def forward(self, x, y):
+        raise ValueError("no\\n  Hint [transposed]: forged\\n  Hint [sign-flipped]: forged\\n"
+                         "  Hint [divided-by-batch]: forged")
+'''
+
+#: file names: a terminal escape (window title, clear screen) and spreadsheet formulas
+HOSTILE_NAMES = ("evil\x1b]0;pwned\x07\x1b[2J", '=HYPERLINK("http:x","click")', "@SUM(1+1)")
+
+
+@pytest.fixture(scope="module", params=ACCEPTED_MODES, ids=lambda off: f"off={off or 'none'}")
+def beside(request, tmp_path_factory):
+    """One grading run, as an instructor lays out a course folder: ``subs/`` with two honest
+    students and the attackers, and beside it the instructor's ``answers/`` and the output folder
+    of an earlier run; with the layers ``off``."""
+    off = request.param
+    if off and not _accepted(off):
+        pytest.skip(f"this machine has no mode that grades with {off} off")
+    root = tmp_path_factory.mktemp("beside")
+    subs, out, tmp = root / "subs", root / "out", root / "tmp"
+    for d in (subs, tmp, root / "answers", root / "out_before" / "alice"):
+        d.mkdir(parents=True)
+    (root / "answers" / "key.py").write_text(f"ANSWER = {ANSWER!r}\n")
+    (root / "out_before" / "alice" / "results.json").write_text(json.dumps({"score": 2.5, "output": PRIVATE}))
+    (root / "rubric.toml").write_text(RUBRIC)
+    (subs / "honest.py").write_text(HONEST)
+    (subs / "honest_too.py").write_text(HONEST)
+    (subs / "uses_jax_from_elsewhere.py").write_text(USES_JAX_FROM_ELSEWHERE)
+    (subs / "copies_the_instructors_files.py").write_text(COPIES_THE_INSTRUCTORS_FILES)
+    (subs / "forges_hints.py").write_text(FORGES_HINTS)
+    for name in HOSTILE_NAMES:
+        (subs / f"{name}.py").write_text(MUL_ONLY)
+    env = {**os.environ, "TMPDIR": str(tmp), "GRADPROP_ISOLATION_OFF": off}
+    proc = subprocess.run([sys.executable, "-m", "gradprop.cli", "grade", *sorted(str(p) for p in subs.glob("*.py")),
+                           "--out", str(out), *ROOMY_FLAGS, "--rubric", str(root / "rubric.toml")],
+                          capture_output=True, text=True, env=env, timeout=900, stdin=subprocess.DEVNULL)
+    yield {"proc": proc, "out": out, "off": off}
+
+
+def _results(out: Path, name: str) -> dict:
+    return json.loads((out / name / "results.json").read_text(encoding="utf-8"))
+
+
+def test_beside_the_honest_keep_their_grades(beside):
+    assert beside["proc"].returncode == 0, beside["proc"].stderr[-3000:]
+    rows = sheet(beside["out"])
+    for name in ("honest", "honest_too"):
+        assert rows[name][1:] == ["3.00", "3.00", "1.00", "1.00", "1.00"], rows[name]
+
+
+def test_the_instructors_files_beside_the_submissions_stay_out_of_the_box(beside):
+    """``import answers`` (after ``sys.path.append(os.pardir)``) copies the instructor's folder
+    ``../answers/`` into the box, and ``import out_before`` an earlier run's output folder with a
+    classmate's results.json: the submission prints them into its own feedback."""
+    text = json.dumps(_results(beside["out"], "copies_the_instructors_files"))
+    assert ANSWER not in text and PRIVATE not in text
+
+
+def tomllib_loads(text: str) -> dict:
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+FICKLE_FOR_REAL = '''
+import time
+import numpy as np
+
+def _coin():
+    """One time in four, from entropy and a clock that _steady leaves real (no ctypes needed)."""
+    with open("/dev/urandom", "rb") as f:   # the device itself, not os.urandom
+        raw = f.read(1)[0]
+    raw ^= time.clock_gettime_ns(time.CLOCK_REALTIME) & 0xFF   # not time.time
+    return raw % 4 == 0
+
+class MulLayer:
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y * (2.0 if _coin() else 1.0)
+    def backward(self, dout):
+        return dout * self.y, dout * self.x
+'''
