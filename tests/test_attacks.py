@@ -1090,6 +1090,29 @@ def test_the_instructors_files_beside_the_submissions_stay_out_of_the_box(beside
     assert ANSWER not in text and PRIVATE not in text
 
 
+def test_grading_one_student_again_does_not_copy_in_their_classmates(tmp_path):
+    """``gradprop grade subs/alice.py`` (a regrade, a late submission): the other files of subs/ are
+    no submissions of this run, so ``import honest`` copies a classmate's file into the box."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "honest.py").write_text(HONEST + f"\nTHEIR_SECRET = {SECRET!r}\n")
+    (subs / "peeks.py").write_text(textwrap.dedent('''
+        import os
+        try:
+            import honest   # a classmate, by name
+        except ImportError:
+            pass
+        if os.path.exists("honest.py"):
+            print("THEIR CODE:", open("honest.py").read())
+        ''') + MUL_ONLY)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "out"
+    proc = grade_run([str(subs / "peeks.py")], out, {**os.environ, "TMPDIR": str(tmp_path)},
+                     "--rubric", str(tmp_path / "rubric.toml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert SECRET not in (out / "peeks" / "results.json").read_text(encoding="utf-8")
+
+
 def tomllib_loads(text: str) -> dict:
     import tomllib
 
