@@ -1113,6 +1113,56 @@ def test_grading_one_student_again_does_not_copy_in_their_classmates(tmp_path):
     assert SECRET not in (out / "peeks" / "results.json").read_text(encoding="utf-8")
 
 
+def test_on_gradescope_one_file_cannot_reach_the_autograders_source(tmp_path):
+    """Gradescope unzips the bundle into /autograder/source (gradprop's wheel, the rubric) and a
+    student's one uploaded file sits in /autograder/submission: ``sys.path.append('..')`` and
+    ``import source`` copy the wheel into the box, and the file takes gradprop's own layers from it."""
+    import zipfile
+
+    import gradprop.layers
+    from gradprop.bundle import run_autograder
+    from gradprop.grading import GradeOptions, Rubric
+
+    root = tmp_path / "autograder"
+    (root / "source").mkdir(parents=True)
+    (root / "submission").mkdir()
+    # what the bundle ships: a wheel of gradprop (its layers inside), as `gradprop gradescope-bundle` builds
+    with zipfile.ZipFile(root / "source" / "gradprop-0.1.0-py3-none-any.whl", "w") as whl:
+        whl.write(gradprop.__file__, "gradprop/__init__.py")
+        for f in Path(gradprop.layers.__file__).parent.glob("*.py"):
+            whl.write(f, f"gradprop/layers/{f.name}")
+    (root / "source" / "rubric.toml").write_text(RUBRIC)
+    (root / "submission" / "hw5.py").write_text(textwrap.dedent('''
+        import glob, os, sys
+        sys.path.append(os.pardir)
+        try:
+            import source   # the autograder's own folder, copied into the box
+        except ImportError:
+            pass
+
+        def _borrow():
+            wheels = glob.glob(os.path.join(os.pardir, "source", "gradprop-*.whl"))
+            if not wheels:
+                return {}
+            ours = {k: v for k, v in sys.modules.items() if k == "gradprop" or k.startswith("gradprop.")}
+            for k in ours:
+                del sys.modules[k]
+            sys.path.insert(0, wheels[0])
+            try:
+                import gradprop.layers as theirs
+                return {n: getattr(theirs, n) for n in ("MulLayer", "AddLayer", "Relu")}
+            finally:
+                sys.path.remove(wheels[0])
+                sys.modules.update(ours)
+
+        globals().update(_borrow())   # not one layer written
+        '''))
+    options = GradeOptions(rubric=Rubric.from_dict(tomllib_loads(RUBRIC)), max_examples=3)
+    assert run_autograder(root, options) == 0
+    doc = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
+    assert doc["score"] == 0.0, doc["output"][:1000]
+
+
 def tomllib_loads(text: str) -> dict:
     import tomllib
 
