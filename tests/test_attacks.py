@@ -1090,6 +1090,17 @@ def test_the_instructors_files_beside_the_submissions_stay_out_of_the_box(beside
     assert ANSWER not in text and PRIVATE not in text
 
 
+def test_a_forbidden_library_installed_elsewhere_is_still_forbidden(beside):
+    """The box hides ``jax`` in the grader's own site-packages only; a venv's base interpreter
+    (``sys.base_prefix``, readable whole) may have its own JAX, which the submission imports after
+    taking gradprop's stand-in finder off ``sys.meta_path``."""
+    if _forbidden_elsewhere() is None:
+        pytest.skip("no JAX installed where the box can read it but does not hide it")
+    row = sheet(beside["out"])["uses_jax_from_elsewhere"]
+    doc = _results(beside["out"], "uses_jax_from_elsewhere")
+    assert row[3] == "0.00" and "forbidden-import" in doc["tests"][0]["tags"], (row, doc["tests"][0]["output"][:500])
+
+
 def test_grading_one_student_again_does_not_copy_in_their_classmates(tmp_path):
     """``gradprop grade subs/alice.py`` (a regrade, a late submission): the other files of subs/ are
     no submissions of this run, so ``import honest`` copies a classmate's file into the box."""
