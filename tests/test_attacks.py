@@ -1101,6 +1101,17 @@ def test_a_forbidden_library_installed_elsewhere_is_still_forbidden(beside):
     assert row[3] == "0.00" and "forbidden-import" in doc["tests"][0]["tags"], (row, doc["tests"][0]["output"][:500])
 
 
+def test_a_submission_cannot_forge_diagnoses_in_the_class_report(beside):
+    """A raise is no wrong value: no hint explains it. Hint lines in its message must not be counted
+    as the class's diagnoses in report.html."""
+    from gradprop.report import _hints_in_feedback
+
+    doc = _results(beside["out"], "forges_hints")
+    assert [_hints_in_feedback(t["output"]) for t in doc["tests"]] == [(), (), ()]
+    page = (beside["out"] / "report.html").read_text(encoding="utf-8")
+    assert "<code>transposed</code>" not in page and "<code>sign-flipped</code>" not in page
+
+
 def test_grading_one_student_again_does_not_copy_in_their_classmates(tmp_path):
     """``gradprop grade subs/alice.py`` (a regrade, a late submission): the other files of subs/ are
     no submissions of this run, so ``import honest`` copies a classmate's file into the box."""
