@@ -1112,6 +1112,16 @@ def test_a_submission_cannot_forge_diagnoses_in_the_class_report(beside):
     assert "<code>transposed</code>" not in page and "<code>sign-flipped</code>" not in page
 
 
+def test_file_names_reach_neither_the_terminal_nor_a_spreadsheet_as_code(beside):
+    """A student's file name is printed on the progress line as it is (ESC ] 0 sets the terminal's
+    title, ESC [ 2J clears it), and starts a grades.csv row: `=HYPERLINK(...)` and `@SUM(...)` are
+    formulas when the sheet is opened in a spreadsheet (CSV injection)."""
+    proc = beside["proc"]
+    assert "\x1b" not in proc.stdout + proc.stderr and "\x07" not in proc.stdout + proc.stderr
+    names = [row[0] for row in csv.reader(io.StringIO((beside["out"] / "grades.csv").read_text(encoding="utf-8")))]
+    assert not [n for n in names if n[:1] in ("=", "+", "-", "@", "\t", "\r")], names
+
+
 def test_grading_one_student_again_does_not_copy_in_their_classmates(tmp_path):
     """``gradprop grade subs/alice.py`` (a regrade, a late submission): the other files of subs/ are
     no submissions of this run, so ``import honest`` copies a classmate's file into the box."""
