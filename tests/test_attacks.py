@@ -1201,6 +1201,22 @@ def tomllib_loads(text: str) -> dict:
     return tomllib.loads(text)
 
 
+def test_a_submission_named_like_the_reports_temporary_file_cannot_crash_the_run(tmp_path):
+    """``report.html.tmp.py``: its results folder OUT/report.html.tmp/ is where write_report puts
+    the page before renaming it; the run ends in a traceback, without report.html."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "honest.py").write_text(HONEST)
+    (subs / "report.html.tmp.py").write_text(HONEST)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "out"
+    proc = grade_run([str(p) for p in sorted(subs.glob("*.py"))], out, {**os.environ, "TMPDIR": str(tmp_path)},
+                     "--rubric", str(tmp_path / "rubric.toml"))
+    assert proc.returncode in (0, 2), proc.stderr[-2000:]  # graded, or refused up front as a reserved name
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2 or (out / "report.html").is_file()
+
+
 FICKLE_FOR_REAL = '''
 import time
 import numpy as np
