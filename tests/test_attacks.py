@@ -1217,6 +1217,26 @@ def test_a_submission_named_like_the_reports_temporary_file_cannot_crash_the_run
     assert proc.returncode == 2 or (out / "report.html").is_file()
 
 
+@pytest.mark.parametrize("source", [
+    "x = 1" + "+1" * 200_000 + "\n",   # RecursionError while the parent builds the AST
+    "x = " + "-" * 200_000 + "1\n",    # MemoryError: the parser's stack
+], ids=["long-sum", "deep-unary"])
+def test_a_file_the_parser_chokes_on_cannot_stop_the_run(tmp_path, source):
+    """The CLI parses each file for what it imports (``staging.plan``, for the resume
+    fingerprint) before grading anything; a RecursionError or MemoryError there is not caught:
+    no submission is graded and no grades.csv written."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "honest.py").write_text(HONEST)
+    (subs / "deep.py").write_text("import numpy as np\n" + source + MUL_ONLY)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "out"
+    proc = grade_run([str(p) for p in sorted(subs.glob("*.py"))], out, {**os.environ, "TMPDIR": str(tmp_path)},
+                     "--rubric", str(tmp_path / "rubric.toml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sheet(out)["honest"][1] == "3.00"
+
+
 FICKLE_FOR_REAL = '''
 import time
 import numpy as np
