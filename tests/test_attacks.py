@@ -1237,6 +1237,37 @@ def test_a_file_the_parser_chokes_on_cannot_stop_the_run(tmp_path, source):
     assert sheet(out)["honest"][1] == "3.00"
 
 
+def test_a_fifo_in_a_package_beside_a_submission_cannot_hang_the_run(tmp_path):
+    """A student's folder (``alice/ch05/hw5.py`` with its ``common/``, unpacked from their tar)
+    holds a FIFO named ``common/evil.py``: the CLI reads every .py of an imported package to find
+    its imports, and blocks opening the FIFO forever, before grading anyone."""
+    alice = tmp_path / "alice"
+    (alice / "common").mkdir(parents=True)
+    (alice / "common" / "__init__.py").write_text("")
+    os.mkfifo(alice / "common" / "evil.py")
+    (alice / "hw5.py").write_text("import common\n" + MUL_ONLY)
+    (tmp_path / "honest.py").write_text(HONEST)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "gradprop.cli", "grade", str(tmp_path / "honest.py"),
+                             str(alice / "hw5.py"), "--out", str(out), *FLAGS, "--rubric", str(tmp_path / "rubric.toml")],
+                            env={**os.environ, "TMPDIR": str(tmp_path)}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            hung = True
+        else:
+            hung = False
+    assert not hung, "gradprop grade hung (blocked opening the FIFO)"
+    assert sheet(out)["honest"][1] == "3.00"
+
+
 FICKLE_FOR_REAL = '''
 import time
 import numpy as np
