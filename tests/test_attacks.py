@@ -1286,3 +1286,17 @@ class MulLayer:
     def backward(self, dout):
         return dout * self.y, dout * self.x
 '''
+
+
+def test_real_entropy_and_clocks_cannot_make_grading_nondeterministic(tmp_path):
+    """README: "a submission that behaves differently on identical calls gets the same grade and
+    feedback on every run". /dev/urandom is readable in the box, and time.clock_gettime,
+    time.localtime, os.getrandom... are not on _steady's list."""
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+
+    path = tmp_path / "fickle_for_real.py"
+    path.write_text(FICKLE_FOR_REAL + ADD_LAYER)
+    options = GradeOptions(rubric=Rubric.from_dict(MUL_ADD), max_examples=3, time_limit=5.0)
+    runs = [grade_submission(path, options) for _ in range(3)]
+    outcomes = [[(r.score, r.tags, r.output) for r in run.items] for run in runs]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
