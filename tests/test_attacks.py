@@ -1217,21 +1217,25 @@ def test_a_submission_named_like_the_reports_temporary_file_cannot_crash_the_run
     assert proc.returncode == 2 or (out / "report.html").is_file()
 
 
-@pytest.mark.parametrize("source", [
-    "x = 1" + "+1" * 200_000 + "\n",   # RecursionError while the parent builds the AST
-    "x = " + "-" * 200_000 + "1\n",    # MemoryError: the parser's stack
-], ids=["long-sum", "deep-unary"])
-def test_a_file_the_parser_chokes_on_cannot_stop_the_run(tmp_path, source):
-    """The CLI parses each file for what it imports (``staging.plan``, for the resume
-    fingerprint) before grading anything; a RecursionError or MemoryError there is not caught:
-    no submission is graded and no grades.csv written."""
+@pytest.mark.parametrize("name, source", [
+    ("deep.py", "import numpy as np\nx = 1" + "+1" * 200_000 + "\n" + MUL_ONLY),  # RecursionError: building the AST
+    ("deep.py", "import numpy as np\nx = " + "-" * 200_000 + "1\n" + MUL_ONLY),   # MemoryError: the parser's stack
+    ("odd.ipynb", '{"cells": 5}'),                                             # TypeError: not a list of cells
+    ("odd.ipynb", '{"worksheets": [1]}'),                                      # AttributeError: nbformat 3, no dict
+    ("odd.ipynb", "[" * 100_000 + "]" * 100_000),                              # RecursionError: json
+], ids=["long-sum", "deep-unary", "cells-not-a-list", "worksheet-not-a-dict", "deep-json"])
+def test_a_file_the_grader_cannot_parse_cannot_stop_the_run(tmp_path, name, source):
+    """The CLI parses each file (a notebook's cells) for what it imports (``staging.plan``, for the
+    resume fingerprint) before grading anything; it catches SyntaxError, ValueError and OSError
+    only. A RecursionError, MemoryError, TypeError or AttributeError there ends the run: no
+    submission is graded and no grades.csv written."""
     subs = tmp_path / "subs"
     subs.mkdir()
     (subs / "honest.py").write_text(HONEST)
-    (subs / "deep.py").write_text("import numpy as np\n" + source + MUL_ONLY)
+    (subs / name).write_text(source)
     (tmp_path / "rubric.toml").write_text(RUBRIC)
     out = tmp_path / "out"
-    proc = grade_run([str(p) for p in sorted(subs.glob("*.py"))], out, {**os.environ, "TMPDIR": str(tmp_path)},
+    proc = grade_run([str(subs / "honest.py"), str(subs / name)], out, {**os.environ, "TMPDIR": str(tmp_path)},
                      "--rubric", str(tmp_path / "rubric.toml"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sheet(out)["honest"][1] == "3.00"
