@@ -1304,3 +1304,17 @@ def test_real_entropy_and_clocks_cannot_make_grading_nondeterministic(tmp_path):
     runs = [grade_submission(path, options) for _ in range(3)]
     outcomes = [[(r.score, r.tags, r.output) for r in run.items] for run in runs]
     assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+def test_a_file_the_grader_cannot_parse_gets_a_grade_not_a_blank_row(tmp_path):
+    """Graded on its own (Gradescope's run_autograder, a worker), the same file makes staging raise
+    in the grader: "the sandbox could not start", twice, so a row of blanks that says gradprop
+    failed and is not counted against the student, where a file that does not compile is an
+    import-error worth 0."""
+    from gradprop.grading import GradeOptions, Rubric, grade_submission
+
+    path = tmp_path / "long_sum.py"
+    path.write_text("import numpy as np\nx = 1" + "+1" * 200_000 + "\n" + MUL_ONLY)
+    result = grade_submission(path, GradeOptions(rubric=Rubric.from_dict(MUL_ADD), max_examples=2))
+    assert not result.errors, result.errors[:1]
+    assert result.csv_row()[1] == "0.00"
