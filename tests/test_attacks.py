@@ -1318,3 +1318,25 @@ def test_a_file_the_grader_cannot_parse_gets_a_grade_not_a_blank_row(tmp_path):
     result = grade_submission(path, GradeOptions(rubric=Rubric.from_dict(MUL_ADD), max_examples=2))
     assert not result.errors, result.errors[:1]
     assert result.csv_row()[1] == "0.00"
+
+
+def test_python_dash_m_from_the_submissions_folder_runs_no_submission_in_the_grader(tmp_path):
+    """``cd submissions && python -m gradprop.cli grade *.py`` (the form grade_run above uses, and
+    what `if __name__ == "__main__"` in cli.py offers): -m puts the working folder first on sys.path,
+    so a student's csv.py, html.py or tomllib.py is imported by the CLI itself (grading.py imports
+    csv, report.py html, Rubric.load tomllib) and runs as the instructor, outside any sandbox."""
+    subs, marker = tmp_path / "subs", tmp_path / "ran-outside-the-sandbox"
+    subs.mkdir()
+    for name in ("csv", "html", "tomllib", "zipfile", "sqlite3"):
+        (subs / f"{name}.py").write_text(textwrap.dedent(f'''
+            try:  # the sandbox cannot reach this file: it is written only from outside it
+                open({str(marker)!r}, "a").write("{name}\\n")
+            except OSError:
+                pass
+        ''') + MUL_ONLY)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    subprocess.run([sys.executable, "-m", "gradprop.cli", "grade", *sorted(os.listdir(subs)), "--out",
+                    str(tmp_path / "out"), *FLAGS, "--rubric", str(tmp_path / "rubric.toml")], cwd=subs,
+                   capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=600,
+                   stdin=subprocess.DEVNULL)
+    assert not marker.exists(), marker.read_text()
