@@ -1038,8 +1038,9 @@ class AddLayer:
                          "  Hint [divided-by-batch]: forged")
 '''
 
-#: file names: a terminal escape (window title, clear screen) and spreadsheet formulas
-HOSTILE_NAMES = ("evil\x1b]0;pwned\x07\x1b[2J", '=HYPERLINK("http:x","click")', "@SUM(1+1)")
+#: file names: a terminal escape (window title, clear screen), a forged progress line, spreadsheet formulas
+HOSTILE_NAMES = ("evil\x1b]0;pwned\x07\x1b[2J", "forged\n[1\u22151] honest: 0.00\u22153.00 (0.1 s)",
+                 '=HYPERLINK("http:x","click")', "@SUM(1+1)")
 
 
 @pytest.fixture(scope="module", params=ACCEPTED_MODES, ids=lambda off: f"off={off or 'none'}")
@@ -1114,10 +1115,11 @@ def test_a_submission_cannot_forge_diagnoses_in_the_class_report(beside):
 
 def test_file_names_reach_neither_the_terminal_nor_a_spreadsheet_as_code(beside):
     """A student's file name is printed on the progress line as it is (ESC ] 0 sets the terminal's
-    title, ESC [ 2J clears it), and starts a grades.csv row: `=HYPERLINK(...)` and `@SUM(...)` are
+    title, ESC [ 2J clears it, a newline starts a forged progress line), and starts a grades.csv row: `=HYPERLINK(...)` and `@SUM(...)` are
     formulas when the sheet is opened in a spreadsheet (CSV injection)."""
     proc = beside["proc"]
     assert "\x1b" not in proc.stdout + proc.stderr and "\x07" not in proc.stdout + proc.stderr
+    assert "\n[1\u22151] honest: 0.00" not in proc.stderr  # a line of its own, forged by a name (U+2215 for /)
     names = [row[0] for row in csv.reader(io.StringIO((beside["out"] / "grades.csv").read_text(encoding="utf-8")))]
     assert not [n for n in names if n[:1] in ("=", "+", "-", "@", "\t", "\r")], names
 
