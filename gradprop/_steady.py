@@ -84,6 +84,13 @@ def install() -> None:
         setattr(time, name + "_ns", _now_ns)
     time.clock_gettime = lambda clock_id: seconds()  # any clock: CLOCK_REALTIME, CLOCK_MONOTONIC...
     time.clock_gettime_ns = lambda clock_id: _now_ns()
+    # the calendar of "now": localtime(), gmtime(), ctime(), strftime("%H") with no time given
+    real = {name: getattr(time, name) for name in ("localtime", "gmtime", "ctime")}
+    for name, fn in real.items():
+        setattr(time, name, lambda secs=None, _fn=fn: _fn(seconds() if secs is None else secs))
+    strftime, asctime = time.strftime, time.asctime
+    time.strftime = lambda fmt, t=None: strftime(fmt, time.localtime() if t is None else t)
+    time.asctime = lambda t=None: asctime(time.localtime() if t is None else t)
     os.getrandom = lambda size, flags=0: _urandom(size)  # type: ignore[attr-defined]
     datetime.datetime = _SteadyDateTime  # type: ignore[misc]
     os.urandom = _urandom

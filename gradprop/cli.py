@@ -24,7 +24,7 @@ from typing import Callable, Sequence, TextIO
 
 from . import __version__, workers as worker_processes
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
-                      grader_failure, read_resume, submission_names, support_paths, write_csv, write_resume,
+                      grader_failure, graded_before, read_resume, submission_names, support_paths, write_csv, write_resume,
                       write_results)
 from .i18n import LANGUAGES, default_language
 from .isolation import MODES, IsolationError, probe, sweep
@@ -242,8 +242,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print("gradprop grade: WARNING: --isolation weak: a submission may do here what the missing layers would stop "
               "(README: \"The sandbox: what is promised\"); grades.csv, results.json and report.html say so",
               file=sys.stderr)
-    options = replace(options, others=tuple(os.path.abspath(path) for _, path in named))
+    options = replace(options, others=tuple(dict.fromkeys(
+        [os.path.abspath(path) for _, path in named] + graded_before(args.out))))
     keys = {name: fingerprint(path, options) for name, path in named}
+    _warn_about_neighbours(named, options)
     done: list[SubmissionResult] = []
     todo = []
     for name, path in named:
@@ -297,6 +299,24 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"gradprop failed on {safe_name(r.name)} (blank cells in grades.csv):", *r.errors, sep="\n  ",
               file=sys.stderr)
     return 1 if failed else 0
+
+
+def _warn_about_neighbours(named: Sequence[tuple[str, str]], options: GradeOptions) -> None:
+    """A file that imports a file beside it that defines items of its own: a helper of the
+    student's, or, in a folder of single-file submissions graded one at a time, a classmate's."""
+    from .loader import BOOK_ITEMS
+    from .staging import neighbours, plan, reach_parent
+
+    items = [n for group in BOOK_ITEMS for n in group]
+    for _name, path in named:
+        if not os.path.isfile(path):
+            continue
+        files = plan(path, options.others, options.support, reach_parent(path, options.others))
+        for other in neighbours(files, items):
+            print(f"gradprop grade: note: {safe_name(os.path.basename(path))} imports {safe_name(other)} from beside it, "
+                  f"which defines items of its own; it is graded with it. If {safe_name(other)} is another student's, "
+                  f"grade them together (gradprop grade FOLDER/*.py) so that neither gets the other's file",
+                  file=sys.stderr)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -265,8 +265,10 @@ class GradeOptions:
     isolation: str = "auto"
     #: language of the feedback: "en", "ko" or "ja" (see gradprop.i18n)
     lang: str = "en"
-    #: the run's other submissions: never copied into a submission's box, even when imported by
-    #: name (they do not change a grade: left out of the resume fingerprint)
+    #: the run's submissions (and those an earlier run into the same output folder graded):
+    #: never copied into another's box, even when imported by name; the folder above a file is
+    #: reached only where each is a folder of its own (``staging.reach_parent``). They do not
+    #: change a grade: left out of the resume fingerprint
     others: tuple[str, ...] = field(default=(), repr=False, compare=False)
     #: the course's files beside every submission (``--support``), besides the rubric's own
     extra_support: tuple[str, ...] = ()
@@ -610,6 +612,7 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
     from .properties.registry import REGISTRY
     from .properties.suite import origin_of
     from .sandbox import SandboxSession
+    from .staging import reach_parent
 
     path = os.path.abspath(path)  # the sandbox's child runs in the submission's folder
     name = name or submission_name(path)
@@ -622,7 +625,7 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
     try:
         session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb,
                                  isolation=options.isolation, forbid=options.rubric.forbid, exclude=options.others,
-                                 support=options.support)
+                                 support=options.support, parent=reach_parent(path, options.others))
         isolation = session.isolation.as_dict()
     except Exception as exc:  # noqa: BLE001 - the sandbox could not start: ours, not theirs
         error = f"the sandbox could not start: {_short_error(exc)}"
@@ -800,10 +803,10 @@ RESUME_FILE = ".gradprop-result.json"
 def fingerprint(path: str | os.PathLike, options: GradeOptions) -> str:
     """What a result depends on: gradprop's version, the options, and the bytes of every file the
     submission's box holds (``staging.plan``: the file and what it imports from beside it)."""
-    from .staging import plan
+    from .staging import plan, reach_parent
 
     digest = hashlib.sha256(f"{__version__}\n{options!r}\n".encode("utf-8", "replace"))
-    for src, dest in plan(path, options.others, options.support).copies:
+    for src, dest in plan(path, options.others, options.support, reach_parent(path, options.others)).copies:
         digest.update(os.fsencode(dest) + b"\0")
         try:
             digest.update(hashlib.sha256(src.read_bytes()).digest())
@@ -815,6 +818,25 @@ def fingerprint(path: str | os.PathLike, options: GradeOptions) -> str:
 def write_resume(result: SubmissionResult, key: str, out_dir: str | os.PathLike) -> None:
     doc = {"fingerprint": key, "result": safe_tree(result.to_dict())}
     atomic_write(result_folder(out_dir, result.name) / RESUME_FILE, json.dumps(doc, ensure_ascii=False))
+
+
+def graded_before(out_dir: str | os.PathLike) -> list[str]:
+    """The paths of the submissions an earlier run graded into ``out_dir`` (a regrade of one of
+    them must not be given the others)."""
+    found = []
+    try:
+        folders = sorted(Path(out_dir).iterdir())
+    except OSError:
+        return []
+    for folder in folders:
+        try:
+            doc = json.loads((folder / RESUME_FILE).read_text(encoding="utf-8"))
+            path = doc["result"]["path"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(path, str) and os.path.exists(path):
+            found.append(path)
+    return found
 
 
 def read_resume(name: str, key: str, out_dir: str | os.PathLike) -> SubmissionResult | None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import glob
 import itertools
 import json
 import os
@@ -222,11 +223,23 @@ def _read_paths() -> list[str]:
     return [p for p in out if not any(p != q and p.startswith(q.rstrip(os.sep) + os.sep) for q in out)]
 
 
+@functools.cache
+def _package_folders() -> tuple[str, ...]:
+    """Every folder of installed packages the child can read: this interpreter's, its base
+    interpreter's (a venv's base has its own site-packages), and the system's."""
+    prefixes = dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, "/usr", "/usr/local"])
+    found = list(SITE_DIRS)
+    for prefix in prefixes:
+        for pattern in ("lib*/python3*/site-packages", "lib*/python3*/dist-packages", "lib/python3/dist-packages"):
+            found += glob.glob(os.path.join(prefix, pattern))
+    return tuple(dict.fromkeys(os.path.realpath(f) for f in found if os.path.isdir(f)))
+
+
 def hidden_paths(forbid: Sequence[str] = ()) -> list[str]:
     """What of the readable paths a submission must not reach: gradprop's own package and the
-    packages the rubric forbids (jax, torch...), in every site-packages folder."""
+    packages the rubric forbids (jax, torch...), in every folder of installed packages."""
     found = []
-    for site in SITE_DIRS:
+    for site in _package_folders():
         for name in ("gradprop", *forbid):
             for p in (os.path.join(site, name), os.path.join(site, name + ".py")):
                 real = os.path.realpath(p)
@@ -463,8 +476,8 @@ class Box:
             "landlock": iso.landlock,
             # /dev/urandom and /dev/random: with namespaces, /dev/zero bound over them (the same bytes
             # on every run, _steady.py); without, not readable at all
-            "read": read + lib + [self.view_work, "/dev/zero"]
-            + (["/proc", "/dev/urandom", "/dev/random"] if self.namespaces else []),
+            # not /proc: its clocks (uptime, a process's start) would make a grade depend on when
+            "read": read + lib + [self.view_work, "/dev/zero"] + (["/dev/urandom", "/dev/random"] if self.namespaces else []),
             "list": listed + [self.view_lib],
             "write": [self.view_scratch, "/dev/null"],
             "memory_mb": self.memory_mb,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -93,8 +94,10 @@ class _Plan:
         self.copies.append((src, dest))
         return True
 
-    def tree(self, src: Path, dest: str, shown: str, exclude: frozenset[str]) -> int:
-        """The regular files of ``src`` (see the module docstring); how many were taken."""
+    def tree(self, src: Path, dest: str, shown: str, exclude: frozenset[str], modules_only: bool = False) -> int:
+        """The regular files of ``src`` (see the module docstring), or with ``modules_only`` its
+        Python modules alone (a package a file imports: its code, not the data or results beside
+        it); how many were taken."""
         taken = 0
         for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
             here = Path(dirpath)
@@ -102,7 +105,8 @@ class _Plan:
                                  and not d.endswith(".egg-info") and not os.path.islink(here / d)
                                  and not _touches(here / d, exclude))
             for name in sorted(filenames):
-                if name.endswith((".pyc", ".pyo")) or _touches(here / name, exclude):
+                if name.endswith((".pyc", ".pyo")) or _touches(here / name, exclude) \
+                        or (modules_only and not name.endswith(".py")):
                     continue
                 sub = (here / name).relative_to(src).as_posix()
                 taken += self.file(here / name, f"{dest}/{sub}", f"{shown}/{sub}")
@@ -179,14 +183,17 @@ def _find(name: str, roots: list[Path]) -> tuple[Path, Path] | None:
 
 
 def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
-         support: Iterable[str | os.PathLike] = ()) -> _Plan:
+         support: Iterable[str | os.PathLike] = (), parent: bool = True) -> _Plan:
     """What ``stage`` copies (``_Plan.copies``), where the submission is in the copy and which
     folder to run in, and the notes. Reads, never writes.
 
     ``support``: the course's files (a folder such as ``course/common``, or a file), each put
     beside the submission under its own name (``common/...``), as the course's layout has it. Where
     the submission holds a file of the same place, the course's copy is the one taken, and a note
-    says so."""
+    says so.
+
+    ``parent``: whether what a file reaches with ``sys.path.append(os.pardir)`` may come from the
+    folder above its own (see ``reach_parent``)."""
     src = Path(os.path.abspath(path))
     others = frozenset(os.path.realpath(e) for e in exclude if os.path.realpath(e) != os.path.realpath(src))
     files = _Plan()
@@ -198,7 +205,7 @@ def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
         here = src.parent.name or "submission"
         files.entry, files.cwd = f"{here}/{src.name}", here
         files.file(src, files.entry, src.name)
-        files.notes += _imports_beside(src, here, files, others)
+        files.notes += _imports_beside(src, here, files, others, parent)
     _add_support(files, [Path(os.path.abspath(p)) for p in support])
     if files.left_out:
         shown = ", ".join(files.left_out[:5]) + (f", and {len(files.left_out) - 5} more" if len(files.left_out) > 5 else "")
@@ -232,11 +239,11 @@ def _add_support(files: _Plan, support: list[Path]) -> None:
 
 
 def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tmp: str | None = None,
-          support: Iterable[str | os.PathLike] = ()) -> Stage:
+          support: Iterable[str | os.PathLike] = (), parent: bool = True) -> Stage:
     """Copy the submission at ``path`` (a .py file, a notebook or a folder), with what a file
     imports from beside it and the course's ``support`` files, into a fresh read-only folder (see
     the module docstring)."""
-    files = plan(path, exclude, support)
+    files = plan(path, exclude, support, parent)
     top = tempfile.mkdtemp(prefix="gradprop-stage-", dir=tmp)
     root = Path(top) / "work"
     try:
@@ -254,13 +261,49 @@ def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tm
     return Stage(str(root), files.entry, files.cwd, files.notes, MAX_COPY - files.bytes, files.support)
 
 
-def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str]) -> list[str]:
+_DEFINES = re.compile(rb"^(?:class|def)\s+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def neighbours(files: _Plan, names: Iterable[str]) -> list[str]:
+    """The files a plan takes from beside a file submission that define one of ``names`` (items):
+    a classmate's file in a folder of single files looks like that, and so does a helper of the
+    student's own; the instructor is told which (``cli``)."""
+    found = []
+    if "/" not in files.entry or files.entry.endswith("/"):
+        return found
+    wanted = set(names)
+    for src, dest in files.copies:
+        if dest == files.entry or dest.count("/") != 1 or dest[len(files.cwd) + 1:] in files.support:
+            continue
+        try:
+            defined = {m.decode() for m in _DEFINES.findall(src.read_bytes()[:MAX_FILE])}
+        except OSError:
+            continue
+        if defined & wanted:
+            found.append(src.name)
+    return found
+
+
+def reach_parent(path: str | os.PathLike, submissions: Iterable[str | os.PathLike]) -> bool:
+    """Whether a graded file may take modules from the folder above its own: only where each
+    submission of the run is a folder of its own (``repos/*/ch05/hw.py``), and that folder above
+    holds no other submission. A lone file (a Gradescope upload, whose folder above is the
+    autograder's) and a file in a folder of files (whose folder above is the instructor's) do not."""
+    subs = [os.path.realpath(p) for p in submissions]
+    here = os.path.realpath(path)
+    above = os.path.dirname(os.path.dirname(here))
+    folders = {os.path.dirname(p) for p in subs}
+    return len(subs) > 1 and len(folders) == len(subs) and not any(
+        p != here and (p + os.sep).startswith(above + os.sep) for p in subs)
+
+
+def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str], parent: bool = True) -> list[str]:
     """Plan what the file at ``src`` imports from its folder (and, when it reaches for it, the
     folder above), and what those import in turn; the notes saying what was taken."""
     folder = src.parent
     trees = _trees(src)
     roots = [folder]
-    if reaches_parent(trees) and folder.parent != folder:
+    if parent and reaches_parent(trees) and folder.parent != folder:
         roots.append(folder.parent)
     taken: list[str] = []
     seen: set[Path] = set()
@@ -275,7 +318,7 @@ def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str]) 
         rel = module.relative_to(at).as_posix()
         dest, shown = (f"{here}/{rel}", rel) if at == folder else (rel, f"../{rel}")
         if module.is_dir():
-            if not files.tree(module, dest, shown, others):
+            if not files.tree(module, dest, shown, others, modules_only=True):
                 continue
             taken.append(f"{shown}/")
             sources = [p for p in module.rglob("*.py") if not _touches(p, others)]
