@@ -322,7 +322,7 @@ class SandboxSession(Session):
     def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
                  import_time_limit: float | None = None, isolation: str = OWN,
                  forbid: Sequence[str] = AUTODIFF, exclude: Sequence[str] = (), support: Sequence[str] = (),
-                 parent: bool = True):
+                 parent: str = "all"):
         self.path = os.path.abspath(str(path))
         self.time_limit = float(time_limit)
         self.memory_mb = int(memory_mb)
@@ -333,7 +333,7 @@ class SandboxSession(Session):
         self.forbid = tuple(forbid)
         #: the submission's read-only copy, with what it imports from beside it and the course's
         #: ``support`` files (``staging``); ``exclude``: the run's other submissions, never part of it;
-        #: ``parent``: whether the folder above a file's may be reached (``staging.reach_parent``)
+        #: ``parent``: what of the folder above a file may be reached, "all" or "book" (``staging.reach_parent``)
         self.stage: Stage | None = None
         self.stage = stage(self.path, exclude, support=support, parent=parent)
         #: the course's files in the copy (an item taken from one is not the submission's own)

@@ -183,7 +183,7 @@ def _find(name: str, roots: list[Path]) -> tuple[Path, Path] | None:
 
 
 def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
-         support: Iterable[str | os.PathLike] = (), parent: bool = True) -> _Plan:
+         support: Iterable[str | os.PathLike] = (), parent: str = "all") -> _Plan:
     """What ``stage`` copies (``_Plan.copies``), where the submission is in the copy and which
     folder to run in, and the notes. Reads, never writes.
 
@@ -192,8 +192,8 @@ def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
     the submission holds a file of the same place, the course's copy is the one taken, and a note
     says so.
 
-    ``parent``: whether what a file reaches with ``sys.path.append(os.pardir)`` may come from the
-    folder above its own (see ``reach_parent``)."""
+    ``parent``: what a file reaches with ``sys.path.append(os.pardir)`` may take from the folder
+    above its own: ``"all"``, or the ``"book"``'s names only (see ``reach_parent``)."""
     src = Path(os.path.abspath(path))
     others = frozenset(os.path.realpath(e) for e in exclude if os.path.realpath(e) != os.path.realpath(src))
     files = _Plan()
@@ -239,7 +239,7 @@ def _add_support(files: _Plan, support: list[Path]) -> None:
 
 
 def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tmp: str | None = None,
-          support: Iterable[str | os.PathLike] = (), parent: bool = True) -> Stage:
+          support: Iterable[str | os.PathLike] = (), parent: str = "all") -> Stage:
     """Copy the submission at ``path`` (a .py file, a notebook or a folder), with what a file
     imports from beside it and the course's ``support`` files, into a fresh read-only folder (see
     the module docstring)."""
@@ -284,26 +284,32 @@ def neighbours(files: _Plan, names: Iterable[str]) -> list[str]:
     return found
 
 
-def reach_parent(path: str | os.PathLike, submissions: Iterable[str | os.PathLike]) -> bool:
-    """Whether a graded file may take modules from the folder above its own: only where each
-    submission of the run is a folder of its own (``repos/*/ch05/hw.py``), and that folder above
-    holds no other submission. A lone file (a Gradescope upload, whose folder above is the
-    autograder's) and a file in a folder of files (whose folder above is the instructor's) do not."""
+#: what the book's code reaches above its own folder (``sys.path.append(os.pardir)``)
+BOOK_ABOVE = re.compile(r"^(common|dataset|ch(apter)?[-_ ]?0?\d+)$", re.IGNORECASE)
+
+
+def reach_parent(path: str | os.PathLike, submissions: Iterable[str | os.PathLike]) -> str:
+    """What a graded file may take from the folder above its own: ``"all"`` where each
+    submission of the run is a folder of its own (``repos/*/ch05/hw.py``) and that folder above
+    holds no other submission; else only ``"book"`` modules, the names the book's layout has there
+    (``common``, ``dataset``, ``ch04``): a lone file's folder above may be the autograder's
+    (Gradescope's /autograder) and a folder of files' the instructor's (answers/, earlier results)."""
     subs = [os.path.realpath(p) for p in submissions]
     here = os.path.realpath(path)
     above = os.path.dirname(os.path.dirname(here))
     folders = {os.path.dirname(p) for p in subs}
-    return len(subs) > 1 and len(folders) == len(subs) and not any(
+    own = len(subs) > 1 and len(folders) == len(subs) and not any(
         p != here and (p + os.sep).startswith(above + os.sep) for p in subs)
+    return "all" if own else "book"
 
 
-def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str], parent: bool = True) -> list[str]:
+def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str], parent: str = "all") -> list[str]:
     """Plan what the file at ``src`` imports from its folder (and, when it reaches for it, the
     folder above), and what those import in turn; the notes saying what was taken."""
     folder = src.parent
     trees = _trees(src)
     roots = [folder]
-    if parent and reaches_parent(trees) and folder.parent != folder:
+    if reaches_parent(trees) and folder.parent != folder:
         roots.append(folder.parent)
     taken: list[str] = []
     seen: set[Path] = set()
@@ -314,6 +320,8 @@ def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str], 
         if found is None or found[1] in seen or found[1] == src or _touches(found[1], others):
             continue
         at, module = found
+        if at != folder and parent != "all" and not BOOK_ABOVE.match(module.stem if module.is_file() else module.name):
+            continue
         seen.add(module)
         rel = module.relative_to(at).as_posix()
         dest, shown = (f"{here}/{rel}", rel) if at == folder else (rel, f"../{rel}")

@@ -251,10 +251,17 @@ def settle(target: Target, prop: Property, found: tuple[Finding, Case] | None, s
     finding, case = found
     outcome = None
     if finding.tag not in FAULTS and prop.tier == CORE and search:
-        outcome = run_property(target, prop, settings)
+        # a failure is known to exist: search with at least the grading budget, so that a lean
+        # check (3 examples) meets it again and shrinks it as pytest and grade do
+        base = settings or Settings()
+        outcome = run_property(target, prop, Settings(base, max_examples=max(base.max_examples, SEARCH_EXAMPLES)))
     if outcome is None or outcome.passed:
         outcome = explain(target, prop, case, finding)
     return outcome
+
+
+#: examples the search for the smallest failing input may draw, at least (the grading profile's)
+SEARCH_EXAMPLES = Settings.get_profile("grading").max_examples
 
 
 def check_property(target: Target, prop: Property, settings: Settings | None = None) -> Outcome:
