@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .findings import CORE
-from .grading import GradingError, support_paths
+from .grading import GradingError, chapter_number, path_problem, support_paths
 
 #: generated examples per input strategy (grade draws 25). Lean: 2 already catch every broken
 #: fixture, 3 keeps one in reserve; 5 would cost a cold check half as much again (more programs
@@ -129,8 +129,15 @@ class CheckResult:
     read: tuple[str, ...] = ()
 
     @property
+    def defines_nothing(self) -> bool:
+        """Loaded fine, and defines none of the items checked (an empty file, the wrong file)."""
+        return self.import_error is None and self.error is None and bool(self.items) and all(
+            r.status == "not-defined" and not r.scaffold for r in self.items)
+
+    @property
     def ok(self) -> bool:
-        return self.import_error is None and self.error is None and not any(r.fails_run for r in self.items)
+        return self.import_error is None and self.error is None and not self.defines_nothing \
+            and not any(r.fails_run for r in self.items)
 
     @property
     def exit_code(self) -> int:
@@ -369,6 +376,11 @@ def render(result: CheckResult, color: bool = False) -> str:
     if result.import_error is not None:
         return "\n".join([style("bad", "✗ " + msg("{path} could not be imported, so no item was checked:").format(
             path=result.path)), _indent(result.import_error.rstrip()), *(read if result.read else []), ""])
+    if result.defines_nothing:
+        return "\n".join([style("bad", "✗ " + msg("{path} defines none of the items ({names}): nothing was checked. "
+                                                 "Is it the file with your layers?").format(
+            path=result.path, names=", ".join(r.name for r in result.items))),
+            *(read if result.read else []), ""])
     lines = []
     missing = [r.name for r in result.items if r.status == "not-defined" and not r.asked]
     for r in result.items:
@@ -444,9 +456,9 @@ def as_json(result: CheckResult) -> dict[str, Any]:
 # --- the command -----------------------------------------------------------------------------------
 
 
-def jobs_for(requested: int) -> int:
+def jobs_for(requested: int | None) -> int:
     """The processes checking items side by side: ``-j`` when given, else 2 (1 on one core)."""
-    return requested if requested > 0 else min(2, os.cpu_count() or 1)
+    return requested if requested else min(2, os.cpu_count() or 1)
 
 
 def forks(args: argparse.Namespace) -> bool:
@@ -459,10 +471,18 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     out, err = out or sys.stdout, err or sys.stderr
     try:
         path = os.path.expanduser(args.path)
-        if not os.path.exists(path):
-            raise UsageError(msg("no such file or folder: {path}").format(path=args.path))
+        problem = path_problem(path)
+        if problem:
+            raise UsageError(problem)
         if args.time_limit <= 0:
             raise UsageError(msg("--time-limit must be positive"))
+        if args.jobs is not None and args.jobs < 1:
+            raise UsageError(msg("-j must be at least 1, not {n}").format(n=args.jobs))
+        if args.chapter is not None:
+            try:
+                chapter_number(args.chapter, "--chapter")
+            except GradingError as exc:
+                raise UsageError(str(exc)) from None
         items, asked = select_items(args.items, args.chapter)
         try:
             support = support_paths(args.support or [], Path.cwd(), "--support")

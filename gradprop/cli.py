@@ -459,14 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", metavar="PATH")
     which = check.add_mutually_exclusive_group()
     which.add_argument("--items", metavar="A,B", help="check only these items (a missing one fails)")
-    which.add_argument("--chapter", type=int, choices=(5, 6, 7),
-                       help="check the items of chapters up to N (a missing one fails)")
+    which.add_argument("--chapter", type=int, metavar="N",
+                       help="check the items of chapters up to N, and what later chapters add to them, as grade "
+                            "--chapter N does (a missing one fails)")
     check.add_argument("--strict", action="store_true",
                        help="strict findings (mutates-dout, aliases-output, ignores-dout) fail too")
     check.add_argument("--json", action="store_true", help="print one JSON document (for tools)")
     check.add_argument("--lang", choices=LANGUAGES, default=None,
                        help="language of the findings (default: the locale's); check's own lines are English")
-    check.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+    check.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                        help="processes checking items side by side (default: 2, or 1 on one core)")
     check.add_argument("--time-limit", type=float, default=10.0, metavar="S",
                        help="seconds one call into your code may take (default 10)")

@@ -167,9 +167,9 @@ class Rubric:
         if "numpy" in forbid:
             raise GradingError(f"{source}: forbid cannot name numpy: the layers are written with it")
         if chapter is None:
-            chapter = _chapter(doc.get("chapter"), f"{source}: chapter")
+            chapter = chapter_number(doc.get("chapter"), f"{source}: chapter")
         else:
-            chapter = _chapter(chapter, "--chapter")
+            chapter = chapter_number(chapter, "--chapter")
             source += f", chapter {chapter}"
         default = _weight(doc.get("default_weight", DEFAULT_WEIGHT), f"{source}: default_weight")
         items = doc.get("items", {})
@@ -231,7 +231,7 @@ def support_paths(value: Any, base: Path, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _chapter(value: Any, where: str) -> int | None:
+def chapter_number(value: Any, where: str) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8):
         raise GradingError(f"{where}: a chapter of the book is a whole number from 1 to 8, not {value!r}")
     return value
@@ -528,7 +528,7 @@ def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fract
         lines.append("✓ " + ", ".join(passed))
     failures = [o for o in outcomes if not o.passed]
     if failures and len(failures) == len(outcomes) and len({(o.tag, o.message) for o in failures}) == 1:
-        o = failures[0]
+        o = failures[0]  # the file did not load, the item is not defined: every check says so
         lines += [_("✗ every check [{tag}]").format(tag=o.tag), _indent(_clip(o.message))]
         return "\n".join(lines)
     if faulted:
@@ -675,6 +675,9 @@ def submission_feedback(result: SubmissionResult, options: GradeOptions, import_
         lines += [_("This run was weakly isolated (--isolation weak): {what}.").format(what=weak_isolation(result)), ""]
     if import_error:
         lines += [_("Your file could not be imported, so no item could be checked:"), _indent(_clip(import_error)), ""]
+    elif result.items and all(r.tags == ("not-found",) and not r.error for r in result.items):
+        lines += [_("Your submission defines none of the items graded here ({names}). Is it the file with your "
+                    "layers?").format(names=", ".join(r.name for r in result.items)), ""]
     for r in result.items:
         mark = "✓" if r.status == "passed" else "✗"
         extra = f"  [{', '.join(r.tags)}]" if r.tags else ""
@@ -764,17 +767,39 @@ def atomic_write(target: Path, text: str) -> None:
         raise
 
 
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be a submission (a usage error, the same for grade, check and
+    ``pytest --submission``), or None: it must be a .py file, a .ipynb notebook, or a folder
+    holding one of these."""
+    p = os.fspath(path)
+    shown = safe_text(p)
+    if not os.path.exists(p):
+        return f"no such file or folder: {shown}"
+    if os.path.isdir(p):
+        for root, dirs, files in os.walk(p):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and root[len(p):].count(os.sep) < 5]
+            if any(f.endswith((".py", ".ipynb")) for f in files):
+                return None
+        return f"{shown} holds no .py file or .ipynb notebook: a submission is one of these, or a folder of them"
+    if not p.endswith((".py", ".ipynb")):
+        kind = os.path.splitext(p)[1] or "a file without an extension"
+        return f"{shown} is not a .py file, a .ipynb notebook or a folder ({kind}): gradprop reads Python code"
+    return None
+
+
 def submission_names(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
-    """(name, path) for each PATH; a missing path, a path with no name of its own (``..``) or two
-    paths with one name is an error."""
+    """(name, path) for each PATH; a path that cannot be a submission (``path_problem``), a path
+    with no name of its own (``..``) or two paths with one name is an error."""
     named: dict[str, list[str]] = {}
     for p in paths:
-        if not os.path.exists(p):
-            raise GradingError(f"no such file or folder: {safe_text(os.fspath(p))}")
         name = submission_name(p)
-        if name in ("", ".", "..") or os.path.basename(os.path.normpath(os.fspath(p))) in (".", ".."):
+        if os.path.exists(p) and (name in ("", ".", "..")
+                                  or os.path.basename(os.path.normpath(os.fspath(p))) in (".", "..")):
             raise GradingError(f"{safe_text(os.fspath(p))}: a submission is a file or a folder of its own; name it "
                                f"(e.g. {os.path.abspath(p)}), not a relative path like '..' or '.'")
+        problem = path_problem(p)
+        if problem:
+            raise GradingError(problem)
         named.setdefault(name, []).append(os.fspath(p))
     for name, ps in list(named.items()):  # submissions/*/hw5.ipynb: each named after its student's folder
         folders = [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in ps]

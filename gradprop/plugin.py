@@ -71,6 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     # absolute once, here: workers and the sandbox's child may start in other folders
     config.option.submission = os.path.abspath(os.path.expanduser(path))
+    from gradprop.grading import path_problem
+
+    problem = path_problem(config.option.submission)
+    if problem:  # one usage error, not one error per test
+        raise pytest.UsageError(f"--submission: {problem}")
     use_profiles()
     quiet_torn_cache_entries(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS:  # no test path named: the properties

@@ -296,6 +296,7 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
     name = session.resolve(item.names)
     target = Target(session, item, name, session.origin(name, origin))
     first, screened = screen(target, props, settings, stop)
+    found_order = {name: i for i, name in enumerate(first)}  # the order the screen met the findings in
     outcomes = []
     shrunk = False
     for prop in props:
@@ -306,6 +307,12 @@ def evaluate_item(session, item, origin: str, settings: Settings | None = None,
         outcomes.append(_hinted(target, prop, settle(target, prop, found, settings, search=search), settings))
         shrunk = shrunk or (found is not None and found[0].tag not in FAULTS and prop.tier == CORE and search)
     store().flush()  # what this item taught the store is kept even if the process is killed later
+    # after a hang in backward, every later call of the item fails at once with that timeout: the
+    # check that met the fault first (backward, not forward) leads, the others keep the suite's order
+    faults = [o for o in outcomes if o.tag in FAULTS and o.prop in found_order]
+    if faults:
+        first_fault = min(faults, key=lambda o: found_order[o.prop])
+        outcomes = [first_fault] + [o for o in outcomes if o is not first_fault]
     return outcomes
 
 

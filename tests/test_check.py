@@ -110,10 +110,25 @@ def test_usage_errors_exit_2(tmp_path):
     assert run(str(tmp_path / "nope.py"))[0] == 2
     code, _, err = run(str(BOOK), "--items", "Affine,Softmaxx")
     assert code == 2 and "unknown item(s) Softmaxx" in err
-    for argv in (["--chapter", "8"], ["--items", "Affine", "--chapter", "5"]):
-        with pytest.raises(SystemExit) as exc:
-            cli.main(["check", str(BOOK), *argv])
-        assert exc.value.code == 2
+    assert cli.main(["check", str(BOOK), "--chapter", "9"]) == 2  # the rule grade's --chapter follows
+    assert cli.main(["check", str(BOOK), "-j", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["check", str(BOOK), "--items", "Affine", "--chapter", "5"])
+    assert exc.value.code == 2
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)))
+    (tmp_path / "no_python").mkdir()
+    for path, says in ((blob, "is not a .py file, a .ipynb notebook or a folder"),
+                       (tmp_path / "no_python", "holds no .py file or .ipynb notebook")):
+        code, _, err = run(str(path))
+        assert code == 2 and says in err and "gradprop-" not in err  # no path of the sandbox's
+
+
+def test_a_file_that_defines_no_item_fails_and_says_so(tmp_path):
+    empty = tmp_path / "empty.py"
+    empty.write_text("")
+    code, out, _ = run(str(empty))
+    assert code == 1 and "defines none of the items" in out
 
 
 def test_strict_warnings_fail_only_with_strict():
