@@ -13,6 +13,7 @@ import contextvars
 import gettext
 import io
 import os
+import re
 import struct
 from functools import cache
 from pathlib import Path
@@ -57,8 +58,71 @@ def use(lang: str | None) -> Iterator[None]:
 
 
 def _(message: str) -> str:
-    """``message`` in the current language (itself when the catalog has no translation)."""
-    return translations(language()).gettext(message)
+    """``message`` in the current language (itself when the catalog has no translation). In
+    Korean, its ``.format()`` also picks each particle written both ways (``{name}이(가)``) by the
+    word the value puts before it (``particles``)."""
+    lang = language()
+    text = translations(lang).gettext(message)
+    if lang != "ko":
+        return text
+    return _Korean(text if "{" in text else particles(text))
+
+
+class _Korean(str):
+    """A Korean message: formatting it chooses its particles (``particles``)."""
+
+    def format(self, *args: object, **kwargs: object) -> str:  # type: ignore[override]
+        return particles(str.format(self, *args, **kwargs))
+
+
+#: a particle written both ways in a catalog, after a value that decides it: the form after a
+#: final consonant, and the form after a vowel (으로/로: 로 after ㄹ too)
+_PARTICLE = re.compile(r"(이\(가\)|은\(는\)|을\(를\)|과\(와\)|\(으\)로)")
+_FORMS = {"이(가)": ("이", "가"), "은(는)": ("은", "는"), "을(를)": ("을", "를"), "과(와)": ("과", "와"),
+          "(으)로": ("으로", "로")}
+#: how digits are read: 0 영, 1 일, 3 삼, 6 육, 7 칠, 8 팔 end in a consonant (1, 7, 8 in ㄹ)
+_DIGITS = {"0": "c", "1": "l", "2": "", "3": "c", "4": "", "5": "", "6": "c", "7": "l", "8": "l", "9": ""}
+#: Latin letters read alone (dW, db, SGD): L 엘, R 알 end in ㄹ; M 엠, N 엔 in a consonant
+_LETTERS = {"l": "l", "r": "l", "m": "c", "n": "c"}
+
+
+def _ending(word: str) -> str:
+    """How ``word`` ends when read in Korean: "c" (a final consonant), "l" (ㄹ) or "" (a vowel)."""
+    last = word[-1]
+    if "가" <= last <= "힣":
+        final = (ord(last) - ord("가")) % 28
+        return "" if final == 0 else "l" if final == 8 else "c"
+    if last.isdigit():
+        return _DIGITS[last]
+    w = word.lower()
+    if len(w) <= 3 or word[-1].isupper():  # dx, dW, db, SGD, ReLU: the last letter's name
+        return _LETTERS.get(w[-1], "")
+    # a word, read as Korean writes loanwords: Affine 아핀, Net 넷, Adam 아담, Layer 레이어,
+    # Sigmoid 시그모이드, softmax 소프트맥스, im2col 콜
+    if w.endswith(("er", "or", "ar", "ure")):
+        return ""
+    if w.endswith(("l", "le")):
+        return "l"
+    if w.endswith(("m", "n", "ng", "ne", "me")):
+        return "c"
+    if w[-1] in "tkp" and w[-2] in "aeiou":
+        return "c"
+    return ""
+
+
+def particles(text: str) -> str:
+    """Each particle written both ways (``이(가)``) chosen by the word before it."""
+    def choose(m: re.Match) -> str:
+        before = re.search(r"([0-9A-Za-z가-힣]+)[^0-9A-Za-z가-힣\s]*$", text[:m.start()])
+        if before is None:
+            return m.group(1)
+        end = _ending(before.group(1))
+        consonant, vowel = _FORMS[m.group(1)]
+        if m.group(1) == "(으)로":
+            return vowel if end in ("", "l") else consonant
+        return consonant if end else vowel
+
+    return _PARTICLE.sub(choose, text)
 
 
 #: ``_`` under a name for modules that use ``_`` for values they drop

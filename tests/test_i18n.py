@@ -120,3 +120,28 @@ def test_item_feedback_in_japanese():
     assert "⚠ aliases-output — 逆伝播が dout そのものや同じ配列 2 つではなく新しい配列を返す [aliases-output]" \
         in text
     assert GradeOptions().lang == "en"
+
+
+@pytest.mark.parametrize("written, read", [
+    ("dx이(가) 틀렸습니다", "dx가 틀렸습니다"),          # x: 엑스, a vowel
+    ("Affine은(는)", "Affine은"),                         # 아핀
+    ("--chapter 7이(가)", "--chapter 7이"),               # 칠
+    ("--chapter 5이(가)", "--chapter 5가"),               # 오
+    ("MulLayer을(를)", "MulLayer를"),                     # 레이어
+    ("TwoLayerNet은(는)", "TwoLayerNet은"),               # 넷
+    ("softmax(으)로", "softmax로"), ("im2col(으)로", "im2col로"), ("Adam(으)로", "Adam으로"),
+    ("grads['W2']이(가)", "grads['W2']가"), ("레이어과(와)", "레이어와"), ("모델과(와)", "모델과"),
+])
+def test_korean_particles_follow_the_word_before_them(written, read):
+    from gradprop.i18n import particles
+
+    assert particles(written) == read
+
+
+def test_a_korean_message_chooses_its_particles_when_formatted():
+    from gradprop.i18n import _, use
+
+    with use("ko"):
+        text = _("{call} changed its argument {name} in place ({changed} entries);{example} The caller still "
+                 "needs it: {fix}.").format(call="Relu.forward", name="x", changed=3, example="", fix="x.copy()")
+    assert "Relu.forward가 인수 x를" in text and "(가)" not in text and "(를)" not in text
