@@ -232,7 +232,9 @@ def _heatmap_svg(subs: Sequence[SubmissionResult], items: Sequence[str]) -> str:
     ticks = list(range(0, n, step))
     labels = [_label(order[i].name) for i in ticks]
     left = 12 + _CHAR_PX * max(len(t) for t in labels) + (16 if step > 1 else 0)
-    cell_w, plot_h = 44.0, 14.0 * min(max(n, 3), MAX_LABELS)
+    # at least the colour bar's label in height (two lines of some 26 characters): a class of five
+    # cut it off
+    cell_w, plot_h = 44.0, max(14.0 * min(n, MAX_LABELS), 160.0)
     row_h = plot_h / n
     bottom = 12 + _CHAR_PX * 0.75 * max(len(i) for i in items)
     plot_w = cell_w * len(items)
@@ -261,8 +263,8 @@ def _heatmap_svg(subs: Sequence[SubmissionResult], items: Sequence[str]) -> str:
         y = by + bh - bh * k / 5
         svg.line(bx + 12, y, bx + 15, y)
         svg.text(bx + 18, y, f"{k / 5:.1f}", size=10)
-    svg.text(bx + 52, by + bh / 2, "share of the item's points (grey: not graded)", anchor="middle", size=10,
-             rotate=-90)
+    svg.text(bx + 48, by + bh / 2, "share of the item's points", anchor="middle", size=10, rotate=-90)
+    svg.text(bx + 62, by + bh / 2, "(grey: not graded)", anchor="middle", size=10, rotate=-90)
     return str(svg)
 
 
