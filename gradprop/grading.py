@@ -322,10 +322,22 @@ class ItemResult:
     #: the diagnosis hints its findings give, by id (``properties.diagnosis``), as the grader made
     #: them: report.html counts these, never what a feedback text says
     hints: tuple[str, ...] = ()
+    #: the finding tags of the extensions in ``uncounted`` (``tags`` has the counted ones only)
+    uncounted_tags: tuple[str, ...] = ()
+    #: the file of the submission the item was taken from (relative to it), "" when not known
+    origin: str = ""
 
     def gradescope(self) -> dict[str, Any]:
-        return {"name": self.name, "score": float(self.score), "max_score": float(self.max_score),
-                "status": self.status, "output": self.output, "tags": list(self.tags)}
+        doc = {"name": self.name, "score": float(self.score), "max_score": float(self.max_score),
+               "status": self.status, "output": self.output, "tags": list(self.tags)}
+        extra: dict[str, Any] = {}
+        if self.origin:  # which file was graded, for a folder of several
+            extra["file"] = self.origin
+        if self.uncounted:  # what a later chapter will ask, apart from what was graded
+            extra["not_counted"] = {"extensions": list(self.uncounted), "tags": list(self.uncounted_tags)}
+        if extra:
+            doc["extra_data"] = extra
+        return doc
 
 
 @dataclass(frozen=True)
@@ -493,14 +505,17 @@ def score_item(name: str, weight: Fraction, outcomes: Sequence[Any], strict: boo
         score = Fraction(0)
     else:
         score = _round2(weight * (len(counted) - len(failed)) / len(counted))
-    tags = tuple(sorted({o.tag for o in outcomes if not o.passed}))
+    # an extension the rubric does not count is reported apart: its findings are not the item's
+    later = [o for o in outcomes if not o.passed and o.chapter is not None and o.prop not in extensions]
+    tags = tuple(sorted({o.tag for o in outcomes if not o.passed and o not in later}))
     status = "failed" if failed else "passed"
-    uncounted = tuple(o.prop for o in outcomes if not o.passed and o.chapter is not None
-                      and o.prop not in extensions and o.tag not in ("not-found", "import-error"))
-    hints = tuple(dict.fromkeys(o.hint[0] for o in outcomes if not o.passed and getattr(o, "hint", None)))
+    uncounted = tuple(o.prop for o in later if o.tag not in ("not-found", "import-error"))
+    hints = tuple(dict.fromkeys(o.hint[0] for o in outcomes
+                                if not o.passed and o not in later and getattr(o, "hint", None)))
     return ItemResult(name, score, _round2(weight), status, tags,
                       item_feedback(name, outcomes, strict, score, _round2(weight), fault is not None, extensions),
-                      uncounted=uncounted, hints=hints)
+                      uncounted=uncounted, hints=hints,
+                      uncounted_tags=tuple(sorted({o.tag for o in later if o.prop in uncounted})))
 
 
 def item_feedback(name: str, outcomes: Sequence[Any], strict: bool, score: Fraction, max_score: Fraction,
@@ -645,7 +660,9 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
                 except Exception as exc:  # noqa: BLE001 - a bug of ours must not cost the row
                     items.append(grader_error_item(item.name, weight, _short_error(exc)))
                     continue
-                items.append(score_item(item.name, weight, outcomes, options.strict, options.rubric.counted(item.name)))
+                taken = session.origins.get(session.resolve(item.names) or "", "")
+                items.append(replace(score_item(item.name, weight, outcomes, options.strict,
+                                                options.rubric.counted(item.name)), origin=taken))
         import_error, printed = session.import_error, getattr(session, "import_output", "")
         read = how_it_was_read(path, session.origins, session.load_notes)
     else:

@@ -68,7 +68,9 @@ def test_the_books_code_in_its_layout_gets_full_marks():
     assert [(r.name, r.score, r.status) for r in result.items] == [(i.name, 1, "passed") for i in ITEMS]
     assert (result.score, result.max_score) == (13, 13)
     pooling = result.items[-1]
-    assert pooling.uncounted == ("padding",) and "exception" in pooling.tags
+    assert pooling.uncounted == ("padding",) and pooling.uncounted_tags == ("exception",) and pooling.tags == ()
+    assert pooling.gradescope()["extra_data"] == {"file": "common/layers.py", "not_counted": {
+        "extensions": ["padding"], "tags": ["exception"]}}
     assert "⚠ padding (ch. 7, not counted)" in pooling.output
     assert "Pooling will not survive ch. 7" in pooling.output
 

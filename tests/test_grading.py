@@ -62,7 +62,10 @@ def check_gradescope_shape(doc: dict) -> None:
     assert doc["output_format"] == "text"
     assert doc["tests"], "one test per item"
     for test in doc["tests"]:
-        assert set(test) == {"name", "score", "max_score", "status", "output", "tags"}
+        assert {"name", "score", "max_score", "status", "output", "tags"} <= set(test) <= {
+            "name", "score", "max_score", "status", "output", "tags", "extra_data"}
+        extra = test.get("extra_data", {})  # Gradescope's own field: the file graded, what does not count
+        assert set(extra) <= {"file", "not_counted"} and isinstance(extra.get("file", ""), str)
         assert isinstance(test["name"], str) and isinstance(test["output"], str)
         assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
         assert 0 <= test["score"] <= test["max_score"]

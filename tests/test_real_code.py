@@ -80,4 +80,4 @@ def test_check_gives_the_same_verdicts_and_tags(graded):
     for c in checked.items:
         g = graded_items[c.name]
         assert (c.status == "failed") == (g.status == "failed"), (c, g.output)
-        assert {t for t in c.tags if tier(t) == CORE} <= set(g.tags), (c.tags, g.tags)
+        assert {t for t in c.tags if tier(t) == CORE} <= {*g.tags, *g.uncounted_tags}, (c.tags, g.tags)
