@@ -4,7 +4,8 @@ A layer set is graded on what it *defines*: imports, functions, classes and cons
 else its top level does (train a network, load MNIST, plot, print a demo, run an IPython magic)
 is left out and named, so that grading never runs it and the student knows what was not taken.
 
-Notebook cells are counted from 1, code cells only: the ``In [N]`` a fresh "Run All" shows.
+Notebook cells are counted from 1 over every cell, markdown included, as a reader scrolling the
+notebook counts them (not Jupyter's ``In [N]``, which counts runs).
 Standard library only (``json``, ``ast``): this runs in the sandbox child.
 """
 from __future__ import annotations
@@ -234,13 +235,13 @@ def read_cells(path: str | os.PathLike) -> list[Cell]:
     if raw is None:  # nbformat 3
         raw = [c for ws in doc.get("worksheets", []) for c in ws.get("cells", [])]
     cells = []
-    for c in raw:
+    for number, c in enumerate(raw, 1):  # every cell counts, markdown too, as a reader counts them
         if not isinstance(c, dict) or c.get("cell_type") != "code":
             continue
         src = c.get("source", c.get("input", ""))
         text = "".join(src) if isinstance(src, list) else str(src)
         source, magics, cell_magic = _strip_magics(text)
-        cells.append(Cell(len(cells) + 1, source, magics, cell_magic))
+        cells.append(Cell(number, source, magics, cell_magic))
     return cells
 
 
@@ -268,8 +269,8 @@ def cell_line(filename: str, line: int) -> str:
     if not sep or not number.isdigit() or not os.path.isfile(path) or os.path.getsize(path) > 64 * 1024 * 1024:
         return ""
     try:
-        cells = read_cells(path)
-        lines = cells[int(number) - 1].source.split("\n")
+        cell = next(c for c in read_cells(path) if c.number == int(number))
+        lines = cell.source.split("\n")
         return lines[line - 1].strip()[:200] if 1 <= line <= len(lines) else ""
-    except (OSError, ValueError, IndexError, KeyError, TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - the submission's notebook, read in the grader: any malformed one
         return ""

@@ -355,11 +355,11 @@ def test_a_notebook_is_graded_on_its_definitions(tmp_path):
     layer.forward(np.ones((1, 2)))
     assert layer.backward(np.ones((1, 2))).tolist() == [[1.0, 1.0]]  # the last definition
     assert loaded.notes == [
-        "hw.ipynb cell 1: left out lines 1, 3 (IPython magic or shell command)",
-        "hw.ipynb cell 2: took its definitions only; left out line 9 (it calls MulLayer) and 1 more statement",
-        "hw.ipynb cell 5 skipped: it calls TwoLayerNet (line 1)",
-        "hw.ipynb cell 6 skipped: it runs a loop that calls network.gradient on x_train[...] (line 1)",
-        "hw.ipynb cell 7 skipped: it is a %%time cell, not Python",
+        "hw.ipynb cell 2: left out lines 1, 3 (IPython magic or shell command)",
+        "hw.ipynb cell 3: took its definitions only; left out line 9 (it calls MulLayer) and 1 more statement",
+        "hw.ipynb cell 6 skipped: it calls TwoLayerNet (line 1)",
+        "hw.ipynb cell 7 skipped: it runs a loop that calls network.gradient on x_train[...] (line 1)",
+        "hw.ipynb cell 8 skipped: it is a %%time cell, not Python",
     ]
     assert loaded.origins == {"MulLayer": "hw.ipynb", "Affine": "hw.ipynb"}
 
@@ -369,9 +369,9 @@ def test_a_cell_that_fails_is_named_and_the_later_cells_still_count(tmp_path):
                   MUL.format(name="MulLayer"), "def f(:\n    pass")
     loaded = load(nb)
     assert "MulLayer" in items(loaded)
-    assert loaded.notes[0] == ("hw.ipynb cell 1, line 2: the import failed (ModuleNotFoundError: No module named "
+    assert loaded.notes[0] == ("hw.ipynb cell 2, line 2: the import failed (ModuleNotFoundError: No module named "
                                "'common'); what uses it fails with import-error, the rest of the cell was kept")
-    assert loaded.notes[1] == "hw.ipynb cell 3 skipped: it is not valid Python (line 1: invalid syntax)"
+    assert loaded.notes[1] == "hw.ipynb cell 4 skipped: it is not valid Python (line 1: invalid syntax)"
 
 
 def test_a_folder_holding_a_notebook(tmp_path):
@@ -388,7 +388,7 @@ def test_the_notes_notebook_defines_what_the_notes_file_does():
     # the notebook's TwoLayerNet cell imports the book's common/, not beside it here: the class is
     # kept (the rest of the cell is), and fails as a missing dependency when used
     assert items(nb) == items(py) | {"TwoLayerNet"}
-    assert any("cell 11, line 8: the import failed" in n and "No module named 'common'" in n for n in nb.notes)
+    assert any("cell 15, line 8: the import failed" in n and "No module named 'common'" in n for n in nb.notes)
 
 
 # --- through the sandbox -------------------------------------------------------------------------
@@ -402,12 +402,12 @@ def test_sandbox_reports_origins_notes_and_notebook_lines(tmp_path):
     with SandboxSession(nb, time_limit=5) as s:
         assert s.import_error is None
         assert s.origins == {"Relu": "hw.ipynb"}
-        assert "hw.ipynb cell 3 skipped: it runs a loop (line 1)" in s.load_notes
+        assert "hw.ipynb cell 4 skipped: it runs a loop (line 1)" in s.load_notes
         assert s.origin("Relu", "fallback").startswith("# run this in a new cell at the end of hw.ipynb")
         layer = s.new("Relu")
         with pytest.raises(Exception) as info:
             s.call(layer, "forward", np.ones(2))
-        assert "at cell 2, line 6 of hw.ipynb: return x * self.missing" in str(info.value)
+        assert "at cell 3, line 6 of hw.ipynb: return x * self.missing" in str(info.value)
 
 
 def test_sandbox_finds_variants_in_a_folder_and_never_runs_its_training(tmp_path):
@@ -443,9 +443,9 @@ def test_grade_on_the_notes_notebook_gives_the_notes_files_grades(tmp_path):
         "TwoLayerNet": (0.0, ["import-error"]), "SoftmaxWithLoss": (0.0, ["import-error"])}
     assert {t["name"]: (t["score"], t["tags"]) for t in ipynb["tests"]} == same
     affine = next(t["output"] for t in ipynb["tests"] if t["name"] == "Affine")
-    assert "at cell 9, line 78 of notes_nb.ipynb: dX = dX.reshape(*self.original_x_shape)" in affine
+    assert "at cell 12, line 78 of notes_nb.ipynb: dX = dX.reshape(*self.original_x_shape)" in affine
     assert "# run this in a new cell at the end of notes_nb.ipynb, after its definition cells" in affine
-    assert "How your submission was read:" in ipynb["output"] and "cell 11, line 8: the import failed" in ipynb["output"]
+    assert "How your submission was read:" in ipynb["output"] and "cell 15, line 8: the import failed" in ipynb["output"]
 
 
 # --- reproduction snippets -----------------------------------------------------------------------
@@ -488,8 +488,8 @@ def test_a_hang_in_a_notebook_layer_is_placed_in_its_cell(tmp_path):
         with pytest.raises(Exception) as info:
             s.call(s.new("Relu"), "forward", np.ones(2))
     assert "[timeout]" in str(info.value)
-    assert "cell 2, line 4 of hw.ipynb: x = x + 0" in str(info.value) or \
-           "cell 2, line 3 of hw.ipynb: while True:" in str(info.value)
+    assert "cell 3, line 4 of hw.ipynb: x = x + 0" in str(info.value) or \
+           "cell 3, line 3 of hw.ipynb: while True:" in str(info.value)
 
 
 # --- what counts as a definition -----------------------------------------------------------------
