@@ -4,14 +4,16 @@ Gradescope unpacks the uploaded zip into ``/autograder/source``, runs ``setup.sh
 the image, and for each submission copies the student's files into ``/autograder/submission``,
 runs ``/autograder/run_autograder`` and reads ``/autograder/results/results.json``.
 
-The zip holds a wheel of this gradprop (built from this checkout: no index needs to have
-gradprop), ``constraints.txt`` pinning the versions that decide grades (Hypothesis generates
+The zip holds a wheel of this gradprop (built from this checkout, or made again from the files of
+a plain install: no index needs to have gradprop), ``constraints.txt`` pinning the versions that decide grades (Hypothesis generates
 the examples, numpy and JAX compute them) to the ones of the machine that built the bundle, the
 rubric if any, ``setup.sh`` and ``run_autograder``. ``GRADPROP_AUTOGRADER_ROOT`` replaces
 ``/autograder`` and ``GRADPROP_PYTHON`` the interpreter (for testing the bundle off Gradescope).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shlex
 import shutil
@@ -89,9 +91,41 @@ def _has_bdist_wheel() -> bool:
             return False
 
 
+def wheel_of_install(dest: str | os.PathLike) -> Path:
+    """A wheel of the gradprop installed here (``pip install .`` or from a wheel): its installed
+    files and metadata, zipped again with a RECORD of their hashes, as pip would have built it.
+    An editable install has no files of its own to take (see ``source_root``)."""
+    dist = metadata.distribution("gradprop")
+    site = Path(str(dist.locate_file("")))
+    info = f"gradprop-{dist.version}.dist-info"
+    skip = {f"{info}/{n}" for n in ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD")}
+    files = sorted(str(f) for f in (dist.files or []) if str(f).startswith(("gradprop/", f"{info}/"))
+                   and str(f) not in skip and "__pycache__" not in str(f) and not str(f).endswith(".pyc"))
+    if not any(f.startswith("gradprop/") for f in files):
+        raise BundleError("this gradprop is not installed with files of its own (an editable install outside its "
+                          "checkout?): pass --wheel FILE")
+    out = Path(dest) / f"gradprop-{dist.version}-py3-none-any.whl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = []
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as whl:
+        for name in files:
+            data = (site / name).read_bytes()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{name},sha256={digest},{len(data)}")
+            whl.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+        record.append(f"{info}/RECORD,,")
+        whl.writestr(zipfile.ZipInfo(f"{info}/RECORD", date_time=(1980, 1, 1, 0, 0, 0)), "\n".join(record) + "\n")
+    return out
+
+
 def build_wheel(dest: str | os.PathLike) -> Path:
-    """``pip wheel --no-deps`` of the checkout, from a clean copy (no build/ left in the checkout)."""
-    root = source_root()
+    """A wheel of this gradprop: ``pip wheel --no-deps`` of the checkout it runs from (an editable
+    install), from a clean copy (no build/ left in the checkout); else the installed files
+    (``wheel_of_install``)."""
+    try:
+        root = source_root()
+    except BundleError:
+        return wheel_of_install(dest)
     with tempfile.TemporaryDirectory(prefix="gradprop-wheel-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()

@@ -370,6 +370,19 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wheel(args: argparse.Namespace) -> int:
+    """A wheel of this gradprop, for students to ``pip install`` (gradprop is on no public index)."""
+    from .bundle import BundleError, build_wheel
+
+    try:
+        path = build_wheel(args.out)
+    except BundleError as exc:
+        print(f"gradprop wheel: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: pip install {path.name} installs this gradprop (its dependencies come from PyPI)")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .bundle import run_autograder
 
@@ -475,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address-space cap of your code's process (default 2048)")
     support_flag(check)
     check.set_defaults(run=_cmd_check)
+
+    wheel = sub.add_parser("wheel", help="write a wheel of this gradprop, for students to pip install",
+                           description="Write gradprop-VERSION-py3-none-any.whl into DIR (from the checkout of an "
+                                       "editable install, else from the installed files).")
+    wheel.add_argument("--out", default=".", metavar="DIR")
+    wheel.set_defaults(run=cmd_wheel)
 
     run = sub.add_parser("gradescope-run", help="(used by the bundle's run_autograder) grade ROOT/submission",
                          description="Grade ROOT/submission and write ROOT/results/results.json.")

@@ -432,3 +432,38 @@ for what in (lambda: open({str(package / "zz_bundle_attack.py")!r}, "w").write("
         for pid in processes_named(forger):
             os.kill(pid, 9)
         (package / "zz_bundle_attack.py").unlink(missing_ok=True)
+
+
+def test_a_wheel_is_made_from_a_plain_install_too(tmp_path, monkeypatch):
+    """gradescope-bundle and gradprop wheel from a non-editable install: the installed files and
+    metadata, zipped again with a RECORD of their hashes (an installer's own files left out)."""
+    import base64
+    import hashlib
+    from importlib import metadata
+
+    from gradprop import bundle
+
+    site = tmp_path / "site-packages"
+    files = {"gradprop/__init__.py": "__version__ = '0.1.0'\n", "gradprop/layers/__init__.py": "X = 1\n",
+             "gradprop-0.1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: gradprop\nVersion: 0.1.0\n",
+             "gradprop-0.1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+             "gradprop-0.1.0.dist-info/INSTALLER": "pip\n"}
+    for name, text in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    (site / "gradprop-0.1.0.dist-info" / "RECORD").write_text("".join(f"{n},,\n" for n in files)
+                                                              + "gradprop-0.1.0.dist-info/RECORD,,\n")
+    monkeypatch.setattr(bundle.metadata, "distribution",
+                        lambda name: metadata.PathDistribution(site / "gradprop-0.1.0.dist-info"))
+    monkeypatch.setattr(bundle, "source_root", lambda: (_ for _ in ()).throw(bundle.BundleError("no checkout")))
+    wheel = bundle.build_wheel(tmp_path / "out")
+    assert wheel.name == "gradprop-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        record = zf.read("gradprop-0.1.0.dist-info/RECORD").decode().splitlines()
+        assert names == set(files) - {"gradprop-0.1.0.dist-info/INSTALLER"} | {"gradprop-0.1.0.dist-info/RECORD"}
+        for line in record[:-1]:
+            name, digest, size = line.split(",")
+            data = zf.read(name)
+            assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert int(size) == len(data)
