@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import gradprop
+from gradprop.grading import Rubric
 from gradprop.loader import BOOK_ITEMS, load, match_name, submission_name
 from gradprop.sandbox import SandboxSession
 from gradprop.session import InProcessSession
@@ -429,7 +430,9 @@ def test_grade_on_the_notes_notebook_gives_the_notes_files_grades(tmp_path):
                  "--max-examples", "3", "--time-limit", "5", "-j", "1"]) == 0
     rows = {line.split(",", 1)[0]: line.split(",", 1)[1] for line in (out / "grades.csv").read_text().splitlines()[1:]}
     assert rows["notes_nb"] == rows["notes"]
-    assert rows["notes"].startswith("4.00,13.00,")  # MulLayer, AddLayer, Relu, Sigmoid (examples/notes.py)
+    score, max_score = rows["notes"].split(",")[:2]
+    assert score == "4.00"  # MulLayer, AddLayer, Relu, Sigmoid (examples/notes.py)
+    assert float(max_score) == len(Rubric.default().items)  # every item the default rubric counts
     py, ipynb = (json.loads((out / name / "results.json").read_text()) for name in ("notes", "notes_nb"))
     assert [(t["name"], t["score"], t["tags"]) for t in ipynb["tests"]] == \
            [(t["name"], t["score"], t["tags"]) for t in py["tests"]]
