@@ -35,7 +35,7 @@ import numpy as np
 from gradprop import _steady, wire
 from gradprop.loader import load
 from gradprop.notebook import where as where_in
-from gradprop.session import Ref, alias_facts
+from gradprop.session import Ref, alias_facts, entries
 
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
 MESSAGE_LIMIT = 2000
@@ -251,6 +251,7 @@ class _Child:
 
     def op_call(self, target: Any, method: str | None, where: str, args: tuple, kwargs: dict) -> None:
         args, kwargs = self.resolve_refs(args, kwargs, where)
+        before = entries(args)  # to tell which dict entries the call replaced (alias_facts)
         if type(target) is int:
             obj = self.obj(target, where)
             value = self.student(where, lambda: getattr(obj, method)(*args, **kwargs))
@@ -259,7 +260,7 @@ class _Child:
             if not callable(fn):
                 raise _Fault("not-found", f"{target} is not defined")
             value = self.student(where, fn, *args, **kwargs)
-        facts = [list(f) for f in alias_facts(args, value)]
+        facts = [list(f) for f in alias_facts(args, value, before)]
         self.send({"ok": True, "aliases": facts, "where": where}, {"value": value, "args": tuple(args)})
 
     def op_get(self, ref_id: int, path: tuple[str, ...], where: str) -> None:

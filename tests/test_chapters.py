@@ -19,7 +19,8 @@ BOOK = FIXTURES / "book_layout" / "deep-learning-from-scratch"
 #: items whose chapter the README states (a new item may join any chapter: these stay where they are)
 BOOK_CHAPTERS = {"softmax": 4, "cross_entropy_error": 4, "MulLayer": 5, "AddLayer": 5, "Relu": 5, "Sigmoid": 5,
                  "Affine": 5, "SoftmaxWithLoss": 5, "TwoLayerNet": 5, "Dropout": 6, "BatchNormalization": 6,
-                 "Convolution": 7, "Pooling": 7}
+                 "Convolution": 7, "Pooling": 7, "SGD": 6, "Momentum": 6, "Nesterov": 6, "AdaGrad": 6, "RMSprop": 6,
+                 "Adam": 6, "MultiLayerNet": 6, "MultiLayerNetExtend": 6, "im2col": 7, "col2im": 7, "SimpleConvNet": 7}
 
 
 def test_items_and_extensions_by_chapter():
