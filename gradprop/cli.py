@@ -20,7 +20,7 @@ from collections import deque
 from multiprocessing.connection import Connection, wait as connection_wait
 from typing import Callable, Sequence, TextIO
 
-from . import __version__, workers as worker_processes
+from . import __version__, gradcheck, workers as worker_processes
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
                       grader_failure, read_resume, submission_names, write_csv, write_resume, write_results)
 from .i18n import LANGUAGES, default_language
@@ -432,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--memory-mb", type=int, default=2048, metavar="MB",
                        help="address-space cap of your code's process (default 2048)")
     check.set_defaults(run=_cmd_check)
+
+    gradcheck.add_parser(sub)  # gradprop gradcheck PATH: the book's gradient check (gradprop/gradcheck.py)
 
     run = sub.add_parser("gradescope-run", help="(used by the bundle's run_autograder) grade ROOT/submission",
                          description="Grade ROOT/submission and write ROOT/results/results.json.")
