@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -134,3 +135,19 @@ def test_by_default_a_chapter_5_file_reads_as_correct_and_a_later_item_counts_wh
     feedback = json.loads((tmp_path / "book_correct" / "results.json").read_text())
     assert [t["name"] for t in feedback["tests"]] == ch5
     assert "not defined, and not counted" in feedback["output"] and "SimpleConvNet" in feedback["output"]
+
+
+def test_the_sandbox_sees_an_optimizer_rebind_its_params(tmp_path):
+    """The child reports a params entry the update replaced: caught as not-in-place through the
+    sandbox, as in the fixtures' in-process runs."""
+    book = tmp_path / "book"
+    shutil.copytree(BOOK, book)
+    optimizer = book / "common" / "optimizer.py"
+    optimizer.write_text(optimizer.read_text().replace(
+        "params[key] -= self.lr * grads[key]\n", "params[key] = params[key] - self.lr * grads[key]\n", 1))  # SGD's
+    optimizers = [i.name for i in ITEMS if i.kind == "optimizer"]
+    rubric = Rubric.from_dict({"items": {i.name: {"count": i.name in optimizers} for i in ITEMS}})
+    result = grade_submission(book, GradeOptions(rubric=rubric, max_examples=3))
+    scores = {r.name: (r.score, r.tags) for r in result.items}
+    assert scores.pop("SGD")[1] == ("not-in-place",)
+    assert all(score == 1 for score, _ in scores.values()), scores
