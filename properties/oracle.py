@@ -82,6 +82,10 @@ def _parameters(reference) -> frozenset[str]:
 
 
 _PLAIN = (bool, int, float, str, type(None))
+#: static arguments: they shape the program (stride, pad, train_flg, an activation's name). A
+#: Python float is not one of them: a learning rate or a weight decay changes numbers, not the
+#: program, and traced it costs one compile for every value instead of one per value
+_STATIC = (bool, int, str, type(None))
 
 
 class _FrozenDict(dict):
@@ -92,9 +96,10 @@ class _FrozenDict(dict):
 
 
 def _static(value: Any) -> Any:
-    """``value`` as a static argument (hashable), or None when it is data to trace: plain Python
-    values, and tuples, lists and dicts of them (col2im's input_shape, a conv_param)."""
-    if isinstance(value, _PLAIN):
+    """``value`` as a static argument (hashable), or None when it is data to trace: Python ints,
+    bools and strings, and tuples, lists and dicts of plain values (col2im's input_shape, a
+    conv_param); not a lone float (``_STATIC``)."""
+    if isinstance(value, _STATIC):
         return value
     if isinstance(value, (tuple, list)) and all(isinstance(v, _PLAIN) for v in value):
         return tuple(value)
