@@ -289,12 +289,13 @@ LATER: tuple[Item, ...] = (
 
 @st.composite
 def optimizer_cases(draw, hyper: Mapping[str, tuple], defaults: bool = False, small: str | None = None) -> Case:
-    """Two parameters of different shapes (W1, b1: state must be kept per key) and three steps of
+    """Two parameters of different shapes (W1, b1: state must be kept per key; W1 2 x 3 or 1 x 2:
+    the updates are elementwise, and a new shape is a new program to compile) and three steps of
     gradients, O(1) and at least 0.1 from 0, so that where the book's eps sits moves a step by
     < 1e-4 of it. ``small``: b1's gradients are 0 at the first step ("zero": a dead unit; an eps
     missing divides 0 by 0) or all about 1e-6 ("tiny": where eps sits decides the step).
     Hyperparameters from ``hyper`` (the book's default first), or none at all (``defaults``)."""
-    a, b = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    a, b = draw(st.sampled_from(((2, 3), (1, 2))))  # two shapes: each is a program to compile
     shapes = {"W1": (a, b), "b1": (b,)}
     params = {k: draw(S.array(shape, -1.0, 1.0)) for k, shape in shapes.items()}
     grads = {k: draw(S.array((OPTIMIZER_STEPS, *shape), margin=0.1)) for k, shape in shapes.items()}
@@ -375,7 +376,7 @@ def multi_layer_net_cases(draw, batch=None, activation=None, decay=None, extend:
     both), the weights written into the net's params in place. ``extend``: MultiLayerNetExtend's keywords, with batch
     norm (gamma, beta) unless ``batchnorm`` is False, and dropout if ``dropout``."""
     bn = extend and batchnorm
-    n = batch or draw(st.integers(2, 3))
+    n = batch or 3
     d, hidden, c = draw(st.sampled_from(ARCHITECTURES))
     activation, lam = activation or "relu", 0.1 if decay is None else decay  # the sigmoid is a regime
     sizes = [d, *hidden, c]
@@ -405,19 +406,19 @@ def _conv_relu(x: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int) -> tuple[n
     return z, np.maximum(z, 0.0)
 
 
-#: (filter size, pad, convolution output size): 2 x 2, 5 x 5 and 2 x 2 images. A few shapes, as
-#: for ARCHITECTURES
-CONVOLUTIONS = ((3, 1, 2), (2, 0, 4), (1, 0, 2))
+#: (filter size, pad, convolution output size, channels, filters): 2 x 2, 5 x 5 and 2 x 2 images.
+#: A few shapes, as for ARCHITECTURES
+CONVOLUTIONS = ((3, 1, 2, 1, 2), (2, 0, 4, 2, 1), (1, 0, 2, 2, 2))
 
 
 @st.composite
 def simple_conv_net_cases(draw, batch=None) -> Case:
-    """Tiny images (1-2 channels, at most 5 x 5) whose convolution output is 2 x 2 or 4 x 4 (the
-    book's pool size assumes it even), 1-2 filters, a hidden layer of 2, one-hot or index labels
+    """A batch of 2 tiny images (1-2 channels, at most 5 x 5) whose convolution output is 2 x 2 or
+    4 x 4 (the book's pool size assumes it even), 1-2 filters, a hidden layer of 2, one-hot or index labels
     (ch. 7 trains on indices). Pre-activations keep KINK_MARGIN from ReLU's kink, and the largest
     value of each pooling window is KINK_MARGIN above the next (or every value is 0 after ReLU)."""
-    n = batch or draw(st.integers(1, 2))
-    (ch, fn), (fs, pad, co) = draw(st.sampled_from(((1, 2), (2, 1)))), draw(st.sampled_from(CONVOLUTIONS))
+    n = batch or 2
+    fs, pad, co, ch, fn = draw(st.sampled_from(CONVOLUTIONS))
     size = co + fs - 1 - 2 * pad
     hidden, c = 2, draw(st.sampled_from((2, 3)))
     x, W1, b1 = draw(S.array((n, ch, size, size), -1, 1)), draw(S.array((fn, ch, fs, fs), -1, 1)), draw(S.array((fn,), -1, 1))
@@ -435,16 +436,24 @@ def simple_conv_net_cases(draw, batch=None) -> Case:
                               "W3": S.array((hidden, c), -1, 1), "b3": S.array((c,), -1, 1)})
 
 
+#: (filter_h, filter_w, stride, pad, H, W) of im2col and col2im. Each is a program to compile (the
+#: window and the image's shape are static), so a few that between them show every case: windows
+#: that overlap, with padding or not, rectangular ones, stride 2 with and without overlap, 1 x 1,
+#: padding 2 around windows larger than the image
+WINDOW_SHAPES = ((3, 3, 1, 0, 4, 4), (2, 3, 1, 1, 3, 4), (3, 2, 2, 1, 5, 4), (2, 2, 2, 0, 4, 4),
+                 (1, 1, 1, 0, 2, 3), (3, 3, 2, 2, 3, 3), (2, 2, 1, 2, 2, 2))
+
+
 @st.composite
 def im2col_cases(draw, batch=None, stride=None, pad=None, overlap: bool = False, col: bool = False) -> Case:
-    """An (N, C, H, W) image and a window (filter 1-3, stride 1-2, pad 0-1); ``col``: instead of the
-    image, a random col of im2col's output shape and the image's shape (col2im's arguments);
-    ``overlap``: stride 1 and a filter of 2-3, so that windows overlap."""
-    fh, fw = draw(st.integers(2 if overlap else 1, 3)), draw(st.integers(2 if overlap else 1, 3))
-    stride = 1 if overlap else stride or draw(st.integers(1, 2))
-    pad = draw(st.integers(0, 1)) if pad is None else pad
-    n, c = batch or draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    h, w = draw(st.integers(max(1, fh - 2 * pad), 5)), draw(st.integers(max(1, fw - 2 * pad), 5))
+    """A batch of 2 images of 2 channels and a window (``WINDOW_SHAPES``, those with the ``stride``
+    and ``pad`` asked for); ``col``: instead of the image, a random col of im2col's output shape
+    and the image's shape (col2im's arguments); ``overlap``: windows that overlap (stride 1,
+    filter of 2 or more)."""
+    shapes = [g for g in WINDOW_SHAPES if (stride is None or g[2] == stride) and (pad is None or g[3] == pad)
+              and (not overlap or (g[2] == 1 and min(g[:2]) >= 2))]
+    fh, fw, stride, pad, h, w = draw(st.sampled_from(shapes))
+    n, c = batch or 2, 2
     window = {"filter_h": fh, "filter_w": fw, "stride": stride, "pad": pad}
     if not col:
         return _case(draw, {}, {"input_data": S.array((n, c, h, w)), **window})
