@@ -13,6 +13,7 @@ import numpy as np
 from .gradient import numerical_gradient
 from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 from .regularization import BatchNormalization, Dropout
+from .two_layer_net import accuracy
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 
@@ -66,10 +67,7 @@ class MultiLayerNet:
         return self.last_layer.forward(self.predict(x), t) + self._decay()
 
     def accuracy(self, x: np.ndarray, t: np.ndarray) -> float:
-        y = np.argmax(self.predict(x), axis=1)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        return float(np.sum(y == t) / x.shape[0])
+        return accuracy(self.predict(x), t)  # MultiLayerNetExtend's predict: in eval mode
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         loss_w = lambda _: self.loss(x, t)  # noqa: E731 - params are perturbed in place
@@ -124,12 +122,6 @@ class MultiLayerNetExtend(MultiLayerNet):
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False) -> float:
         return self.last_layer.forward(self.predict(x, train_flg), t) + self._decay()
-
-    def accuracy(self, x: np.ndarray, t: np.ndarray) -> float:
-        y = np.argmax(self.predict(x, train_flg=False), axis=1)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        return float(np.sum(y == t) / x.shape[0])
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         loss_w = lambda _: self.loss(x, t, train_flg=True)  # noqa: E731 - params are perturbed in place

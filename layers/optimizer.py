@@ -11,6 +11,11 @@ import numpy as np
 EPS = 1e-7  # the book's, outside the square root
 
 
+def _zeros(params: dict) -> dict:
+    """A state of zeros shaped like each parameter, created on the first update."""
+    return {key: np.zeros_like(val) for key, val in params.items()}
+
+
 class SGD:
     def __init__(self, lr: float = 0.01):
         self.lr = lr
@@ -27,7 +32,7 @@ class Momentum:
 
     def update(self, params: dict, grads: dict) -> None:
         if self.v is None:
-            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+            self.v = _zeros(params)
         for key in params:
             self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]  # v = mu v - lr g
             params[key] += self.v[key]  # p += v
@@ -42,7 +47,7 @@ class Nesterov:
 
     def update(self, params: dict, grads: dict) -> None:
         if self.v is None:
-            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+            self.v = _zeros(params)
         mu = self.momentum
         for key in params:
             self.v[key] = mu * self.v[key] - self.lr * grads[key]  # v = mu v - lr g
@@ -56,7 +61,7 @@ class AdaGrad:
 
     def update(self, params: dict, grads: dict) -> None:
         if self.h is None:
-            self.h = {key: np.zeros_like(val) for key, val in params.items()}
+            self.h = _zeros(params)
         for key in params:
             self.h[key] = self.h[key] + grads[key] * grads[key]  # h += g^2
             params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + EPS)  # p -= lr g / (sqrt(h) + eps)
@@ -69,7 +74,7 @@ class RMSprop:
 
     def update(self, params: dict, grads: dict) -> None:
         if self.h is None:
-            self.h = {key: np.zeros_like(val) for key, val in params.items()}
+            self.h = _zeros(params)
         rho = self.decay_rate
         for key in params:
             self.h[key] = rho * self.h[key] + (1 - rho) * grads[key] ** 2  # h = rho h + (1 - rho) g^2
@@ -86,8 +91,7 @@ class Adam:
 
     def update(self, params: dict, grads: dict) -> None:
         if self.m is None:
-            self.m = {key: np.zeros_like(val) for key, val in params.items()}
-            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+            self.m, self.v = _zeros(params), _zeros(params)
         self.iter += 1  # one step per update, whatever the number of keys
         b1, b2, t = self.beta1, self.beta2, self.iter
         lr_t = self.lr * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)  # lr sqrt(1 - b2^t) / (1 - b1^t)
