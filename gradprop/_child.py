@@ -23,6 +23,7 @@ import faulthandler
 import gc
 import io
 import os
+import pickle
 import random
 import signal
 import sys
@@ -36,7 +37,7 @@ import numpy as np
 from gradprop import _standins, _steady, wire
 from gradprop.loader import FAILED_IMPORTS, load, python_version
 from gradprop.notebook import where as where_in
-from gradprop.session import Ref, alias_facts, exception_tag, fit_arguments, read_path, typo_note
+from gradprop.session import Ref, alias_facts, entries, exception_tag, fit_arguments, read_path, typo_note
 
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
 MESSAGE_LIMIT = 2000
@@ -303,8 +304,9 @@ class _Child:
             if not callable(fn):
                 raise _Fault("not-found", f"{target} is not defined")
         args, kwargs, dropped = self.student(where, fit_arguments, fn, args, kwargs)
+        before = entries(args)  # to tell which dict entries the call replaced (alias_facts)
         value = self.student(where, fn, *args, **kwargs)
-        facts = [list(f) for f in alias_facts(args, value)]
+        facts = [list(f) for f in alias_facts(args, value, before)]
         dropped, self.dropped = [*self.dropped, *dropped], ()
         self.send({"ok": True, "aliases": facts, "where": where, "dropped": list(dropped)},
                   {"value": value, "args": tuple(args)})
@@ -323,6 +325,11 @@ class _Child:
 
         self.student(where, add)
         self.send({"ok": True})
+
+    def op_unpickle(self, data: bytes, where: str) -> None:
+        """A data file the parent read but must not unpickle (a pickle is code): the book's mnist.pkl."""
+        value = self.student(where, pickle.loads, data)
+        self.send({"ok": True, "where": where}, {"value": value})
 
     def op_seed(self, seed: int) -> None:
         np.random.seed(seed)

@@ -22,7 +22,7 @@ from pathlib import Path
 from multiprocessing.connection import Connection, wait as connection_wait
 from typing import Callable, Sequence, TextIO
 
-from . import __version__, workers as worker_processes
+from . import __version__, gradcheck, workers as worker_processes
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
                       grader_failure, graded_before, read_resume, submission_names, support_paths, write_csv, write_resume,
                       write_results)
@@ -494,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "editable install, else from the installed files).")
     wheel.add_argument("--out", default=".", metavar="DIR")
     wheel.set_defaults(run=cmd_wheel)
+    gradcheck.add_parser(sub)  # gradprop gradcheck PATH: the book's gradient check (gradprop/gradcheck.py)
 
     run = sub.add_parser("gradescope-run", help="(used by the bundle's run_autograder) grade ROOT/submission",
                          description="Grade ROOT/submission and write ROOT/results/results.json.")

@@ -17,6 +17,8 @@ TAGS: dict[str, tuple[str, str]] = {
     "non-finite": (CORE, "NaN or inf where the true value is finite"),
     "mutates-input": (CORE, "forward (or a function item) modified an input array"),
     "stale-state": (CORE, "backward used state from an earlier forward"),
+    "wrong-update": (CORE, "an optimizer's update moves params differently from the reference"),
+    "not-in-place": (CORE, "an optimizer's update rebinds params entries instead of changing their arrays"),
     "mutates-dout": (STRICT, "backward wrote into dout"),
     "aliases-output": (STRICT, "backward returned dout itself, or the same array twice"),
     "ignores-dout": (STRICT, "a loss layer's backward does not scale with dout"),

@@ -49,6 +49,9 @@ from .text import csv_cell, safe_text, safe_tree
 
 #: points per item when the rubric does not say
 DEFAULT_WEIGHT = 1
+#: without a chapter, the items of chapters <= this count for every submission (ch. 5 is the
+#: book's backprop chapter); those of later chapters count for the submissions that define them
+DEFAULT_CHAPTER = 5
 #: characters of one finding's message shown to the student
 MESSAGE_LIMIT = 4000
 #: characters of what the submission printed while being imported, shown to the student
@@ -106,8 +109,10 @@ class Rubric:
         [items.TwoLayerNet]
         count = false
 
-    Without ``chapter`` every item counts and no extension does (each item as its chapter's text
-    writes it); an item's own ``count`` and ``extensions`` win over ``chapter``.
+    Without ``chapter`` no extension counts (each item as its chapter's text writes it), every item
+    of chapters <= ``DEFAULT_CHAPTER`` counts, and an item of a later chapter counts when the
+    submission defines it (``optional``): a correct chapter-5 file gets full marks, a chapter-7
+    file is graded on what it wrote. An item's own ``count`` and ``extensions`` win over ``chapter``.
     """
 
     weights: tuple[tuple[str, Fraction], ...]
@@ -121,6 +126,8 @@ class Rubric:
     #: rubric, relative to it), and the items that earn marks when taken from them
     support: tuple[str, ...] = ()
     support_counts: tuple[str, ...] = ()
+    #: items that count only for a submission that defines them (later chapters, without a chapter)
+    optional: tuple[str, ...] = ()
 
     @classmethod
     def default(cls, chapter: int | None = None) -> "Rubric":
@@ -190,7 +197,7 @@ class Rubric:
                 raise GradingError(f"{source}: [items.{name}] count must be true or false")
             if "extensions" in entry:
                 _extensions(entry["extensions"], REGISTRY[name], f"{source}: [items.{name}] extensions")
-        weights, extensions = [], []
+        weights, extensions, optional = [], [], []
         for item in ITEMS:
             entry = items.get(item.name, {})
             if entry.get("count", chapter is None or item.chapter <= chapter):
@@ -199,9 +206,11 @@ class Rubric:
                 counted = tuple(entry.get("extensions", extensions_up_to(item, chapter) if chapter else ()))
                 if counted:
                     extensions.append((item.name, counted))
+                if chapter is None and "count" not in entry and item.chapter > DEFAULT_CHAPTER:
+                    optional.append(item.name)
         if not weights:
             raise GradingError(f"{source}: no item counts")
-        return cls(tuple(weights), source, tuple(extensions), tuple(forbid), support, tuple(counts))
+        return cls(tuple(weights), source, tuple(extensions), tuple(forbid), support, tuple(counts), tuple(optional))
 
     @property
     def items(self) -> tuple[str, ...]:
@@ -389,10 +398,15 @@ class SubmissionResult:
                       for item in doc["items"])
         return cls(doc["name"], doc["path"], items, doc["output"], doc["execution_time"], doc["isolation"])
 
-    def csv_row(self) -> list[str]:
+    def csv_row(self, columns: Sequence[str] | None = None) -> list[str]:
+        """The submission's row, one cell per item of ``columns`` (default: its own items); blank
+        for an item not graded, or not counted (a later chapter's item it does not define)."""
+        graded = {r.name: r for r in self.items}
+        cells = ["" if r is None or r.error else _points(r.score)
+                 for r in (graded.get(name) for name in (columns or graded))]
         if self.errors:  # not graded: blank, so that nobody mistakes it for a grade
-            return [self.name, "", _points(self.max_score), *("" if r.error else _points(r.score) for r in self.items)]
-        return [self.name, _points(self.score), _points(self.max_score), *(_points(r.score) for r in self.items)]
+            return [self.name, "", _points(self.max_score), *cells]
+        return [self.name, _points(self.score), _points(self.max_score), *cells]
 
 
 def _round2(x: Fraction) -> Fraction:
@@ -644,12 +658,16 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
         isolation = session.isolation.as_dict()
     except Exception as exc:  # noqa: BLE001 - the sandbox could not start: ours, not theirs
         error = f"the sandbox could not start: {_short_error(exc)}"
-        items = [grader_error_item(n, w, error) for n, w in options.rubric.weights]
+        items = [grader_error_item(n, w, error) for n, w in options.rubric.weights if n not in options.rubric.optional]
+    uncounted: list[str] = []
     if session is not None:
         clock = _Clock(options.submission_budget)
         with session:
             for item_name, weight in options.rubric.weights:
                 item = REGISTRY[item_name]
+                if item_name in options.rubric.optional and session.resolve(item.names) is None:
+                    uncounted.append(item_name)  # a later chapter's item the submission does not define
+                    continue
                 scaffold = session.from_support(item.names)
                 if scaffold is not None and item.name not in options.rubric.support_counts:
                     items.append(not_the_students(item.name, weight, scaffold))
@@ -668,7 +686,7 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
     else:
         import_error, printed, read = None, "", []
     result = SubmissionResult(name, path, tuple(items), "", time.perf_counter() - started, isolation)
-    return replace(result, output=submission_feedback(result, options, import_error, printed, read))
+    return replace(result, output=submission_feedback(result, options, import_error, printed, read, uncounted))
 
 
 def how_it_was_read(path: str, origins: dict[str, str], notes: Sequence[str]) -> list[str]:
@@ -682,7 +700,7 @@ def how_it_was_read(path: str, origins: dict[str, str], notes: Sequence[str]) ->
 
 
 def submission_feedback(result: SubmissionResult, options: GradeOptions, import_error: str | None,
-                        printed: str, read: Sequence[str] = ()) -> str:
+                        printed: str, read: Sequence[str] = (), uncounted: Sequence[str] = ()) -> str:
     lines = [_("Score: {score} / {max_score}").format(score=_points(result.score),
                                                       max_score=_points(result.max_score)), ""]
     if result.errors:
@@ -702,6 +720,10 @@ def submission_feedback(result: SubmissionResult, options: GradeOptions, import_
         if r.uncounted:
             extra += _("  (not counted: {names}, of a later chapter)").format(names=", ".join(r.uncounted))
         lines.append(f"{mark} {r.name:<20} {_points(r.score):>6} / {_points(r.max_score)}{extra}")
+    if uncounted and not import_error:
+        lines.append("· " + _("not defined, and not counted (items of chapters after {chapter} count when the "
+                              "submission defines them, or with --chapter): {names}").format(
+                                  chapter=DEFAULT_CHAPTER, names=", ".join(uncounted)))
     if read:
         lines += ["", _("How your submission was read:"), *(_indent(_clip(n)) for n in read)]
     lines += ["", _("Each item is checked on generated inputs: forward against a JAX reference, backward "
@@ -758,7 +780,7 @@ def grades_csv(results: Iterable[SubmissionResult], rubric: Rubric) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["submission", "score", "max_score", *rubric.items, *(["isolation"] if weak else [])])
     for r in results:
-        row = r.csv_row()
+        row = r.csv_row(rubric.items)
         writer.writerow([csv_cell(row[0]), *row[1:], *([f"weak: {weak_isolation(r)}"] if weak else [])])
     return buf.getvalue()
 
@@ -901,5 +923,5 @@ def grader_failure(name: str, path: str, rubric: Rubric, error: str) -> Submissi
     text = (f"This submission could not be graded: {error}. Nothing has been recorded for it; "
             f"please tell your instructor.")
     items = tuple(ItemResult(n, Fraction(0), _round2(w), "failed", (), f"{n}: not graded ({error}).", error=error)
-                  for n, w in rubric.weights)
+                  for n, w in rubric.weights if n not in rubric.optional)
     return SubmissionResult(name, os.path.abspath(path), items, text)

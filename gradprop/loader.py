@@ -34,15 +34,22 @@ BOOK_ITEMS: tuple[tuple[str, ...], ...] = (
     ("MulLayer",), ("AddLayer",), ("Relu", "ReLU"), ("Sigmoid",), ("Affine",), ("softmax",),
     ("cross_entropy_error",), ("SoftmaxWithLoss",), ("TwoLayerNet",), ("Dropout",),
     ("BatchNormalization",), ("Convolution",), ("Pooling",),
+    ("SGD",), ("Momentum",), ("Nesterov",), ("AdaGrad",), ("RMSprop",), ("Adam",),
+    ("MultiLayerNet",), ("MultiLayerNetExtend",), ("SimpleConvNet",), ("im2col",), ("col2im",),
 )
 
 # When two files define one item and no network file decides: the book's own files first.
 BOOK_FILES = (
     "common/layers.py",
     "common/functions.py",
+    "common/util.py",
+    "common/optimizer.py",
+    "common/multi_layer_net.py",
+    "common/multi_layer_net_extend.py",
     "ch05/layer_naive.py",
     "ch05/two_layer_net.py",
     "two_layer_net.py",
+    "ch07/simple_convnet.py",
 )
 _CHAPTER5 = re.compile(r"(^|/)(ch|chapter)[_ -]?0?5(/|$)", re.IGNORECASE)
 _NOT_SUBMISSION = {"__pycache__", "node_modules", "site-packages", "dist-packages", "venv", "env"}

@@ -304,8 +304,17 @@ def exception_tag(exc: BaseException) -> str:
     return "exception"
 
 
-def alias_facts(args: tuple[Any, ...], value: Any) -> tuple[tuple[str, str], ...]:
-    """Which returned values are the very objects passed in, or returned twice."""
+def entries(args: tuple[Any, ...]) -> list[tuple[int, Any, Any]]:
+    """(position, key, value) of every entry of the dicts among ``args``, taken before a call, so
+    that ``alias_facts`` can tell which entries the call replaced (an optimizer's ``update``)."""
+    return [(i, k, v) for i, a in enumerate(args) if type(a) is dict for k, v in a.items()]
+
+
+def alias_facts(args: tuple[Any, ...], value: Any,
+                before: list[tuple[int, Any, Any]] = ()) -> tuple[tuple[str, str], ...]:
+    """Which returned values are the very objects passed in, or returned twice; and, given the
+    dict entries from ``entries`` before the call, which of them the call replaced by another
+    object (``("arg[0]['W1']", "rebound")``) instead of changing them in place."""
     outs = list(value) if isinstance(value, (tuple, list)) else [value]
     names = [f"return[{i}]" for i in range(len(outs))] if isinstance(value, (tuple, list)) else ["return"]
     facts = []
@@ -318,6 +327,9 @@ def alias_facts(args: tuple[Any, ...], value: Any) -> tuple[tuple[str, str], ...
         for k in range(i):
             if outs[k] is out:
                 facts.append((names[i], names[k]))
+    for i, key, was in before:
+        if args[i].get(key, was) is not was:
+            facts.append((f"arg[{i}][{key!r}]", "rebound"))
     return tuple(facts)
 
 
@@ -395,8 +407,9 @@ class InProcessSession(Session):
             fn, where = self._ns[target], target
         args, kwargs, dropped = fit_arguments(fn, _copy(args), _copy(kwargs))
         dropped, self._dropped = self._dropped + dropped, ()
+        before = entries(args)
         value = self._run(where, fn, *args, **kwargs)
-        facts = alias_facts(args, value)
+        facts = alias_facts(args, value, before)
         return Reply(value=_copy(value), args_after=_copy(args), aliases=facts, dropped=dropped)
 
     def get(self, ref: Ref, *path: str) -> Any:

@@ -9,6 +9,12 @@ from .gradient import numerical_gradient
 from .layers import Affine, Relu, SoftmaxWithLoss
 
 
+def accuracy(scores: np.ndarray, t: np.ndarray) -> float:
+    """The share of examples whose highest score is their label (t one-hot or label indices)."""
+    labels = np.argmax(t, axis=1) if t.ndim != 1 else t
+    return float(np.mean(np.argmax(scores, axis=1) == labels))
+
+
 class TwoLayerNet:
     """``params`` (W1, b1, W2, b2) are the very arrays the layers hold: update one, both see it."""
 
@@ -38,10 +44,7 @@ class TwoLayerNet:
         return self.lastLayer.forward(self.predict(x), t)
 
     def accuracy(self, x: np.ndarray, t: np.ndarray) -> float:
-        y = np.argmax(self.predict(x), axis=1)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        return float(np.sum(y == t) / x.shape[0])
+        return accuracy(self.predict(x), t)
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         loss_w = lambda _: self.loss(x, t)  # noqa: E731 - params are perturbed in place

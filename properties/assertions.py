@@ -23,6 +23,10 @@ def literal(value: Any) -> str:
         return f"np.array({body}{dtype})"
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
+    if isinstance(value, dict):  # an optimizer's params
+        return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list) and any(isinstance(v, (dict, np.ndarray)) for v in value):
+        return "[\n    " + ",\n    ".join(literal(v) for v in value) + ",\n]"
     return repr(value)
 
 

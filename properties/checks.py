@@ -6,6 +6,8 @@ more with ``explain=True`` on the smallest failing case, to localise the wrong e
 """
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -184,6 +186,8 @@ def _grads(t: Target, layer: Ref, reply: Reply, reads: Mapping[str, Later] | Non
 
 
 def _repro(t: Target, case: Case, look: str, dout: Any = None, twice: Mapping[str, Any] | None = None) -> str:
+    if t.item.kind == "optimizer":
+        return _optimizer_repro(t, case, "params")
     assign = dict(case.init) | dict(case.inputs)
     args = ", ".join(case.inputs)
     if t.item.kind == "function":
@@ -228,6 +232,8 @@ def reproduction(t: Target, case: Case) -> str:
     about one value: an exception, a timeout."""
     if t.item.kind == "network":
         return _net_repro(t, case, ["grads = net.gradient(x, t)"])
+    if t.item.kind == "optimizer":
+        return _optimizer_repro(t, case, "params")
     if t.item.kind == "function":
         return _repro(t, case, "out")
     try:
@@ -449,17 +455,22 @@ def check_ignores_dout(t: Target, case: Case, explain: bool = False) -> None:
                  tag="ignores-dout")
 
 
-# --- the network -----------------------------------------------------------------------------------
+# --- the networks ----------------------------------------------------------------------------------
 
-PARAMS = ("W1", "b1", "W2", "b2")
+
+def _keys(t: Target, case: Case) -> tuple[str, ...]:
+    """The names of the network's parameters in this case (W1, b1, ...: their number depends on
+    the depth drawn)."""
+    return t.item.differentiated(case)
 
 
 def _net(t: Target, case: Case) -> Ref:
     """Build the net, then write the case's weights into its params in place (the book's own way
     of changing them: the layers see the change only if they share the arrays)."""
     net = _build(t, case)
-    params = _params(t, net)
-    for k in PARAMS:
+    keys = _keys(t, case)
+    params = _params(t, net, keys)
+    for k in keys:
         current = as_array(params[k], f"{t.name}: params['{k}']", "wrong-forward")
         want = case.inputs[k]
         if current.shape != want.shape:
@@ -470,40 +481,64 @@ def _net(t: Target, case: Case) -> Ref:
     return net
 
 
-def _params(t: Target, net: Ref) -> Mapping[str, Any]:
+def _params(t: Target, net: Ref, keys: tuple[str, ...]) -> Mapping[str, Any]:
     """``net.params`` in one read; key by key (and so with the same findings) when it is not a
     dict holding every key."""
     try:
         value = t.session.get(net, "params")
     except Finding:
         value = None
-    if isinstance(value, dict) and all(k in value for k in PARAMS):
+    if isinstance(value, dict) and all(k in value for k in keys):
         return value
-    return {k: t.session.get(net, "params", k) for k in PARAMS}
+    return {k: t.session.get(net, "params", k) for k in keys}
+
+
+def _seeded(t: Target, case: Case) -> None:
+    """The same np.random state before every call that may draw (a network's dropout masks), so
+    that loss and gradient see the same masks (the book's gradient check relies on it)."""
+    t.session.seed((case.seed + 1) % 2**31)
+
+
+def _train_args(t: Target) -> str:
+    return "".join(f", {k}={v!r}" for k, v in t.item.train.items())
 
 
 def _net_repro(t: Target, case: Case, steps: list[str]) -> str:
     init = ", ".join(f"{k}={v!r}" for k, v in case.init.items())
+    keys = _keys(t, case)
     setup = [f"net = {t.name}({init})",
-             "for key, value in {" + ", ".join(f"'{k}': {k}" for k in PARAMS) + "}.items():",
+             "for key, value in {" + ", ".join(f"'{k}': {k}" for k in keys) + "}.items():",
              "    net.params[key][...] = value  # in place, as the book's numerical_gradient does"]
+    if any(case.init.get(k) for k in ("use_dropout",)):
+        setup.append(f"np.random.seed({(case.seed + 1) % 2**31})  # before each call: the same dropout masks")
     return repro(t.origin, t.name, dict(case.inputs), setup + steps)
+
+
+def _eval_is_train(case: Case) -> bool:
+    """Whether eval mode computes what train mode does: not with batch norm (eval uses the running
+    statistics) or dropout (eval scales): ``accuracy``, which predicts in eval mode, is compared
+    with the (train-mode) reference only then."""
+    return not (case.init.get("use_batchnorm") or case.init.get("use_dropout"))
 
 
 def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
     net = _net(t, case)
     x, tt = case.inputs["x"], case.inputs["t"]
-    params = {k: case.inputs[k] for k in PARAMS}
-    scores = oracle.value(reference.two_layer_net_predict, x=x, **params)
+    scores = oracle.companion(t.item.predict, t.item, case)
     checks = [("predict", (x,), scores), ("loss", (x, tt), oracle.forward(t.item, case))]
     top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else None
-    if top2 is None or np.all(top2[:, 1] - top2[:, 0] > 1e-9):  # accuracy only where argmax is clear
+    clear = top2 is None or np.all(top2[:, 1] - top2[:, 0] > 1e-9)
+    if clear and _eval_is_train(case) and t.item.accuracy:  # accuracy only where argmax is clear
         labels = tt.argmax(axis=1) if tt.ndim == 2 else tt
         checks.append(("accuracy", (x, tt), np.float64(np.mean(scores.argmax(axis=1) == labels))))
-    asked = [t.session.later(net, method, *args) for method, args, _ in checks]  # one request
+    asked = []
+    for method, args, _ in checks:  # one request
+        _seeded(t, case)
+        asked.append(t.session.later(net, method, *args, **({} if method == "accuracy" else t.item.train)))
     for (method, args, expected), later in zip(checks, asked):
         reply = later.value()
-        call = f"net.{method}({', '.join(['x', 't'][:len(args)])})"
+        extra = "" if method == "accuracy" else _train_args(t)
+        call = f"net.{method}({', '.join(['x', 't'][:len(args)])}{extra})"
         assert_close(reply.value, expected, item=t.name, what=f"{method} output",
                      against=tr("the JAX reference network"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
@@ -513,11 +548,11 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
 def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
     _, grads = _net_gradient(t, case)
     _, expected = oracle.vjp(t.item, case, 1.0)
-    for k in PARAMS:
+    for k in _keys(t, case):
         assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']",
                      against=tr("jax.grad of the reference loss"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-gradient", gradient=True,
-                     evidence=Evidence(t.item.name, k, f"grads['{k}']", dict(case.inputs), expected, 1.0),
+                     evidence=Evidence(t.item.name, k, f"grads['{k}']", oracle.arguments(case, t.item), expected, 1.0),
                      reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]))
 
 
@@ -528,21 +563,26 @@ def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
 
     def run():
         net = _net(t, case)
+        _seeded(t, case)
         return net, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
 
     net, value = _once(t, case, "gradient", run)
+    keys = _keys(t, case)
     if isinstance(value, dict):  # B1 for b1, w1 for W1: as the session reads params
-        keys = {k: loose_lookup(value, k) for k in PARAMS}
-        value = {k: value[v] for k, v in keys.items() if v is not None}
-    if not isinstance(value, dict) or any(k not in value for k in PARAMS):
-        raise Finding("wrong-gradient", tr("{name}.gradient should return a dict with keys W1, b1, W2, b2; it "
-                                          "returned {value}.").format(name=t.name, value=describe(value)))
+        found = {k: loose_lookup(value, k) for k in keys}
+        value = {k: value[v] for k, v in found.items() if v is not None}
+    if not isinstance(value, dict) or any(k not in value for k in keys):
+        raise Finding("wrong-gradient", tr("{name}.gradient should return a dict with keys {keys}; it "
+                                          "returned {value}.").format(name=t.name, keys=", ".join(keys),
+                                                                      value=describe(value)))
     return net, value
 
 
 def _net_loss(t: Target, net: Ref, case: Case) -> Later:
-    """``net.loss(x, t)``, asked for now; ``_loss_value`` reads it."""
-    return t.session.later(net, "loss", case.inputs["x"], case.inputs["t"])
+    """``net.loss(x, t)`` (in training mode where the network has modes), asked for now;
+    ``_loss_value`` reads it."""
+    _seeded(t, case)
+    return t.session.later(net, "loss", case.inputs["x"], case.inputs["t"], **t.item.train)
 
 
 def _loss_value(t: Target, later: Later) -> float:
@@ -552,28 +592,29 @@ def _loss_value(t: Target, later: Later) -> float:
 def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
     """The book's check: perturb ``params`` in place, call ``loss``; here along a random direction."""
     net, grads = _net_gradient(t, case)
-    got = {k: as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient") for k in PARAMS}
-    if any(got[k].shape != case.inputs[k].shape for k in PARAMS):
+    keys = _keys(t, case)
+    got = {k: as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient") for k in keys}
+    if any(got[k].shape != case.inputs[k].shape for k in keys):
         return check_net_shapes(t, case, explain)
     rng = np.random.default_rng([case.seed, 7])
-    u = {k: rng.standard_normal(case.inputs[k].shape) for k in PARAMS}
+    u = {k: rng.standard_normal(case.inputs[k].shape) for k in keys}
 
     def moved(sign: float) -> Later:
-        for k in PARAMS:
+        for k in keys:
             t.session.iadd(net, ("params", k), sign * STEP * u[k])
         loss = _net_loss(t, net, case)
-        for k in PARAMS:
+        for k in keys:
             t.session.iadd(net, ("params", k), -sign * STEP * u[k])
         return loss
 
     up, down = moved(1.0), moved(-1.0)  # one request
     numeric = (_loss_value(t, up) - _loss_value(t, down)) / (2 * STEP)
-    analytic = sum(float(np.sum(u[k] * got[k])) for k in PARAMS)
-    scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in PARAMS) + abs(numeric)
+    analytic = sum(float(np.sum(u[k] * got[k])) for k in keys)
+    scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in keys) + abs(numeric)
     if abs(analytic - numeric) <= t.item.num_rtol * scale + 1e-9:
         return
     if explain:
-        for k in PARAMS:
+        for k in keys:
             expected = np.zeros_like(u[k])
             for idx in np.ndindex(u[k].shape):
                 e = np.zeros_like(u[k])
@@ -599,7 +640,7 @@ def check_net_numerical(t: Target, case: Case, explain: bool = False) -> None:
 
 def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
     _, grads = _net_gradient(t, case)
-    for k in PARAMS:
+    for k in _keys(t, case):
         shape = np.shape(as_array(grads[k], f"{t.name}: gradient()['{k}']", "wrong-gradient"))
         if shape != case.inputs[k].shape:
             raise Finding("wrong-shape", tr("{name}: gradient()['{key}'] has shape {shape}, but params['{key}'] has "
@@ -610,7 +651,8 @@ def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
 def check_net_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
     net = _net(t, case)
     data = {"x": case.inputs["x"], "t": case.inputs["t"]}
-    asked = {method: t.session.later(net, method, *data.values()) for method in ("loss", "gradient")}
+    asked = {method: t.session.later(net, method, *data.values(), **(t.item.train if method == "loss" else {}))
+             for method in ("loss", "gradient")}
     for method, later in asked.items():
         reply = later.value()
         _unchanged(t, case, data, reply.args_after, f"{t.name}.{method}", "mutates-input", "x, t")
@@ -621,12 +663,35 @@ def check_net_regime(t: Target, case: Case, explain: bool = False) -> None:
     check_net_gradient(t, case, explain)
 
 
+def check_net_dropout(t: Target, case: Case, explain: bool = False) -> None:
+    """With dropout on: in training mode the masks are unknown, but the same seed before each call
+    gives the same masks, so ``gradient`` must agree with the change of ``loss`` (the book's own
+    check); in eval mode, ``predict`` must equal the reference network with each dropout a scale,
+    ``1 - dropout_ration`` (the book's Dropout) or 1 (inverted dropout)."""
+    check_net_numerical(t, case, explain)
+    net = _net(t, case)
+    _seeded(t, case)
+    reply = t.session.call(net, "predict", case.inputs["x"], train_flg=False)
+    ratio = case.init["dropout_ration"]
+    options = [oracle.companion(t.item.predict, t.item, Case(case.init, case.inputs, case.seed, {"dropout_scale": s}))
+               for s in (1.0 - ratio, 1.0)]
+    got = as_array(reply.value, f"{t.name}: predict output", "wrong-forward")
+    expected = min(options, key=lambda o: float(np.max(np.abs(o - got))) if o.shape == got.shape else np.inf)
+    assert_close(got, expected, item=t.name, what="predict output with train_flg=False",
+                 against=tr("the reference network with each dropout scaling by 1 - dropout_ration (or by 1: "
+                            "inverted dropout)"),
+                 rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
+                 reproduce=lambda: _net_repro(t, case, ["print(net.predict(x, train_flg=False))"]))
+
+
 # --- which properties apply to an item -------------------------------------------------------------
 
 
 def properties_for(item: Item) -> list[Property]:
     """Every property of the item, core first, in a fixed order (pytest ids, grading weights)."""
     # ``about`` is translated where it is shown (item_feedback): N_ only marks it
+    if item.kind == "optimizer":
+        return _optimizer_properties(item)
     props = [Property("forward", CORE, check_forward, N_("forward agrees with the JAX reference"))]
     if item.kind != "function":
         props += [
@@ -761,3 +826,158 @@ def check_running_stats(t: Target, case: Case, explain: bool = False) -> None:
                          reproduce=lambda: _repro(t, case, f"layer.{name}"))
         args, kwargs = _split(t, case.inputs, x=np.asarray(case.inputs["x"])[::-1] * 2.0, train_flg=False)
         _needs(t, t.session.call(layer, "forward", *args, **kwargs), tr("the running statistics"))
+
+
+# --- the optimizers --------------------------------------------------------------------------------
+
+
+def _steps(case: Case) -> list[dict[str, np.ndarray]]:
+    """The gradients of each step: ``case.inputs['grads']`` holds them stacked per key."""
+    grads = case.inputs["grads"]
+    return [{k: g[i] for k, g in grads.items()} for i in range(len(next(iter(grads.values()))))]
+
+
+def _optimizer_repro(t: Target, case: Case, look: str) -> str:
+    assign = {**case.init, "params": dict(case.inputs["params"]), "grads": _steps(case)}
+    return repro(t.origin, t.name, assign, [
+        f"optimizer = {t.name}({', '.join(case.init)})",
+        "for step, g in enumerate(grads, 1):  # one update per step, on the same params",
+        "    optimizer.update(params, g)",
+        f"    print(step, {look})"])
+
+
+def _trajectory(t: Target, case: Case) -> list[tuple[dict, dict, Reply]]:
+    """Build the optimizer and call ``update(params, grads)`` once per step, each time on the params
+    the previous call left: (params sent, grads sent, the reply) per step. One run per case serves
+    every optimizer property in the screen."""
+
+    def run():
+        opt = _build(t, case)
+        params = {k: np.array(v, dtype=float) for k, v in case.inputs["params"].items()}
+        calls = []
+        for grads in _steps(case):
+            reply = t.session.call(opt, "update", params, grads)
+            calls.append((params, grads, reply))
+            after = reply.args_after[0] if reply.args_after else None
+            if not isinstance(after, dict):
+                raise Finding("wrong-update", tr("{name}.update left params as {value}, not a dict of arrays.")
+                              .format(name=t.name, value=describe(after)))
+            params = after
+        return calls
+
+    return _once(t, case, "trajectory", run)
+
+
+def check_update(t: Target, case: Case, explain: bool = False) -> None:
+    """params after each step against the reference trajectory, as moves from where they started:
+    the tolerance is relative to how far the step went, not to the size of the parameters."""
+    calls = _trajectory(t, case)
+    expected = oracle.forward(t.item, case)
+    start = case.inputs["params"]
+    ref_name = t.item.reference.__name__
+    args = {**_defaults(t.item.reference), **case.init, **case.inputs}  # what a slip computes from
+    for i, (_, _, reply) in enumerate(calls):
+        after = reply.args_after[0]
+        # a NaN or inf first: it says the most (a 0 / 0 where an eps is missing)
+        for k, p0 in sorted(start.items(), key=lambda kv: _finite(after.get(kv[0]))):
+            got = as_array(after.get(k), f"{t.name}: params['{k}'] after update", "wrong-update")
+            if got.shape != p0.shape:
+                raise Finding("wrong-update", tr("{name}.update changed the shape of params['{key}'] from {was} to "
+                                                 "{shape}.").format(name=t.name, key=k, was=p0.shape, shape=got.shape))
+            assert_close(got - p0, expected[k][i] - p0, item=t.name,
+                         what=tr("params['{key}'] - its start, after step {step}").format(key=k, step=i + 1),
+                         against=tr("the trajectory of reference.{ref} (the book's formulas)").format(ref=ref_name),
+                         rtol=t.item.rtol, atol=t.item.atol, tag="wrong-update", gradient=False,
+                         reproduce=lambda: _optimizer_repro(t, case, f"params['{k}']"),
+                         evidence=Evidence(t.item.name, f"{k}@{i}", f"params['{k}']", args,
+                                           {f"{k}@{i}": expected[k][i] - p0}))
+
+
+def _defaults(fn) -> dict[str, Any]:
+    """The default arguments of a reference (an optimizer's book hyperparameters)."""
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
+    except (TypeError, ValueError):
+        return True
+
+
+_REBOUND = re.compile(r"^arg\[0\]\['(.*)'\]$")
+
+
+def check_in_place(t: Target, case: Case, explain: bool = False) -> None:
+    """Each update changes the arrays of params in place: a network's layers hold those very arrays."""
+    for params, _, reply in _trajectory(t, case):
+        rebound = [m.group(1) for fact, other in reply.aliases if other == "rebound"
+                   for m in [_REBOUND.match(fact)] if m]
+        after = reply.args_after[0]
+        unchanged = all(np.array_equal(np.asarray(after.get(k)), v) for k, v in params.items())
+        if rebound:
+            why = tr("{name}.update put a new array into params['{key}'] instead of changing the array in it "
+                     "(params[key] = params[key] - ... rebinds; params[key] -= ... changes it in place).").format(
+                         name=t.name, key=rebound[0])
+        elif unchanged and isinstance(reply.value, dict):
+            why = tr("{name}.update returned new params and left the ones it was given unchanged.").format(name=t.name)
+        else:
+            continue
+        raise Finding("not-in-place", why + " " + tr(
+            "A network's layers hold the very arrays of its params dict: the trainer calls "
+            "optimizer.update(network.params, grads) and the layers must see the change, so update changes the "
+            "arrays of params in place.") + reproduce_block(_optimizer_repro(t, case, "params")))
+
+
+def check_update_mutates_grads(t: Target, case: Case, explain: bool = False) -> None:
+    for _, grads, reply in _trajectory(t, case):
+        after = reply.args_after[1] if len(reply.args_after) > 1 and isinstance(reply.args_after[1], dict) else {}
+        _unchanged(t, case, {f"grads['{k}']": v for k, v in grads.items()}, tuple(after.get(k) for k in grads),
+                   f"{t.name}.update", "mutates-input", "grads")
+
+
+def _optimizer_properties(item: Item) -> list[Property]:
+    props = [
+        Property("update", CORE, check_update, N_("update moves params as the reference does, step after step")),
+        Property("in-place", CORE, check_in_place, N_("update changes the arrays of params in place")),
+        Property("mutates-input", CORE, check_update_mutates_grads, N_("update leaves grads unchanged")),
+    ]
+    for name, kwargs in item.regimes.items():
+        props.append(Property(name, CORE, check_update, f"correct on the '{name}' inputs", kwargs))
+    return props + list(item.properties)
+
+
+# --- im2col and col2im -----------------------------------------------------------------------------
+
+
+def check_adjoint(t: Target, case: Case, explain: bool = False) -> None:
+    """<im2col(x), col> == <x, col2im(col)> for a random x: col2im is the adjoint of im2col (each
+    entry of col goes back to the pixel im2col read it from, overlapping windows adding up). The
+    im2col is the reference's, so that a wrong col2im is named as such whatever the layer set's
+    own im2col does (its own item checks that)."""
+    a = case.inputs
+    shape, col = tuple(a["input_shape"]), np.asarray(a["col"])
+    x = np.random.default_rng([case.seed, 5]).standard_normal(shape)
+    back = as_array(t.session.call(t.name, None, *a.values()).value, f"{t.name}: output", "wrong-forward")
+    if back.shape != shape:
+        raise Finding("wrong-shape", tr("{name}(col, input_shape, ...) returned shape {shape}; it must return "
+                                        "input_shape {want}.").format(name=t.name, shape=back.shape, want=shape)
+                      + reproduce_block(_repro(t, case, "out.shape")))
+    window = {k: a[k] for k in ("filter_h", "filter_w", "stride", "pad")}
+    cols = oracle.companion(reference.im2col, t.item, Case({}, {"input_data": x, **window}, case.seed))
+    lhs, rhs = float(np.sum(cols * col)), float(np.sum(x * back))
+    scale = float(np.sum(np.abs(cols * col))) + float(np.sum(np.abs(x * back)))
+    if abs(lhs - rhs) <= 1e-9 * scale + 1e-12:
+        return
+    if explain:  # which pixels, and which slip
+        expected = oracle.forward(t.item, case)
+        assert_close(back, expected, item=t.name, what="col2im output",
+                     against=tr("the adjoint of im2col: <im2col(x), col> == <x, col2im(col)> for every x"),
+                     rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
+                     reproduce=lambda: _repro(t, case, "out"),
+                     evidence=Evidence(t.item.name, "out", "out", oracle.arguments(case), {"out": expected}))
+    raise Finding("wrong-forward", tr(
+        "{name} is not the adjoint of im2col: for a random x, <im2col(x), col> = {lhs} but <x, col2im(col)> = "
+        "{rhs}. col2im must send every entry of col back to the pixel im2col read it from, adding up where "
+        "windows overlap (stride smaller than the filter).").format(name=t.name, lhs=repr(lhs), rhs=repr(rhs))
+                  + reproduce_block(_repro(t, case, "out")))

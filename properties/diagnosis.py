@@ -77,6 +77,26 @@ HINTS: dict[str, str] = {
                          "example, so `np.sum(exp_x, axis=-1, keepdims=True)`."),
     "softmax-whole-batch": N_("{name} is normalised over the whole batch at once: the sum must be per row, "
                               "`np.sum(exp_x, axis=-1, keepdims=True)`."),
+    "weight-decay-missing": N_("{name} lacks the weight decay's share: the loss adds 0.5 * lambda * sum(W ** 2), "
+                               "so each dW gets lambda * W, as in `grads['W1'] = self.layers['Affine1'].dW + "
+                               "self.weight_decay_lambda * self.layers['Affine1'].W`."),
+    "col2im-divided-by-overlap": N_("{name} divides each pixel by the number of windows that cover it: col2im "
+                                    "is not an average. The gradient of a pixel read by several windows is the "
+                                    "sum of their gradients: `img[:, :, y:y_max:stride, x:x_max:stride] += "
+                                    "col[:, :, y, x, :, :]`, and nothing after it."),
+    "col2im-assigned": N_("{name} keeps only the last window's value where windows overlap: the line that puts "
+                          "col back into img assigns (`=`) where it must add (`+=`), as in "
+                          "`img[:, :, y:y_max:stride, x:x_max:stride] += col[:, :, y, x, :, :]`."),
+    "eps-missing": N_("{name} is the step without the 1e-7 that keeps the division away from zero: "
+                      "`params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)`."),
+    "eps-inside-root": N_("{name} has the 1e-7 inside the square root: the book adds it outside, "
+                          "`np.sqrt(self.h[key]) + 1e-7`, and where gradients are tiny the two differ a lot."),
+    "adam-no-bias-correction": N_("{name} is Adam's step without the bias correction: m and v start at 0, so "
+                                  "the book scales the step by `lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** "
+                                  "self.iter) / (1.0 - self.beta1 ** self.iter)`."),
+    "adam-bias-corrected-twice": N_("{name} corrects Adam's bias twice: the book's lr_t already holds the "
+                                    "correction, so m and v are used as they are (or m_hat and v_hat with the "
+                                    "plain lr, as the paper does; not both)."),
     "stale": N_("{name} is the gradient at the input of the previous forward call: backward uses something "
                 "saved only once (as in `if self.x is None: self.x = x`); save it on every forward."),
 }
@@ -84,7 +104,9 @@ HINTS: dict[str, str] = {
 #: items whose gradients carry a batch mean, or sum over a batch: ×N and ÷N are their classic
 #: slips. Never with x 2 and / 2: at batch size 2 they would coincide.
 BATCHED = frozenset({"Affine", "SoftmaxWithLoss", "cross_entropy_error", "TwoLayerNet",
-                     "BatchNormalization", "Convolution"})
+                     "BatchNormalization", "Convolution", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet"})
+#: the networks: their gradients are the entries of one dict, which a wrong key mixes up
+NETWORKS = frozenset({"TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet"})
 #: items where a factor 2 is a classic slip (half of dout to each input of a sum; the power rule
 #: of x * x). Elsewhere a factor 2 has no one explanation (Dropout at ratio 0.5 unscaled).
 FACTOR_2 = frozenset({"AddLayer", "MulLayer"})
@@ -134,7 +156,7 @@ def _generic(ev: Evidence, expected: np.ndarray) -> Iterator[tuple[str, Any, str
         yield "halved", expected / 2, ""
     for other, value in ev.expected.items():
         if other != ev.wrt:
-            if ev.item == "TwoLayerNet":
+            if ev.item in NETWORKS:
                 yield "wrong-key", value, other
             else:
                 yield "swapped", value, f"d{other}"
@@ -190,10 +212,67 @@ def _specific(ev: Evidence) -> Iterator[tuple[str, Any]]:
             yield "label-index-as-one-hot", -np.sum(t * np.log(y + 1e-7)) / y.shape[0]
         if t.ndim == 1:
             yield "label-index-columns", -np.sum(np.log(y[:, t] + 1e-7)) / y.shape[0]
+    elif item in ("MultiLayerNet", "MultiLayerNetExtend") and wrt[:1] == "W" and a.get("weight_decay_lambda"):
+        yield "weight-decay-missing", ev.expected[wrt] - a["weight_decay_lambda"] * np.asarray(a[wrt])
+    elif item == "col2im" and wrt == "out":
+        expected = np.asarray(ev.expected["out"])
+        covers = _col2im_numpy(np.ones_like(np.asarray(a["col"], dtype=float)), a)
+        yield "col2im-divided-by-overlap", np.where(covers > 0, expected / np.maximum(covers, 1), 0.0)
+        yield "col2im-assigned", _col2im_numpy(np.asarray(a["col"], dtype=float), a, assign=True)
+    elif item in _SLIPS and "@" in wrt:  # an optimizer: wrt is "key@step"
+        key, step = wrt.split("@")
+        start = np.asarray(a["params"][key], dtype=float)
+        for slip in _SLIPS[item]:
+            yield slip, _trajectory(item, a, key, slip)[int(step)] - start
     elif item == "SoftmaxWithLoss" and np.ndim(a["t"]) == 1:
         y, t = _softmax(np.asarray(a["x"])), np.asarray(a["t"])
         if _broadcasts(t, y):
             yield "label-index-as-one-hot", (y - t) / t.shape[0]
+
+
+#: the optimizers' classic slips that have a hint
+_SLIPS = {"AdaGrad": ("eps-missing", "eps-inside-root"), "RMSprop": ("eps-missing", "eps-inside-root"),
+          "Adam": ("adam-no-bias-correction", "adam-bias-corrected-twice")}
+
+
+def _trajectory(item: str, a: Mapping[str, Any], key: str, slip: str) -> list[np.ndarray]:
+    """params[key] after each step as the book's update with ``slip`` computes it, in numpy (``a``
+    holds params, grads and every hyperparameter)."""
+    p, out = np.array(a["params"][key], dtype=float), []
+    s1, s2 = np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(np.asarray(a["grads"][key], dtype=float), 1):
+        if item == "Adam":
+            b1, b2 = a["beta1"], a["beta2"]
+            s1, s2 = s1 + (1 - b1) * (g - s1), s2 + (1 - b2) * (g * g - s2)
+            lr_t = a["lr"] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            if slip == "adam-no-bias-correction":
+                p = p - a["lr"] * s1 / (np.sqrt(s2) + 1e-7)
+            else:
+                p = p - lr_t * (s1 / (1 - b1 ** t)) / (np.sqrt(s2 / (1 - b2 ** t)) + 1e-7)
+        else:
+            s1 = s1 + g * g if item == "AdaGrad" else a["decay_rate"] * s1 + (1 - a["decay_rate"]) * g * g
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p = p - a["lr"] * g / (np.sqrt(s1) if slip == "eps-missing" else np.sqrt(s1 + 1e-7))
+        out.append(p)
+    return out
+
+
+def _col2im_numpy(col: np.ndarray, a: Mapping[str, Any], assign: bool = False) -> np.ndarray:
+    """col2im as the book's loop computes it; ``assign``: with ``=`` in place of ``+=`` (where
+    windows overlap, the last one's value stays)."""
+    n, c, h, w = a["input_shape"]
+    fh, fw, stride, pad = a["filter_h"], a["filter_w"], a["stride"], a["pad"]
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    col = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((n, c, h + 2 * pad + stride - 1, w + 2 * pad + stride - 1))
+    for y in range(fh):
+        for x in range(fw):
+            window = (slice(None), slice(None), slice(y, y + stride * oh, stride), slice(x, x + stride * ow, stride))
+            if assign:
+                img[window] = col[:, :, y, x]
+            else:
+                img[window] += col[:, :, y, x]
+    return img[:, :, pad:h + pad, pad:w + pad]
 
 
 def _broadcasts(*arrays: np.ndarray) -> bool:
@@ -294,7 +373,7 @@ def hints_in(message: str) -> list[str]:
 
 
 #: the findings a hint can explain: wrong values and shapes
-EXPLAINABLE = frozenset({"wrong-forward", "wrong-gradient", "wrong-shape", "stale-state"})
+EXPLAINABLE = frozenset({"wrong-forward", "wrong-gradient", "wrong-shape", "stale-state", "wrong-update"})
 
 
 def settled(hints: list[Hint | None]) -> bool:

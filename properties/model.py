@@ -65,7 +65,9 @@ class Extension:
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per item
 class Item:
     name: str
-    kind: Literal["layer", "function", "network"]
+    #: a layer (forward/backward), a function, a network (params, loss, gradient) or an optimizer
+    #: (``update(params, grads)`` in place)
+    kind: Literal["layer", "function", "network", "optimizer"]
     #: the pure JAX function, called with the case's inputs and init arguments by name
     reference: Callable[..., Any]
     #: ``cases(**regime)`` -> strategy of Case
@@ -98,6 +100,14 @@ class Item:
     optional: tuple[str, ...] = ()
     #: the book's signature, for messages about what a signature lacks
     api: str = ""
+    #: a network: the reference of its ``predict`` (its ``reference`` is the loss)
+    predict: Callable[..., Any] | None = None
+    #: a network: keyword arguments of its ``predict`` and ``loss`` calls (``train_flg=True``: the
+    #: book's MultiLayerNetExtend predicts in eval mode unless told)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    #: a network: whether ``accuracy(x, t)`` is compared (the book's SimpleConvNet counts whole
+    #: batches of 100 only, and so gives 0 for fewer examples)
+    accuracy: bool = True
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,3 +116,11 @@ class Item:
     @property
     def wrt(self) -> tuple[str, ...]:
         return tuple(g.wrt for g in self.grads)
+
+    def differentiated(self, case: Case) -> tuple[str, ...]:
+        """The arguments the item's gradients differentiate in ``case``: its grads' ``wrt``; for a
+        network whose parameters depend on the case (a depth drawn with it, no ``grads``), every
+        input but the data ``x`` and ``t``."""
+        if self.grads or self.kind != "network":
+            return self.wrt
+        return tuple(k for k in case.inputs if k not in ("x", "t"))

@@ -47,6 +47,13 @@ def _key(*parts: Any) -> bytes:
 
 
 def _hash_value(h, value: Any) -> None:
+    if isinstance(value, Mapping):  # an optimizer's params: a dict of arrays, by key
+        h.update(b"{")
+        for k in value:
+            h.update(f"{k}:".encode())
+            _hash_value(h, value[k])
+        h.update(b"}")
+        return
     a = np.asarray(value)
     h.update(f"{a.dtype.str}{a.shape}".encode())
     h.update(np.ascontiguousarray(a).tobytes())
@@ -67,15 +74,47 @@ def _memo(key: bytes, compute):
 
 @functools.cache
 def _parameters(reference) -> frozenset[str]:
-    return frozenset(inspect.signature(reference).parameters)
+    """The names ``reference`` declares; "**" too when it takes any keyword (a network's
+    ``**params``, whose keys depend on its depth)."""
+    params = inspect.signature(reference).parameters.values()
+    return frozenset(p.name for p in params if p.kind != p.VAR_KEYWORD) | (
+        {"**"} if any(p.kind == p.VAR_KEYWORD for p in params) else set())
 
 
-def _split(item: Item, args: Mapping[str, Any]) -> tuple[dict, tuple]:
+_PLAIN = (bool, int, float, str, type(None))
+#: static arguments: they shape the program (stride, pad, train_flg, an activation's name). A
+#: Python float is not one of them: a learning rate or a weight decay changes numbers, not the
+#: program, and traced it costs one compile for every value instead of one per value
+_STATIC = (bool, int, str, type(None))
+
+
+class _FrozenDict(dict):
+    """A dict of plain values that can be part of a cache key (SimpleConvNet's conv_param)."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
+def _static(value: Any) -> Any:
+    """``value`` as a static argument (hashable), or None when it is data to trace: Python ints,
+    bools and strings, and tuples, lists and dicts of plain values (col2im's input_shape, a
+    conv_param); not a lone float (``_STATIC``)."""
+    if isinstance(value, _STATIC):
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, _PLAIN) for v in value):
+        return tuple(value)
+    if isinstance(value, dict) and all(isinstance(v, _PLAIN) for v in value.values()):
+        return _FrozenDict(value)
+    return None
+
+
+def _split(item: Item, args: Mapping[str, Any], wrt: tuple[str, ...], reference=None) -> tuple[dict, tuple]:
     """The reference's arguments, split into traced arrays and static Python values (stride, pad,
-    train_flg: they change the program, so each value gets its own trace)."""
-    wanted = {k: v for k, v in args.items() if k in _parameters(item.reference)}
-    static = tuple(sorted((k, v) for k, v in wanted.items()
-                          if k not in item.wrt and isinstance(v, (bool, int, float, str, type(None)))))
+    train_flg: they change the program, so each value gets its own trace). ``wrt`` are traced
+    whatever they are."""
+    names = _parameters(reference or item.reference)
+    wanted = {k: v for k, v in args.items() if k in names or "**" in names}
+    static = tuple(sorted((k, _static(v)) for k, v in wanted.items() if k not in wrt and _static(v) is not None))
     traced = {k: v for k, v in wanted.items() if k not in dict(static)}
     return traced, static
 
@@ -139,10 +178,12 @@ def _jit(fn):
 
 
 def arguments(case: Case, item: Item | None = None) -> dict[str, Any]:
-    """The reference's arguments: forward inputs and constructor arguments (a network's
-    constructor takes sizes, which its reference does not need)."""
+    """The reference's arguments: forward inputs and constructor arguments. A network's
+    constructor takes sizes, which its reference does not need: of its arguments, only those its
+    reference names (an activation, a weight decay) are passed."""
     if item is not None and item.kind == "network":
-        return dict(case.inputs)
+        names = _parameters(item.reference)
+        return {**case.inputs, **{k: v for k, v in case.init.items() if k in names}, **case.extra}
     return {**case.inputs, **case.init, **case.extra}
 
 
@@ -151,10 +192,17 @@ def _float(value: Any) -> Any:
     return a.astype(np.float64) if a.dtype.kind in "biu" and a.dtype != bool else a
 
 
-def _wrt(item: Item, traced: Mapping[str, Any]) -> tuple[dict, dict]:
+def _wrt(wrt: tuple[str, ...], traced: Mapping[str, Any]) -> tuple[dict, dict]:
     """The differentiated arguments (as floats) and the others."""
-    diff = {k: _float(traced[k]) for k in item.wrt}
+    diff = {k: _float(traced[k]) for k in wrt}
     return diff, {k: v for k, v in traced.items() if k not in diff}
+
+
+def _numpy(tree: Any) -> Any:
+    """A reference's answer as numpy: an array, or a dict of them (an optimizer's trajectory)."""
+    if isinstance(tree, Mapping):
+        return {k: np.asarray(v) for k, v in tree.items()}
+    return np.asarray(tree)
 
 
 def forward(item: Item, case: Case) -> np.ndarray:
@@ -167,17 +215,31 @@ def forward(item: Item, case: Case) -> np.ndarray:
 
 
 def _forward(item: Item, case: Case) -> np.ndarray:
-    traced, static = _split(item, arguments(case, item))
+    wrt = item.differentiated(case)
+    traced, static = _split(item, arguments(case, item), wrt)
     key = _key(item.name, "forward", traced, repr(static))
 
     def compute():
-        if not item.wrt:
-            return np.asarray(_jitted(_forward_fn, item, static)(traced))
-        diff, other = _wrt(item, traced)
+        if not wrt:
+            return _numpy(_jitted(_forward_fn, item, static)(traced))
+        diff, other = _wrt(wrt, traced)
         zeros = np.zeros(_out_shape(item, static, diff, other))
         return np.asarray(_jitted(_vjp_fn, item, static)(diff, other, zeros)[0])
 
     return _memo(key, compute)
+
+
+def companion(fn, item: Item, case: Case) -> np.ndarray:
+    """``fn`` (another reference of the item: a network's ``predict``) on the case's arguments,
+    split as the item's own (static Python values get their own trace), jitted and memoised."""
+    traced, static = _split(item, arguments(case, item), (), fn)
+    key = _key(fn.__module__, fn.__name__, traced, repr(static))
+    return _memo(key, lambda: np.asarray(_jit_companion(fn, static)(traced)))
+
+
+@functools.cache
+def _jit_companion(fn, static: tuple):
+    return _jit(lambda kwargs: fn(**kwargs, **dict(static)))
 
 
 _SHAPES: dict[tuple, tuple] = {}
@@ -207,8 +269,9 @@ def vjp(item: Item, case: Case, dout: Any) -> tuple[np.ndarray, dict[str, np.nda
 
 
 def _vjp(item: Item, case: Case, dout: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    traced, static = _split(item, arguments(case, item))
-    diff, other = _wrt(item, traced)
+    wrt = item.differentiated(case)
+    traced, static = _split(item, arguments(case, item), wrt)
+    diff, other = _wrt(wrt, traced)
     key = _key(item.name, "vjp", diff, other, repr(static), dout)
 
     def compute():
@@ -217,9 +280,3 @@ def _vjp(item: Item, case: Case, dout: Any) -> tuple[np.ndarray, dict[str, np.nd
 
     return _memo(key, compute)
 
-
-def value(fn, **arrays: Any) -> np.ndarray:
-    """``fn(**arrays)`` for a reference function that is not an item's own (a network's
-    ``predict``), jitted and memoised like the items' references."""
-    key = _key(fn.__module__, fn.__name__, arrays)
-    return _memo(key, lambda: np.asarray(_jit(fn)(**arrays)))

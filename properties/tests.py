@@ -13,7 +13,7 @@ from gradprop.properties.checks import properties_for
 from gradprop.properties.registry import ITEMS
 
 GENERIC = ("forward", "backward", "numerical", "shapes", "mutates-input", "stale-state",
-           "mutates-dout", "aliases-output", "ignores-dout")
+           "mutates-dout", "aliases-output", "ignores-dout", "update", "in-place")
 
 
 def cases(name: str | None):
@@ -53,6 +53,17 @@ def test_mutates_input(suite, item, prop):
 
 @pytest.mark.parametrize("item, prop", cases("stale-state"))
 def test_stale_state(suite, item, prop):
+    suite.verify(item, prop)
+
+
+@pytest.mark.parametrize("item, prop", cases("update"))
+def test_update(suite, item, prop):
+    """An optimizer's trajectory over several update calls."""
+    suite.verify(item, prop)
+
+
+@pytest.mark.parametrize("item, prop", cases("in-place"))
+def test_in_place(suite, item, prop):
     suite.verify(item, prop)
 
 

@@ -62,5 +62,10 @@ def two_layer_net_loss(x, t, W1, b1, W2, b2):
 
 
 from .later import (  # noqa: E402 - the book's later layers (ch. 6-7)
-    batch_norm_layer, batch_normalization, batch_normalization_eval, convolution, dropout, pooling,
+    batch_norm_layer, batch_normalization, batch_normalization_eval, col2im, convolution, dropout, im2col, pooling,
 )
+from .networks import (  # noqa: E402 - the networks of ch. 6-7
+    multi_layer_net_extend_loss, multi_layer_net_loss, multi_layer_net_predict, simple_conv_net_loss,
+    simple_conv_net_predict,
+)
+from .optimizers import adagrad, adam, momentum, nesterov, rmsprop, sgd  # noqa: E402 - ch. 6

@@ -65,3 +65,21 @@ def batch_norm_layer(x: jax.Array, gamma: jax.Array, beta: jax.Array, running_me
     if train_flg:
         return batch_normalization(x, gamma, beta, eps)
     return batch_normalization_eval(x, gamma, beta, running_mean, running_var, eps)
+
+
+def im2col(input_data: jax.Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> jax.Array:
+    """Every window of the zero-padded input as a row: ``(N*out_h*out_w, C*filter_h*filter_w)``,
+    rows over the (n, i, j) output positions, columns over (c, dy, dx) inside the window."""
+    n, c = input_data.shape[:2]
+    win = _windows(input_data, filter_h, filter_w, stride, pad)  # (N, C, fh, fw, out_h, out_w)
+    return win.transpose(0, 4, 5, 1, 2, 3).reshape(n * win.shape[4] * win.shape[5], c * filter_h * filter_w)
+
+
+def col2im(col: jax.Array, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: int = 1,
+           pad: int = 0) -> jax.Array:
+    """The adjoint of ``im2col``: <im2col(x), col> == <x, col2im(col)> for every x. Each entry of
+    ``col`` is added to the pixel it was read from (overlapping windows add up; the padding is
+    dropped): the transpose JAX derives from im2col itself."""
+    zeros = jnp.zeros(tuple(input_shape), dtype=col.dtype)
+    _, pullback = jax.vjp(lambda x: im2col(x, filter_h, filter_w, stride, pad), zeros)
+    return pullback(col)[0]

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import gradprop
+from gradprop.grading import DEFAULT_CHAPTER
 from gradprop.loader import BOOK_ITEMS, load, match_name, submission_name
+from gradprop.properties.registry import items_up_to
 from gradprop.sandbox import SandboxSession
 from gradprop.session import InProcessSession
 
@@ -299,6 +301,38 @@ def test_the_book_layout_takes_chapter_5s_network(tmp_path):
     assert hasattr(loaded.namespace["TwoLayerNet"](2, 2, 2), "affine")
 
 
+def test_the_items_of_chapters_6_and_7_are_found_where_the_book_and_study_notebooks_put_them(tmp_path):
+    """common/optimizer.py, common/multi_layer_net*.py, common/util.py, ch07/simple_convnet.py;
+    a notebook of optimizers next to a training script (names in other cases: Adagrad, RMSProp)."""
+    book = Path(__file__).resolve().parent.parent / "fixtures" / "book_layout" / "deep-learning-from-scratch"
+    loaded = load(book)
+    assert {k: loaded.origins[k] for k in ("SGD", "Adam", "MultiLayerNet", "MultiLayerNetExtend", "im2col",
+                                            "col2im", "SimpleConvNet")} == {
+        "SGD": "common/optimizer.py", "Adam": "common/optimizer.py", "MultiLayerNet": "common/multi_layer_net.py",
+        "MultiLayerNetExtend": "common/multi_layer_net_extend.py", "im2col": "common/util.py",
+        "col2im": "common/util.py", "SimpleConvNet": "ch07/simple_convnet.py"}
+    notebook(tmp_path / "ch06" / "optimizers.ipynb", """
+        import numpy as np
+
+        class Adagrad:
+            def __init__(self, lr=0.01):
+                self.lr, self.h = lr, None
+            def update(self, params, grads):
+                pass
+        """, """
+        class RMSProp:
+            def __init__(self, lr=0.01, decay_rate=0.99):
+                self.lr = lr
+            def update(self, params, grads):
+                pass
+        """, "optimizer = Adagrad()\nfor i in range(10000):\n    optimizer.update(network.params, grads)\n")
+    build(tmp_path, {"ch06/train.py": "from common.multi_layer_net import MultiLayerNet\nnet = MultiLayerNet(784, [100], 10)\n"})
+    loaded = load(tmp_path)
+    assert items(loaded) == {"Adagrad", "RMSProp"}  # taken as AdaGrad and RMSprop
+    assert "took class Adagrad from ch06/optimizers.ipynb as AdaGrad" in loaded.notes
+    assert loaded.origins == {"Adagrad": "ch06/optimizers.ipynb", "RMSProp": "ch06/optimizers.ipynb"}
+
+
 def test_a_folder_whose_only_item_file_cannot_be_imported_is_an_import_error(tmp_path):
     build(tmp_path, {"layers.py": "import numpy as np\nimport not_a_module_anywhere\n" + AFFINE.format(bug=""),
                      "ok_script.py": "print('hi')\n"})
@@ -435,7 +469,10 @@ def test_grade_on_the_notes_notebook_gives_the_notes_files_grades(tmp_path):
                  "--max-examples", "3", "--time-limit", "5", "-j", "1"]) == 0
     rows = {line.split(",", 1)[0]: line.split(",", 1)[1] for line in (out / "grades.csv").read_text().splitlines()[1:]}
     assert rows["notes_nb"] == rows["notes"]
-    assert rows["notes"].startswith("4.00,13.00,")  # MulLayer, AddLayer, Relu, Sigmoid (examples/notes.py)
+    score, max_score = rows["notes"].split(",")[:2]
+    assert score == "4.00"  # MulLayer, AddLayer, Relu, Sigmoid (examples/notes.py)
+    # the items of chapters <= 5 (a later chapter's item counts by default only where it is defined)
+    assert float(max_score) == len(items_up_to(DEFAULT_CHAPTER))
     py, ipynb = (json.loads((out / name / "results.json").read_text()) for name in ("notes", "notes_nb"))
     # the same, but for what the notebook's failed `from common... import *` would have given: TwoLayerNet
     # (not in the file) and softmax in SoftmaxWithLoss (a NameError in the file) are missing dependencies

@@ -10,10 +10,12 @@ from gradprop.properties.tests import (  # noqa: F401 - collected by pytest from
     test_every_property_has_a_test,
     test_forward,
     test_ignores_dout,
+    test_in_place,
     test_mutates_dout,
     test_mutates_input,
     test_numerical,
     test_regime,
     test_shapes,
     test_stale_state,
+    test_update,
 )
