@@ -6,17 +6,19 @@ more with ``explain=True`` on the smallest failing case, to localise the wrong e
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import re
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from gradprop import reference
 from gradprop.findings import CORE, STRICT, Finding
 from gradprop.i18n import N_, tr  # not _: this module uses _ for values it drops
-from gradprop.session import Later, Ref, Reply, Session, loose_lookup
+from gradprop.session import InProcessSession, Later, Ref, Reply, Session, loose_lookup
 
 from . import oracle
 from .assertions import as_array, assert_close, describe, repro, reproduce_block
@@ -102,7 +104,7 @@ def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Re
     def run():
         layer, forward = _ask_forward(t, case)
         if layer is not None and share and _sharing(t, case) and t.item.observe is None:
-            dout = _dout(t, case, oracle.forward(t.item, case).shape)
+            dout = _dout(t, case, _out_shape(t, case))
             t.shared[1]["backward asked"] = (t.session.later(layer, "backward", dout), dout, _ask_grads(t, layer))
         reply = forward.value()
         return layer, reply, _observed(t, case, reply)
@@ -144,7 +146,7 @@ def _backward(t: Target, case: Case) -> tuple[Ref, Reply, Case, Any]:
         if asked is not None:
             backward, dout, _ = asked
             return layer, backward.value(), seen, dout
-        dout = _dout(t, seen, oracle.forward(t.item, seen).shape)
+        dout = _dout(t, seen, _out_shape(t, seen))
         reply = t.session.call(layer, "backward", dout)
         if seen.extra.get("sure") is False:  # forward did not tell what the layer does: backward may
             seen = t.item.observe(seen, forward.value, (reply.value, dout))
@@ -210,16 +212,101 @@ def _look(t: Target, wrt: str) -> str:
     return {"return": "grads", "attr": f"layer.{g.name}"}.get(g.source, f"grads{g.source[6:]}")
 
 
-def _check_grads(t: Target, case: Case, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
+def _check_grads(t: Target, case: Case, got: Mapping[str, Any],
+                 expected: Mapping[str, np.ndarray] | Callable[[], Mapping[str, np.ndarray]],
                  dout: Any, against: str, tag: str = "wrong-gradient",
-                 twice: Mapping[str, Any] | None = None) -> None:
+                 twice: Mapping[str, Any] | None = None, quick: Mapping[str, np.ndarray] | None = None) -> None:
+    """Each gradient against ``expected`` (the reference's, or a function giving them: asked only
+    where a gradient is not within reach of gradprop's own answer ``quick``; ``assert_close``)."""
     earlier = None if twice is None else Case(case.init, twice, case.seed, case.extra)
+    reference = _lazy(expected)
+
+    def previous() -> Mapping[str, np.ndarray]:  # the answers at the earlier forward's input
+        return _own_grads(t, earlier, dout) or oracle.vjp(t.item, earlier, dout)[1]
+
     for g in t.item.grads:
-        evidence = Evidence(t.item.name, g.wrt, g.name, oracle.arguments(case), expected, dout,
-                            earlier and (lambda: oracle.vjp(t.item, earlier, dout)[1]))
-        assert_close(got[g.wrt], expected[g.wrt], item=t.name, what=g.name, against=against,
+        evidence = (lambda which: Evidence(t.item.name, g.wrt, g.name, oracle.arguments(case),
+                                           quick if which == "own" else reference(), dout, earlier and previous))
+        assert_close(got[g.wrt], lambda: reference()[g.wrt], item=t.name, what=g.name, against=against,
                      rtol=t.item.rtol, atol=t.item.atol, tag=tag, evidence=evidence,
-                     reproduce=lambda: _repro(t, case, _look(t, g.wrt), dout, twice), gradient=True)
+                     reproduce=lambda: _repro(t, case, _look(t, g.wrt), dout, twice), gradient=True,
+                     quick=None if quick is None else quick.get(g.wrt))
+
+
+def _lazy(value: Any) -> Callable[[], Any]:
+    """``value``, or what the function ``value`` gives, worked out at most once."""
+    if not callable(value):
+        return lambda: value
+    kept: list[Any] = []
+    return lambda: kept[0] if kept else kept.append(value()) or kept[0]
+
+
+# --- gradprop's own answers: the first oracle --------------------------------------------------------
+#
+# gradprop's own layers (numpy, trusted: the suite holds them to the JAX reference on every item)
+# give the answer to each question in microseconds. A submission's value within a quarter of the
+# tolerance of it passes there (``assertions.assert_close``); only a value that is wrong or close
+# to wrong is held against the JAX reference, traced and compiled for its shape. A class of
+# correct submissions is then graded without tracing or compiling a program at all.
+
+
+@functools.cache
+def _own_session() -> Session:
+    import gradprop.layers as layers
+
+    return InProcessSession(dict(vars(layers)))
+
+
+def _own(t: Target) -> Target | None:
+    """gradprop's own version of ``t``'s item, where its answers stand for the reference's: not
+    for an item whose reference reads randomness off the submission's output (Dropout's mask),
+    nor for gradprop's own layers themselves (the suite holds those to the reference)."""
+    if t.item.observe is not None or t.item.kind not in ("layer", "function", "network"):
+        return None
+    own = _own_session()
+    if t.session is own:
+        return None
+    name = own.resolve(t.item.names)
+    return None if name is None else Target(own, t.item, name, "gradprop.layers")
+
+
+def _own_answer(t: Target, case: Case, key: tuple, run: Callable[[Target], Any]) -> Any:
+    """``run`` on gradprop's own version of the item, kept with the case; None where there is
+    none, or where it does not answer (the reference does then)."""
+    mark = ("own", t.item.name, *key)
+    if mark not in case.memo:
+        own = _own(t)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                case.memo[mark] = None if own is None else run(own)
+        except Exception:  # noqa: BLE001 - no first answer: the reference is asked
+            case.memo[mark] = None
+    return case.memo[mark]
+
+
+def _own_out(t: Target, case: Case) -> np.ndarray | None:
+    return _own_answer(t, case, ("out",), lambda own: np.asarray(_ask_forward(own, case)[1].value().value, dtype=float))
+
+
+def _own_grads(t: Target, case: Case, dout: Any) -> dict[str, np.ndarray] | None:
+    d = np.asarray(dout)
+
+    def run(own: Target) -> dict[str, np.ndarray]:
+        if own.item.kind == "network":
+            return {k: np.asarray(v, dtype=float) for k, v in _net_gradient(own, case)[1].items()}
+        layer, forward = _ask_forward(own, case)
+        forward.value()
+        return {k: np.asarray(v, dtype=float)
+                for k, v in _grads(own, layer, own.session.call(layer, "backward", dout)).items()}
+
+    return _own_answer(t, case, ("grads", d.dtype.str, d.shape, d.tobytes()), run)
+
+
+def _out_shape(t: Target, case: Case) -> tuple[int, ...]:
+    """The shape of the item's output on the case (for the dout): gradprop's own, else the reference's."""
+    own = _own_out(t, case)
+    return own.shape if own is not None else oracle.forward(t.item, case).shape
 
 
 def _against(t: Target, dout: Any) -> str:
@@ -237,7 +324,7 @@ def reproduction(t: Target, case: Case) -> str:
     if t.item.kind == "function":
         return _repro(t, case, "out")
     try:
-        dout = _dout(t, case, oracle.forward(t.item, case).shape)
+        dout = _dout(t, case, _out_shape(t, case))
     except Exception:  # noqa: BLE001 - the reference needs what only the layer's output tells
         dout = _dout(t, case, np.shape(case.inputs.get("x", ())))
     return _repro(t, case, "grads", dout)
@@ -250,19 +337,21 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_forward(t, case, explain)
     _, reply, case = _forward(t, case, share=True)
-    expected = oracle.forward(t.item, case)
-    assert_close(reply.value, expected, item=t.name, what="forward output",
+    own = _own_out(t, case)
+    assert_close(reply.value, lambda: oracle.forward(t.item, case), item=t.name, what="forward output",
                  against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
                  tag="wrong-forward", reproduce=lambda: _repro(t, case, "out"), gradient=False,
-                 evidence=Evidence(t.item.name, "out", "out", oracle.arguments(case), {"out": expected}))
+                 evidence=lambda which: Evidence(t.item.name, "out", "out", oracle.arguments(case),
+                                                 {"out": own if which == "own" else oracle.forward(t.item, case)}),
+                 quick=own)
 
 
 def check_backward(t: Target, case: Case, explain: bool = False) -> None:
     if t.item.kind == "network":
         return check_net_gradient(t, case, explain)
     _, _, case, dout, got = _backward_grads(t, case)
-    _, expected = oracle.vjp(t.item, case, dout)
-    _check_grads(t, case, got, expected, dout, _against(t, dout))
+    _check_grads(t, case, got, lambda: oracle.vjp(t.item, case, dout)[1], dout, _against(t, dout),
+                 quick=_own_grads(t, case, dout))
 
 
 def check_regime(t: Target, case: Case, explain: bool = False) -> None:
@@ -402,20 +491,20 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
         forward = t.session.later(layer, "forward", *args, **kwargs)
         asked = None
         if t.item.observe is None:
-            dout = _dout(t, case, oracle.forward(t.item, case).shape)
+            dout = _dout(t, case, _out_shape(t, case))
             asked = (t.session.later(layer, "backward", dout), _ask_grads(t, layer))
         earlier.value()
         seen = _observed(t, case, forward.value())
         if asked is None:
-            dout = _dout(t, case, oracle.forward(t.item, seen).shape)
+            dout = _dout(t, case, _out_shape(t, seen))
             asked = (t.session.later(layer, "backward", dout), None)
         got = _grads(t, layer, asked[0].value(), asked[1])
-        return got, oracle.vjp(t.item, seen, dout)[1], dout
+        return got, (lambda: oracle.vjp(t.item, seen, dout)[1]), dout, _own_grads(t, seen, dout)
 
     earlier = _earlier(case, t.item)
-    got, expected, dout = after(earlier)
+    got, expected, dout, quick = after(earlier)
     try:
-        _check_grads(t, case, got, expected, dout, _against(t, dout), tag="stale-state", twice=earlier)
+        _check_grads(t, case, got, expected, dout, _against(t, dout), tag="stale-state", twice=earlier, quick=quick)
     except Finding as finding:
         if finding.tag != "stale-state":
             raise
@@ -423,7 +512,8 @@ def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
         # wrong (the other properties say so); only a difference is stale state. Same number of
         # calls, so a Dropout draws the same masks in both runs.
         try:
-            _check_grads(t, case, *after(case.inputs)[:2], dout, _against(t, dout))
+            got, expected, _, quick = after(case.inputs)
+            _check_grads(t, case, got, expected, dout, _against(t, dout), quick=quick)
         except Finding:
             return
         raise Finding("stale-state", finding.message.replace(
@@ -448,11 +538,10 @@ def check_ignores_dout(t: Target, case: Case, explain: bool = False) -> None:
     """A loss layer in the middle of a graph gets dout != 1: backward must scale with it."""
     layer, _, case = _forward(t, case)
     dout = 0.5 + float(np.random.default_rng([case.seed, 3]).random()) * 2.0
-    _, expected = oracle.vjp(t.item, case, dout)
     got = _grads(t, layer, t.session.call(layer, "backward", dout))
-    _check_grads(t, case, got, expected, dout, tr("jax.vjp of reference.{ref} with {how}").format(
-        ref=t.item.reference.__name__, how=f"dout = {dout!r}"),
-                 tag="ignores-dout")
+    _check_grads(t, case, got, lambda: oracle.vjp(t.item, case, dout)[1], dout,
+                 tr("jax.vjp of reference.{ref} with {how}").format(ref=t.item.reference.__name__, how=f"dout = {dout!r}"),
+                 tag="ignores-dout", quick=_own_grads(t, case, dout))
 
 
 # --- the networks ----------------------------------------------------------------------------------
@@ -521,11 +610,27 @@ def _eval_is_train(case: Case) -> bool:
     return not (case.init.get("use_batchnorm") or case.init.get("use_dropout"))
 
 
+def _own_net_forward(t: Target, case: Case) -> dict[str, np.ndarray] | None:
+    """gradprop's own network's ``predict`` and ``loss`` on the case (see ``_own``)."""
+    def run(own: Target) -> dict[str, np.ndarray]:
+        net, out = _net(own, case), {}
+        for method, args in (("predict", (case.inputs["x"],)), ("loss", (case.inputs["x"], case.inputs["t"]))):
+            _seeded(own, case)
+            out[method] = np.asarray(own.session.call(net, method, *args, **own.item.train).value, dtype=float)
+        return out
+
+    return _own_answer(t, case, ("net-forward",), run)
+
+
 def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
     net = _net(t, case)
     x, tt = case.inputs["x"], case.inputs["t"]
-    scores = oracle.companion(t.item.predict, t.item, case)
-    checks = [("predict", (x,), scores), ("loss", (x, tt), oracle.forward(t.item, case))]
+    own = _own_net_forward(t, case) or {}
+    predicted = _lazy(lambda: oracle.companion(t.item.predict, t.item, case))
+    # the scores that decide whether accuracy is checked (a clear argmax): gradprop's own, which
+    # agree with the reference's to round-off, or the reference's
+    scores = own["predict"] if "predict" in own else predicted()
+    checks = [("predict", (x,), predicted), ("loss", (x, tt), lambda: oracle.forward(t.item, case))]
     top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else None
     clear = top2 is None or np.all(top2[:, 1] - top2[:, 0] > 1e-9)
     if clear and _eval_is_train(case) and t.item.accuracy:  # accuracy only where argmax is clear
@@ -542,18 +647,21 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
         assert_close(reply.value, expected, item=t.name, what=f"{method} output",
                      against=tr("the JAX reference network"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
-                     reproduce=lambda: _net_repro(t, case, [f"print({call})"]))
+                     reproduce=lambda: _net_repro(t, case, [f"print({call})"]), quick=own.get(method))
 
 
 def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
     _, grads = _net_gradient(t, case)
-    _, expected = oracle.vjp(t.item, case, 1.0)
+    expected = _lazy(lambda: oracle.vjp(t.item, case, 1.0)[1])
+    own = _own_grads(t, case, 1.0)
     for k in _keys(t, case):
-        assert_close(grads[k], expected[k], item=t.name, what=f"gradient()['{k}']",
+        assert_close(grads[k], lambda: expected()[k], item=t.name, what=f"gradient()['{k}']",
                      against=tr("jax.grad of the reference loss"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-gradient", gradient=True,
-                     evidence=Evidence(t.item.name, k, f"grads['{k}']", oracle.arguments(case, t.item), expected, 1.0),
-                     reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]))
+                     evidence=lambda which: Evidence(t.item.name, k, f"grads['{k}']", oracle.arguments(case, t.item),
+                                                     own if which == "own" else expected(), 1.0),
+                     reproduce=lambda: _net_repro(t, case, ["grads = net.gradient(x, t)", f"print(grads['{k}'])"]),
+                     quick=None if own is None else own.get(k))
 
 
 def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
@@ -779,7 +887,8 @@ def check_batchnorm_eval(t: Target, case: Case, explain: bool = False) -> None:
     ev = _with_inputs(case, train_flg=False)
     _, reply, ev = _forward(t, ev)
     _needs(t, reply, tr("eval mode (train_flg=False, with the running statistics it was given)"))
-    assert_close(reply.value, oracle.forward(t.item, ev), item=t.name, what="forward output with train_flg=False",
+    assert_close(reply.value, lambda: oracle.forward(t.item, ev), item=t.name, what="forward output with train_flg=False",
+                 quick=_own_out(t, ev),
                  against=tr("reference.batch_normalization_eval with the running statistics"), rtol=t.item.rtol,
                  atol=t.item.atol, tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"), gradient=False)
 

@@ -324,3 +324,30 @@ def test_compile_options_this_jaxlib_refuses_fall_back_to_xlas_defaults(monkeypa
         assert oracle.compiler_options() == {}
     finally:
         oracle.compiler_options.cache_clear()
+
+
+def test_a_correct_file_is_graded_without_tracing_the_reference(tmp_path):
+    """gradprop's own layers settle a correct value (and a far wrong one): a class of correct
+    chapter-5 files, graded on a machine whose caches are empty, never imports JAX; a value close
+    to the tolerance is still held against the reference (properties.assertions.SURE_PASS/FAIL)."""
+    code = ("import sys\nfrom gradprop.grading import GradeOptions, grade_submission\n"
+            f"r = grade_submission({str(Path(__file__).resolve().parent.parent / 'examples' / 'book_correct.py')!r}, "
+            "GradeOptions(max_examples=3))\n"
+            "print(float(r.score), float(r.max_score), 'jax' in sys.modules)\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "GRADPROP_STORE": str(tmp_path / "store")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    score, max_score, jax = done.stdout.split()
+    assert score == max_score and jax == "False"
+
+
+def test_near_the_tolerance_the_reference_decides():
+    from gradprop.properties.assertions import SURE_FAIL, SURE_PASS, agrees
+
+    own = np.array([1.0, 2.0])
+    tol = 1e-12 + 1e-9 * 2.0
+    assert agrees(own + 0.2 * tol, own, 1e-9, 1e-12)                        # a sure pass
+    assert not agrees(own + 0.5 * tol, own, 1e-9, 1e-12)                    # between: the reference
+    assert agrees(own + 0.5 * tol, own, 1e-9, 1e-12, SURE_FAIL)
+    assert not agrees(own + 3 * tol, own, 1e-9, 1e-12, SURE_FAIL)           # a sure failure
+    assert SURE_PASS < 1 < SURE_FAIL  # a pass within the tolerance, a failure beyond it
