@@ -11,9 +11,10 @@ It imports only the standard library, numpy, ``gradprop.wire``, ``gradprop.loade
 bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
 Protocol: the child first sends a ``ready`` reply. A request is ``(free_ids, ops)``, each op
-``(name, *params)`` (see ``_Child.op_*``), run in order: every op but seed/new/iadd sends one
-reply, ``{"ok": true, ...}`` plus wire values; the first op that fails sends
-``{"ok": false, "tag": ..., "message": ...}`` instead, and the rest of the request is not run.
+``(name, *params)`` (see ``_Child.op_*``), run in order: every op but seed/new/iadd/group sends
+one reply, ``{"ok": true, ...}`` plus wire values; an op that fails sends ``{"ok": false, "tag":
+..., "message": ...}`` instead, and the rest of its group (up to the next ``group`` op) is not
+run; the next group is.
 """
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def _builtins_untouched() -> bool:
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DISK_LIMIT = os.environ.get("GRADPROP_SCRATCH_LIMIT", "a limited amount")
 _FILE_LIMIT = os.environ.get("GRADPROP_FILE_LIMIT", "a limited size")
+
+
+_MISSING = object()
 
 
 class _Fault(Exception):
@@ -194,6 +198,9 @@ class _Child:
         self.enter_student()
         try:
             value = fn(*args, **kwargs)
+        except _Fault:  # ours, raised inside (a method the object lacks): as it is
+            self.leave_student()
+            raise
         except BaseException as exc:  # noqa: BLE001 - the submission's failure is a finding
             self.leave_student()
             failed = self.ns.get(FAILED_IMPORTS) if isinstance(exc, NameError) else None
@@ -294,18 +301,24 @@ class _Child:
     def op_call(self, target: Any, method: str | None, where: str, args: tuple, kwargs: dict) -> None:
         args, kwargs = self.resolve_refs(args, kwargs, where)
         if type(target) is int:
-            obj = self.obj(target, where)
-            if not self.student(where, hasattr, obj, method):
-                raise _Fault("exception", f"{where}: {type(obj).__name__} has no method {method}"
-                                          + typo_note(obj, method))
-            fn = self.student(where, getattr, obj, method)
+            obj, fn = self.obj(target, where), None
         else:
             fn = self.ns.get(target)
             if not callable(fn):
                 raise _Fault("not-found", f"{target} is not defined")
-        args, kwargs, dropped = self.student(where, fit_arguments, fn, args, kwargs)
-        before = entries(args)  # to tell which dict entries the call replaced (alias_facts)
-        value = self.student(where, fn, *args, **kwargs)
+
+        def call() -> tuple:  # one passage into the submission's code per op: it is on every call's path
+            f = fn
+            if f is None:
+                f = getattr(obj, method, _MISSING)
+                if f is _MISSING:
+                    raise _Fault("exception", f"{where}: {type(obj).__name__} has no method {method}"
+                                              + typo_note(obj, method))
+            a, k, dropped = fit_arguments(f, args, kwargs)
+            before = entries(a)  # to tell which dict entries the call replaced (alias_facts)
+            return f(*a, **k), a, dropped, before
+
+        value, args, dropped, before = self.student(where, call)
         facts = [list(f) for f in alias_facts(args, value, before)]
         dropped, self.dropped = [*self.dropped, *dropped], ()
         self.send({"ok": True, "aliases": facts, "where": where, "dropped": list(dropped)},
@@ -346,21 +359,29 @@ class _Child:
         op = "the request"
         self.capture = _Capture()
         sys.stdout = sys.stderr = self.capture
+        skipping = False  # after a fault, the rest of its group (the parent fails their waits itself)
         try:
             for op, *params in ops:
+                if op == "group":
+                    skipping = False
+                    continue
+                if skipping:
+                    continue
                 if op not in QUIET:  # objects the parent no longer holds a handle to (built or not)
                     self.free(free)
                 # seed/new/iadd answer nothing of their own: the next op's reply answers for them
                 self.quiet = op in QUIET
                 try:
                     getattr(self, "op_" + op)(*params)
+                except _Fault as fault:  # the reply of the op that failed; the rest of its group is not run
+                    self.quiet = False
+                    self.send({"ok": False, "tag": fault.tag, "message": fault.message})
+                    skipping = True
                 finally:
                     self.quiet = False
-                if op not in QUIET:  # what the next op prints is its own
+                if op not in QUIET or skipping:  # what the next op prints is its own
                     self.capture = _Capture()
                     sys.stdout = sys.stderr = self.capture
-        except _Fault as fault:  # the reply of the op that failed; the rest of the request is not run
-            self.send({"ok": False, "tag": fault.tag, "message": fault.message})
         except BaseException as exc:  # noqa: BLE001 - the submission may have broken the sandbox
             self.send({"ok": False, "tag": "exception",
                        "message": f"the sandbox failed while running {op}: {type(exc).__name__}: {exc}"})

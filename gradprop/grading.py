@@ -485,6 +485,9 @@ class _ItemSession(Session):
         inner = self._do(self._inner.later_get, ref, *path)
         return Later.on_demand(lambda: self._do(inner.value))
 
+    def group(self) -> None:
+        self._inner.group()
+
     def iadd(self, ref: Ref, path: tuple[str, ...], delta: Any) -> None:
         return self._do(self._inner.iadd, ref, path, delta)
 

@@ -362,8 +362,11 @@ class SandboxSession(Session):
         #: too, until some reply is needed: a build, forward, backward and the gradient reads
         #: are one request, and the child answers each in turn (one round trip, not four)
         self._queue: list[tuple] = []
-        #: one entry per call or read in the queue, in order: (Later, where, item, keys, convert, refs)
+        #: one entry per call or read in the queue, in order: (Later, where, item, keys, convert, refs,
+        #: group)
         self._waiting: list[tuple] = []
+        #: the group the next ops asked for belong to (``group``)
+        self._group = 0
         #: seconds the first start took (interpreter + numpy + the submission's import)
         self.startup_seconds = 0.0
         self.restarts = 0
@@ -498,13 +501,21 @@ class SandboxSession(Session):
         with self._lock:
             self._queue.append(op)
             # refs: the Refs the op names stay alive (not freed in the child) until it has run
-            self._waiting.append((later, where, item, keys, convert, refs))
+            self._waiting.append((later, where, item, keys, convert, refs, self._group))
         return later
+
+    def group(self) -> None:
+        """What is asked from now on is a group of its own (one example's calls): a fault stops the
+        rest of its group, not the groups asked after it in the same request."""
+        with self._lock:
+            self._group += 1
+            self._queue.append(("group",))
 
     def _flush(self) -> None:
         """Send every queued op up to the last one that answers, as one request, and settle each
-        waiting Later from its reply, in order. The child stops at the first fault: that Later and
-        every later one of the request get the fault (their ops were not run)."""
+        waiting Later from its reply, in order. The child stops a group at its first fault: that
+        Later and every later one of its group get the fault (their ops were not run); the next
+        group runs. A hang or a crash (the child is started again) fails every Later left."""
         with self._lock:
             if not self._waiting:
                 return
@@ -515,17 +526,27 @@ class SandboxSession(Session):
             ops, self._queue = self._queue[:last + 1], self._queue[last + 1:]
             # (a Later names no item that timed out: ``later`` refuses those, and a timeout
             # happens only here, after every waiting Later was taken)
-            answered = 0
+            answered, sent = 0, False
             try:
                 child = self._ready_child()
                 free = []
                 while self._freed:
                     free.append(self._freed.pop())
                 data = wire.encode_request((free, ops))
-                for later, where, item, keys, convert, _ in waiting:
-                    doc, values = self._answer(child, None if answered else data, where, item, keys)
-                    later.settle(convert(doc, values, where))
-                    answered += 1
+                while answered < len(waiting):
+                    later, where, item, keys, convert, _, group = waiting[answered]
+                    try:
+                        doc, values = self._answer(child, None if sent else data, where, item, keys)
+                        sent = True
+                        later.settle(convert(doc, values, where))
+                        answered += 1
+                    except SubmissionFault as fault:
+                        if self._child is not child:  # started again: nothing after it was run
+                            raise
+                        sent = True  # refused: the child skipped the rest of this group, and goes on
+                        while answered < len(waiting) and waiting[answered][6] == group:
+                            waiting[answered][0].fail(fault)
+                            answered += 1
             except SubmissionFault as fault:
                 for later, *_ in waiting[answered:]:
                     later.fail(fault)

@@ -175,6 +175,10 @@ class Session(abc.ABC):
         """``get``, read later (see ``later``)."""
         return Later.now(lambda: self.get(ref, *path))
 
+    def group(self) -> None:
+        """What is asked from now on is one example's calls: a session that sends several examples'
+        calls in one request keeps a fault of one from the others (the sandbox does). Here, nothing."""
+
     def resolve(self, names: Iterable[str]) -> str | None:
         """The name the layer set defines the item under: the first of ``names`` it defines
         (``Relu`` or its alias ``ReLU``), else the one case or underscore variant (``ReLu``)."""

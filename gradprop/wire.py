@@ -44,8 +44,9 @@ MAX_NDIM = 32
 _ALIGN = 16
 #: exit status of a child whose own machinery the submission broke (the parent explains it)
 BROKEN_STATUS = 86
-#: request ops that send no reply of their own: the next op's reply answers for them
-QUIET_OPS = frozenset({"seed", "new", "iadd"})
+#: request ops that send no reply of their own: the next op's reply answers for them. "group"
+#: starts a group of ops: a fault stops the rest of its group only, and the next group runs
+QUIET_OPS = frozenset({"seed", "new", "iadd", "group"})
 _DTYPE_RE = re.compile(r"^[<>|=]?[biuf][0-9]{1,2}$")
 
 

@@ -102,14 +102,35 @@ def _forward(t: Target, case: Case, share: bool = False) -> tuple[Ref | None, Re
     ``Session.later``) when the dout does not depend on the output."""
 
     def run():
-        layer, forward = _ask_forward(t, case)
-        if layer is not None and share and _sharing(t, case) and t.item.observe is None:
-            dout = _dout(t, case, _out_shape(t, case))
-            t.shared[1]["backward asked"] = (t.session.later(layer, "backward", dout), dout, _ask_grads(t, layer))
+        asked = t.shared[1].pop("forward asked", None) if share and _sharing(t, case) else None
+        layer, forward = asked or _ask(t, case, share)
         reply = forward.value()
         return layer, reply, _observed(t, case, reply)
 
     return _once(t, case, "forward", run) if share else run()
+
+
+def _ask(t: Target, case: Case, share: bool) -> tuple[Ref | None, Later]:
+    """Ask for the build and forward (and, for a shared run, backward and the gradient reads when
+    the dout does not depend on the output), reading nothing yet."""
+    layer, forward = _ask_forward(t, case)
+    if layer is not None and share and _sharing(t, case) and t.item.observe is None:
+        dout = _dout(t, case, _out_shape(t, case))
+        t.shared[1]["backward asked"] = (t.session.later(layer, "backward", dout), dout, _ask_grads(t, layer))
+    return layer, forward
+
+
+def prefetch(t: Target, case: Case) -> None:
+    """Ask now for the screen's shared run on ``case`` (``t.shared``), as a group of its own: the
+    screen asks for every example's run before it reads any, so that they go to the sandbox in one
+    request, and the answers of one are there when the next is checked."""
+    if t.item.kind not in ("layer", "function") or not _sharing(t, case):
+        return
+    t.session.group()
+    try:
+        t.shared[1]["forward asked"] = _ask(t, case, True)
+    except Finding:  # asked again, and said, when the checks read it
+        t.shared[1].pop("backward asked", None)
 
 
 def _ask_forward(t: Target, case: Case) -> tuple[Ref | None, Later]:

@@ -18,7 +18,7 @@ from gradprop.session import InProcessSession, Session
 
 from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
-from .checks import Target, reproduction
+from .checks import Target, prefetch, reproduction
 from .model import Case, Property
 from .store import store
 
@@ -226,8 +226,12 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
     for prop in props:
         groups.setdefault(_regime_key(prop.regime), (dict(prop.regime), []))[1].append(prop)
     for regime, group in groups.values():
-        for case in examples(target.item, regime, settings):
-            shared = replace(target, shared=(case, {}))  # one forward/backward run for every reader
+        cases = examples(target.item, regime, settings)
+        # one forward/backward run per case for every reader, all asked for before any is read
+        runs = [replace(target, shared=(case, {})) for case in cases]
+        for shared, case in zip(runs, cases):
+            prefetch(shared, case)
+        for shared, case in zip(runs, cases):
             for prop in group:
                 if prop.name not in found:
                     try:
