@@ -275,18 +275,19 @@ def test_the_cases_drawn_do_not_depend_on_what_else_is_imported(tmp_path):
 def test_the_quick_compile_gives_the_answers_xla_defaults_give(monkeypatch):
     """QUICK_COMPILE changes how XLA compiles, not what it computes: on a derandomized case of
     every item, the oracle's outputs and gradients match those of XLA's default pipeline to
-    round-off."""
+    round-off. Networks excepted: their references are made of the layers' (compared here), and
+    compiling them with XLA's defaults took four fifths of this test."""
     assert oracle.compiler_options() == oracle.QUICK_COMPILE  # this jaxlib knows every option
     monkeypatch.setattr(S, "_STORE", S.Store(None))  # every answer computed, none read
     ci = settings(settings.get_profile("ci"), max_examples=1)
     cases = []
-    for item in REGISTRY.values():
+    for item in (item for item in REGISTRY.values() if item.kind != "network"):
         case = runner.examples(item, {}, ci)[0]
         required = {n for n, p in inspect.signature(item.reference).parameters.items()
                     if p.default is p.empty and p.kind != p.VAR_KEYWORD}
         if required <= set(oracle.arguments(case, item)):  # else its check supplies the rest (Dropout's mask)
             cases.append((item, case))
-    assert set(REGISTRY) - {item.name for item, _ in cases} == {"Dropout"}
+    assert {i.name for i in REGISTRY.values() if i.kind != "network"} - {item.name for item, _ in cases} == {"Dropout"}
 
     def answers() -> list:
         monkeypatch.setattr(oracle, "_MEMO", {})
