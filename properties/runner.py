@@ -16,7 +16,7 @@ from gradprop.findings import CORE, FAULTS, Finding
 from gradprop.i18n import _
 from gradprop.session import InProcessSession, Session
 
-from . import diagnosis, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
+from . import diagnosis, frozen, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
 from .checks import Target, prefetch, reproduction
 from .model import Case, Property
@@ -183,30 +183,41 @@ def examples(item, regime: dict, settings: Settings | None = None) -> list[Case]
     """The cases Hypothesis generates for ``item.cases(**regime)`` under ``settings``, drawn once
     and kept: derandomized generation is a function of the strategy and the settings alone, so
     every layer set screened meets the same cases, and a grader pays for drawing them once, not
-    once per submission (nor once per process: they are kept in the on-disk store)."""
+    once per submission. The budgets of ``grade`` and ``check`` are shipped with gradprop
+    (``frozen.py``: the same cases under any Hypothesis); others are kept in the on-disk store."""
     settings = _quiet(settings, shrink=False)
     key = (item.name, _regime_key(regime), settings.max_examples, settings.derandomize)
     if key in _EXAMPLES and settings.derandomize:
         return _EXAMPLES[key]
     kept = settings.derandomize and settings.database is None
+    drawn = frozen.cases(item.name, key[1], settings.max_examples) if kept else None
     stored = repr((*key, settings.phases)).encode()
-    drawn = store().get("examples", stored) if kept else None
-    if drawn is not None:
-        drawn = [Case(**fields) for fields in drawn]
-    else:
-        drawn = []
+    if drawn is None and kept:
+        fields = store().get("examples", stored)
+        drawn = None if fields is None else [Case(**f) for f in fields]
+    if drawn is None:
+        drawn = draw(item, regime, settings)
+        if kept:
+            store().put("examples", stored, [frozen.plain(c) for c in drawn])
+    _EXAMPLES[key] = drawn
+    return drawn
 
+
+def draw(item, regime: dict, settings: Settings) -> list[Case]:
+    """The cases Hypothesis draws for ``item.cases(**regime)`` under ``settings``, now.
+
+    A derandomized run is seeded from the text of the test function, decorators and indentation
+    included (``hypothesis.internal.reflection.function_digest``): ``collect`` below is written as
+    it has been since the first release, so that live draws meet the examples they always met."""
+    drawn: list[Case] = []
+    settings = _quiet(settings, shrink=False)
+    with _steady_generation():
         @settings
         @given(item.cases(**regime))
         def collect(case: Case) -> None:
             drawn.append(case)
 
-        with _steady_generation():
-            collect()
-        if kept:
-            store().put("examples", stored, [{"init": dict(c.init), "inputs": dict(c.inputs), "seed": c.seed,
-                                              "extra": dict(c.extra)} for c in drawn])
-    _EXAMPLES[key] = drawn
+        collect()
     return drawn
 
 
