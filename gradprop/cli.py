@@ -505,6 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # What Hypothesis draws must not depend on what else is installed: a package's Hypothesis
+    # plugin (an entry point run at import) may register strategies or load settings; gradprop's
+    # commands, and the processes they start, load none (trio's alone cost a second per process)
+    os.environ["HYPOTHESIS_NO_PLUGINS"] = "1"
     args = build_parser().parse_args(argv)
     if _uses_workers(args):
         worker_processes.prestart()  # it imports the suite while this process reads the registry
