@@ -29,8 +29,13 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def test_the_shipped_examples_are_current_and_complete():
+def _forget() -> None:
     frozen._shipped.cache_clear()
+    frozen._list.cache_clear()
+
+
+def test_the_shipped_examples_are_current_and_complete():
+    _forget()
     shipped = frozen._shipped()
     assert shipped, f"properties/examples.bin is missing or was drawn from other strategies: {REWRITE}"
     missing = [frozen.key(item.name, runner._regime_key(regime), budget) for item, regime, budget in frozen.wanted()
@@ -52,12 +57,12 @@ def test_grading_reads_the_shipped_examples_and_draws_nothing(monkeypatch):
 
 
 def test_a_stale_file_is_not_read(monkeypatch):
-    frozen._shipped.cache_clear()
+    _forget()
     monkeypatch.setattr(frozen, "fingerprint", lambda: "another tree")
     try:
         assert frozen.cases("Affine", "[]", 25) is None
     finally:
-        frozen._shipped.cache_clear()
+        _forget()
 
 
 @pytest.mark.parametrize("budget", [3, 25])
