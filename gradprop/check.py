@@ -240,7 +240,7 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     submission was read: which file each item came from, what loading left out)."""
     from .grading import GradeOptions, _Clock, _ItemSession, how_it_was_read
     from .i18n import use
-    from .properties.suite import origin_of
+    from .properties.assertions import origin_of
     from .sandbox import SandboxSession
 
     # the running-time caps of `gradprop grade`: per item, and for the whole file

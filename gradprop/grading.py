@@ -642,7 +642,7 @@ def grade_submission(path: str | os.PathLike, options: GradeOptions | None = Non
 
 def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str | None) -> SubmissionResult:
     from .properties.registry import REGISTRY
-    from .properties.suite import origin_of
+    from .properties.assertions import origin_of
     from .sandbox import SandboxSession
     from .staging import reach_parent
 

@@ -110,7 +110,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def suite(request: pytest.FixtureRequest):
     """The layer set under test: ``--submission PATH`` in the sandbox, else gradprop's own layers."""
-    from gradprop.properties.suite import Suite, origin_of
+    from gradprop.properties.assertions import origin_of
+    from gradprop.properties.suite import Suite
 
     path = request.config.getoption("submission")
     if path is None:

@@ -17,8 +17,10 @@ from typing import Any, Callable
 from . import processes
 from .isolation import reap_cgroups
 
-#: what every worker imports before its first job (the checks, the references' oracle, the registry)
-PRELOAD = ["gradprop.grading", "gradprop.properties.runner", "gradprop.properties.registry"]
+#: what every worker imports before its first job (the checks, the references' oracle, the registry,
+#: the sandbox, and gradprop's own layers, the first answer a check compares with)
+PRELOAD = ["gradprop.grading", "gradprop.properties.runner", "gradprop.properties.registry", "gradprop.sandbox",
+           "gradprop.layers"]
 
 
 def prestart() -> None:

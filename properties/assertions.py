@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -170,6 +171,16 @@ def _hint(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) 
 
 def _candidates(got: np.ndarray, evidence: Evidence | None, rtol: float, atol: float) -> frozenset[str] | None:
     return None if evidence is None else diagnosis.candidates(got, evidence, rtol, atol)
+
+
+def origin_of(path: str | None) -> str:
+    """The import line a student would write for the reproduction snippet."""
+    if path is None:
+        return "gradprop.layers"
+    p = Path(path)
+    if p.suffix == ".ipynb":
+        return f"# run this in a new cell at the end of {p.name}, after its definition cells"
+    return p.stem if p.suffix == ".py" else "common.layers"
 
 
 def reproduce_block(snippet: str, heading: str | None = None) -> str:

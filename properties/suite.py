@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from hypothesis import settings as Settings
@@ -11,6 +10,7 @@ from hypothesis import settings as Settings
 from gradprop.findings import STRICT
 from gradprop.session import InProcessSession, Session
 
+from .assertions import origin_of  # noqa: F401 - the plugin's import of it
 from .checks import Property, Target
 from .model import Item
 from .runner import Outcome, check_property
@@ -19,16 +19,6 @@ from .runner import Outcome, check_property
 class StrictFinding(UserWarning):
     """A strict-tier or extension finding on a submission: reported, not failed (unless
     --gradprop-strict)."""
-
-
-def origin_of(path: str | None) -> str:
-    """The import line a student would write for the reproduction snippet."""
-    if path is None:
-        return "gradprop.layers"
-    p = Path(path)
-    if p.suffix == ".ipynb":
-        return f"# run this in a new cell at the end of {p.name}, after its definition cells"
-    return p.stem if p.suffix == ".py" else "common.layers"
 
 
 @dataclass
