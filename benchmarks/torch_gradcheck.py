@@ -4,17 +4,21 @@ As a module: ``LayerFunction`` wraps one item of a numpy layer set (through ``ca
 ``torch.autograd.Function`` on float64 tensors; ``torch_check`` runs gradcheck on it, slow or fast
 mode, with gradcheck's default tolerances (eps 1e-6, atol 1e-5, rtol 1e-3).
 
-As a script, the baseline grader of ``benchmarks/grading.py``, one process per submission::
+As a script, the baseline grader of ``benchmarks/grading.py``::
 
-    python benchmarks/torch_gradcheck.py SUBMISSION
+    python benchmarks/torch_gradcheck.py [--jobs J] SUBMISSION...
 
-imports torch, loads the submission, runs gradcheck (slow mode, the default) on every item with a
-backward that the submission defines, on one input each, and prints one line per item:
+grades each submission in a fresh process of its own, J at a time (1 by default), as a simple
+autograder would. Each process imports torch, loads the submission, runs gradcheck (slow mode,
+the default) on every item with a backward that the submission defines, on one input each, and
+prints one line per item:
 ``Affine: pass`` / ``fail`` / ``error: ...`` / ``not found``. Nothing is sandboxed or timed out:
 that is what makes it straightforward.
 """
 from __future__ import annotations
 
+import argparse
+import subprocess
 import sys
 from typing import Any
 
@@ -71,7 +75,30 @@ def grade(path: str) -> int:
     return passed
 
 
+def grade_all(paths: list[str], jobs: int) -> int:
+    """Each path graded by a fresh ``python torch_gradcheck.py PATH``, ``jobs`` at a time; what
+    each printed last, in order. Exit status 1 if one of them failed to run."""
+    pending, running, status = list(paths), [], 0
+    while pending or running:
+        while pending and len(running) < jobs:
+            path = pending.pop(0)
+            running.append((path, subprocess.Popen([sys.executable, __file__, path], stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE, text=True)))
+        path, proc = running.pop(0)
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            print(f"{path}: exit {proc.returncode}\n{stderr}", file=sys.stderr)
+            status = 1
+        print(f"{path}: {(stdout.strip().splitlines() or [''])[-1]}")
+    return status
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python benchmarks/torch_gradcheck.py SUBMISSION")
-    print(f"{grade(sys.argv[1])} items pass")
+    parser = argparse.ArgumentParser(description="the straightforward torch-gradcheck grader")
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (fresh processes)")
+    parser.add_argument("submissions", nargs="+")
+    args = parser.parse_args()
+    if len(args.submissions) == 1 and args.jobs == 1:
+        print(f"{grade(args.submissions[0])} items pass")
+    else:
+        sys.exit(grade_all(args.submissions, args.jobs))
