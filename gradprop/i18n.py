@@ -10,14 +10,17 @@ from __future__ import annotations
 import ast
 import contextlib
 import contextvars
-import gettext
 import io
 import os
 import re
+import string
 import struct
 from functools import cache
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+if TYPE_CHECKING:
+    import gettext
 
 LANGUAGES = ("en", "ko", "ja")
 CATALOGS = Path(__file__).resolve().parent / "locale"
@@ -44,6 +47,16 @@ def language() -> str:
     return _language.get()
 
 
+def set_language(lang: str) -> None:
+    """Messages are in ``lang`` from now on, in this context: for a process that speaks one
+    language throughout (the sandbox child, told by its load request). Its catalog is read now,
+    before anything else runs in the process."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
+    _language.set(lang)
+    translations(lang)
+
+
 @contextlib.contextmanager
 def use(lang: str | None) -> Iterator[None]:
     """Messages built inside the block are in ``lang`` (None: the locale's language)."""
@@ -62,6 +75,8 @@ def _(message: str) -> str:
     Korean, its ``.format()`` also picks each particle written both ways (``{name}이(가)``) by the
     word the value puts before it (``particles``)."""
     lang = language()
+    if lang == "en":
+        return message
     text = translations(lang).gettext(message)
     if lang != "ko":
         return text
@@ -69,10 +84,34 @@ def _(message: str) -> str:
 
 
 class _Korean(str):
-    """A Korean message: formatting it chooses its particles (``particles``)."""
+    """A Korean message: formatting it chooses its particles (``particles``), in the message's
+    own text only: a value filled in (a name, a submission's exception text) stays as it is."""
 
     def format(self, *args: object, **kwargs: object) -> str:  # type: ignore[override]
-        return particles(str.format(self, *args, **kwargs))
+        return _PARTICLE_FORMATTER.vformat(self, args, kwargs)
+
+
+class _ParticleFormatter(string.Formatter):
+    """``str.format``, choosing the particles of each literal piece by the text before them."""
+
+    def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:  # type: ignore[override]
+        out: list[str] = []
+        auto = 0
+        for literal, field, spec, conversion in self.parse(format_string):
+            if literal:
+                out.append(particles(literal, before="".join(out)))
+            if field is None:
+                continue
+            if field == "":
+                field, auto = str(auto), auto + 1
+            value, _key = self.get_field(field, args, kwargs)
+            if "{" in (spec or ""):
+                spec = str.format(spec, *args, **kwargs)
+            out.append(self.format_field(self.convert_field(value, conversion), spec or ""))
+        return "".join(out)
+
+
+_PARTICLE_FORMATTER = _ParticleFormatter()
 
 
 #: a particle written both ways in a catalog, after a value that decides it: the form after a
@@ -110,13 +149,15 @@ def _ending(word: str) -> str:
     return ""
 
 
-def particles(text: str) -> str:
-    """Each particle written both ways (``이(가)``) chosen by the word before it."""
+def particles(text: str, before: str = "") -> str:
+    """Each particle written both ways (``이(가)``) in ``text`` chosen by the word before it
+    (which may end ``before``, the text that comes before ``text``)."""
     def choose(m: re.Match) -> str:
-        before = re.search(r"([0-9A-Za-z가-힣]+)[^0-9A-Za-z가-힣\s]*$", text[:m.start()])
-        if before is None:
+        # the last word is all that counts: a long value's tail is enough (and stays cheap)
+        word = re.search(r"([0-9A-Za-z가-힣]+)[^0-9A-Za-z가-힣\s]*$", (before + text[:m.start()])[-100:])
+        if word is None:
             return m.group(1)
-        end = _ending(before.group(1))
+        end = _ending(word.group(1))
         consonant, vowel = _FORMS[m.group(1)]
         if m.group(1) == "(으)로":
             return vowel if end in ("", "l") else consonant
@@ -135,7 +176,9 @@ def N_(message: str) -> str:
 
 
 @cache
-def translations(lang: str) -> gettext.NullTranslations:
+def translations(lang: str) -> "gettext.NullTranslations":
+    import gettext  # here: an English run (and the sandbox child's) never needs it
+
     if lang == "en":
         return gettext.NullTranslations()
     catalog = read_po((CATALOGS / f"{lang}.po").read_text(encoding="utf-8"))

@@ -145,3 +145,15 @@ def test_a_korean_message_chooses_its_particles_when_formatted():
         text = _("{call} changed its argument {name} in place ({changed} entries);{example} The caller still "
                  "needs it: {fix}.").format(call="Relu.forward", name="x", changed=3, example="", fix="x.copy()")
     assert "Relu.forward가 인수 x를" in text and "(가)" not in text and "(를)" not in text
+
+
+def test_a_korean_message_chooses_only_its_own_particles_never_a_values():
+    """A value is data: a submission's text that happens to hold ``이(가)`` is shown as it is, and
+    the message's own particles are chosen by the value's last word."""
+    from gradprop.i18n import _, use
+
+    with use("ko"):
+        text = _("{what} should be a numpy array; it is {value!r}").format(what="dW", value="x이(가) 음수(으)로")
+        other = _("{what} should be a numpy array; it is {value!r}").format(what="x이(가) dx", value=1)
+    assert text == "dW는 numpy 배열이어야 하는데, 실제 값: 'x이(가) 음수(으)로'"
+    assert other.startswith("x이(가) dx는 ")
