@@ -53,8 +53,8 @@ def set_language(lang: str) -> None:
     before anything else runs in the process."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
+    translations(lang)  # first: a catalog that cannot be read leaves the language as it was
     _language.set(lang)
-    translations(lang)
 
 
 @contextlib.contextmanager
@@ -170,6 +170,12 @@ def particles(text: str, before: str = "") -> str:
 tr = _
 
 
+def plural(one: str, many: str, n: int) -> str:
+    """The message for ``n`` things: ``one`` for 1, ``many`` otherwise (English's rule; Korean
+    and Japanese translate both alike). Both are catalog entries, formatted by the caller."""
+    return _(one if n == 1 else many)
+
+
 def N_(message: str) -> str:
     """Marks a message for translation where it is defined; ``_`` translates it where it is used."""
     return message
@@ -250,13 +256,17 @@ def sources() -> list[Path]:
 
 
 def messages(paths: list[Path] | None = None) -> list[str]:
-    """Every literal message marked with ``_("...")``, ``tr("...")`` or ``N_("...")``, in order of appearance."""
+    """Every literal message marked with ``_("...")``, ``tr("...")`` or ``N_("...")`` (and both of
+    ``plural("...", "...", n)``), in order of appearance."""
     found: dict[str, None] = {}
     for path in paths or sources():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "tr", "N_")
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                found[node.args[0].value] = None
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            marked = {"_": 1, "tr": 1, "N_": 1, "plural": 2}.get(node.func.id, 0)
+            for arg in node.args[:marked]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    found[arg.value] = None
     return list(found)
 
 
