@@ -170,6 +170,13 @@ def particles(text: str, before: str = "") -> str:
 tr = _
 
 
+def say(lang: str | None, message: str, **fields: object) -> str:
+    """``message`` (marked with ``N_``) in ``lang``, formatted with ``fields``: a sentence built
+    outside the block that speaks the student's language (``use``)."""
+    with use(lang):
+        return _(message).format(**fields)
+
+
 def plural(one: str, many: str, n: int) -> str:
     """The message for ``n`` things: ``one`` for 1, ``many`` otherwise (English's rule; Korean
     and Japanese translate both alike). Both are catalog entries, formatted by the caller."""
