@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="strict findings (mutates-dout, aliases-output, ignores-dout) fail too")
     check.add_argument("--json", action="store_true", help="print one JSON document (for tools)")
     check.add_argument("--lang", choices=LANGUAGES, default=None,
-                       help="language of the findings (default: the locale's); check's own lines are English")
+                       help="language of every line check prints (default: the locale's)")
     check.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                        help="processes checking items side by side (default: 2, or 1 on one core)")
     check.add_argument("--time-limit", type=float, default=10.0, metavar="S",
