@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings as Settings
 
 from gradprop.findings import STRICT
+from gradprop.i18n import _
 from gradprop.session import InProcessSession, Session
 
 from .checks import Property, Target
@@ -27,7 +28,7 @@ def origin_of(path: str | None) -> str:
         return "gradprop.layers"
     p = Path(path)
     if p.suffix == ".ipynb":
-        return f"# run this in a new cell at the end of {p.name}, after its definition cells"
+        return _("# run this in a new cell at the end of {file}, after its definition cells").format(file=p.name)
     return p.stem if p.suffix == ".py" else "common.layers"
 
 
