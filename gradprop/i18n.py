@@ -137,14 +137,14 @@ def _ending(word: str) -> str:
     if len(w) <= 3 or word[-1].isupper():  # dx, dW, db, SGD, ReLU: the last letter's name
         return _LETTERS.get(w[-1], "")
     # a word, read as Korean writes loanwords: Affine 아핀, Net 넷, Adam 아담, Layer 레이어,
-    # Sigmoid 시그모이드, softmax 소프트맥스, im2col 콜
+    # Sigmoid 시그모이드, softmax 소프트맥스, im2col 콜, matplotlib 립
     if w.endswith(("er", "or", "ar", "ure")):
         return ""
     if w.endswith(("l", "le")):
         return "l"
     if w.endswith(("m", "n", "ng", "ne", "me")):
         return "c"
-    if w[-1] in "tkp" and w[-2] in "aeiou":
+    if w[-1] in "tkpb" and w[-2] in "aeiou":
         return "c"
     return ""
 

@@ -138,6 +138,7 @@ def test_item_feedback_in_japanese():
     ("TwoLayerNet은(는)", "TwoLayerNet은"),               # 넷
     ("softmax(으)로", "softmax로"), ("im2col(으)로", "im2col로"), ("Adam(으)로", "Adam으로"),
     ("grads['W2']이(가)", "grads['W2']가"), ("레이어과(와)", "레이어와"), ("모델과(와)", "모델과"),
+    ("matplotlib을(를)", "matplotlib을"), ("jax을(를)", "jax를"),               # 립, 잭스
 ])
 def test_korean_particles_follow_the_word_before_them(written, read):
     from gradprop.i18n import particles
