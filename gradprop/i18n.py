@@ -225,16 +225,25 @@ def read_po(text: str) -> dict[str, str]:
         elif line.startswith("msgid "):
             if msgid is not None:
                 close()
-            msgid, field = ast.literal_eval(line[6:]), "msgid"
+            msgid, field = _unquote(line[6:]), "msgid"
         elif line.startswith("msgstr "):
-            msgstr, field = ast.literal_eval(line[7:]), "msgstr"
+            msgstr, field = _unquote(line[7:]), "msgstr"
         elif line.startswith('"'):
             if field == "msgid":
-                msgid += ast.literal_eval(line)
+                msgid += _unquote(line)
             else:
-                msgstr += ast.literal_eval(line)
+                msgstr += _unquote(line)
     close()
     return entries
+
+
+def _unquote(quoted: str) -> str:
+    """A .po string's text: most have no escape and need no parser (the sandbox's child reads a
+    catalog each time it starts)."""
+    quoted = quoted.strip()
+    if "\\" not in quoted and len(quoted) >= 2 and quoted[0] == quoted[-1] == '"' and '"' not in quoted[1:-1]:
+        return quoted[1:-1]
+    return ast.literal_eval(quoted)
 
 
 def compile_mo(catalog: Mapping[str, str]) -> bytes:
@@ -243,13 +252,13 @@ def compile_mo(catalog: Mapping[str, str]) -> bytes:
     ids = [k.encode("utf-8") for k in keys]
     strs = [catalog[k].encode("utf-8") for k in keys]
     start = 7 * 4 + 16 * len(keys)  # after the header and both tables
-    offsets, data = [], b""
+    offsets, at = [], start
     for s in ids + strs:
-        offsets.append((len(s), start + len(data)))
-        data += s + b"\0"
+        offsets.append((len(s), at))
+        at += len(s) + 1
     header = struct.pack("<7I", 0x950412DE, 0, len(keys), 7 * 4, 7 * 4 + 8 * len(keys), 0, 0)
     table = b"".join(struct.pack("<2I", n, o) for n, o in offsets)
-    return header + table + data
+    return header + table + b"".join(s + b"\0" for s in ids + strs)
 
 
 # --- keeping the catalogs ----------------------------------------------------------------------------
