@@ -36,9 +36,11 @@ from typing import Any
 import numpy as np
 
 from gradprop import _standins, _steady, wire
+from gradprop.i18n import _, set_language
 from gradprop.loader import FAILED_IMPORTS, load, python_version
 from gradprop.notebook import where as where_in
-from gradprop.session import Ref, alias_facts, entries, exception_tag, fit_arguments, read_path, typo_note
+from gradprop.session import (Ref, alias_facts, at_line, entries, exception_tag, fit_arguments, importing,
+                              no_method, not_defined, raised, read_path, typo_note)
 
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
 MESSAGE_LIMIT = 2000
@@ -59,9 +61,10 @@ def _builtins_untouched() -> bool:
 
 
 #: what an OSError says when the scratch folder (or one file) is full, and the limits it reached
+#: (MB; no scratch limit but the disk's without namespaces)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_DISK_LIMIT = os.environ.get("GRADPROP_SCRATCH_LIMIT", "a limited amount")
-_FILE_LIMIT = os.environ.get("GRADPROP_FILE_LIMIT", "a limited size")
+_DISK_LIMIT = os.environ.get("GRADPROP_SCRATCH_LIMIT", "")
+_FILE_LIMIT = os.environ.get("GRADPROP_FILE_LIMIT", "")
 
 
 _MISSING = object()
@@ -123,7 +126,7 @@ class _Capture(io.TextIOBase):
     def text(self) -> str:
         text = "".join(self._parts)
         if self.dropped:
-            text += f"\n[... {self.dropped} more characters of output not shown]"
+            text += "\n" + _("[... {n} more characters of output not shown]").format(n=self.dropped)
         return text
 
 
@@ -169,10 +172,10 @@ class _Child:
         try:
             msg = str(exc)
         except BaseException:  # noqa: BLE001
-            msg = "<the exception's text could not be shown>"
+            msg = _("<the exception's text could not be shown>")
         if len(msg) > MESSAGE_LIMIT:
             msg = msg[:MESSAGE_LIMIT] + "..."
-        text = f"{where} raised {type(exc).__name__}: {msg}"
+        text = raised(where, exc, msg)
         try:
             frames = traceback.extract_tb(exc.__traceback__)
         except BaseException:  # noqa: BLE001
@@ -180,18 +183,19 @@ class _Child:
         mine = [f for f in frames if self.root and f.filename.startswith(self.root)]
         if mine:
             f = mine[-1]
-            text += f"\n  at {where_in(f.filename, f.lineno)}: {(f.line or '').strip()}"
+            text += "\n" + at_line(where_in(f.filename, f.lineno), (f.line or "").strip())
         elif isinstance(exc, SyntaxError) and exc.lineno:
-            name = os.path.basename(exc.filename or "")
-            text += f"\n  at line {exc.lineno} of {name}: {(exc.text or '').strip()}"
+            text += "\n" + at_line(where_in(exc.filename or "", exc.lineno), (exc.text or "").strip())
         if isinstance(exc, SyntaxError):
-            text += f"\n  (Python {python_version()} grades it)"
+            text += "\n" + _("  (Python {version} grades it)").format(version=python_version())
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-            text += (f"\n  (a submission may write {_DISK_LIMIT} in all, in its scratch folder: HOME and TMPDIR; "
-                     f"a file at most {_FILE_LIMIT})")
+            text += "\n" + (_("  (a submission may write {scratch} MB in all, in its scratch folder: HOME and TMPDIR; "
+                              "a file at most {file} MB)") if _DISK_LIMIT else
+                            _("  (a submission may write what the disk allows, in its scratch folder: HOME and TMPDIR; "
+                              "a file at most {file} MB)")).format(scratch=_DISK_LIMIT, file=_FILE_LIMIT)
         elif isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            text += ("\n  (in the sandbox a submission reads Python, its packages and its own files, and writes only "
-                     "its scratch folder: HOME, TMPDIR)")
+            text += "\n" + _("  (in the sandbox a submission reads Python, its packages and its own files, and writes "
+                             "only its scratch folder: HOME, TMPDIR)")
         return text
 
     def student(self, where: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -205,8 +209,8 @@ class _Child:
             self.leave_student()
             failed = self.ns.get(FAILED_IMPORTS) if isinstance(exc, NameError) else None
             if failed:  # a name a failed star import would have brought: a missing dependency
-                raise _Fault("import-error", self.describe(exc, where)
-                             + f"\n  (the import it would come from failed: {failed[0]})") from None
+                raise _Fault("import-error", self.describe(exc, where) + "\n"
+                             + _("  (the import it would come from failed: {error})").format(error=failed[0])) from None
             raise _Fault(exception_tag(exc), self.describe(exc, where)) from None
         self.leave_student()
         return value
@@ -215,7 +219,8 @@ class _Child:
         try:
             found = self.objects[ref_id]
         except KeyError:
-            raise _Fault("exception", f"{where}: the object no longer exists in the sandbox") from None
+            raise _Fault("exception", _("{where}: the object no longer exists in the sandbox").format(where=where)) \
+                from None
         if isinstance(found, _Fault):  # its constructor failed: that is what every later use says
             raise _Fault(found.tag, found.message)
         return found
@@ -236,16 +241,24 @@ class _Child:
             if len(buffers[1]) > wire.MAX_HEADER:
                 raise ValueError("header too large")
         except (ValueError, TypeError, RecursionError, OverflowError, MemoryError) as exc:
-            where = doc.get("where", "the call")
+            where = doc.get("where") or _("the call")
             buffers = wire.encode_reply({
                 "ok": False, "tag": "exception", "output": "",
-                "message": f"{where} returned a value that could not be sent back ({type(exc).__name__}: {exc})",
+                "message": _("{where} returned a value that could not be sent back ({error})").format(
+                    where=where, error=f"{type(exc).__name__}: {exc}"),
             })
         wire.write_all(self.reply_fd, buffers)
 
     # ------------------------------------------------------------------ ops
 
-    def op_load(self, path: str, seed: int, forbid: tuple[str, ...] = (), support: tuple[str, ...] = ()) -> None:
+    def op_load(self, path: str, seed: int, forbid: tuple[str, ...] = (), support: tuple[str, ...] = (),
+                lang: str = "en") -> None:
+        # every message from here on in the student's language, its catalog read before the
+        # submission runs (nothing it patches can stop the messages about it)
+        try:
+            set_language(lang)
+        except (OSError, ValueError):  # no catalog to read: English, never a fault blamed on the submission
+            pass
         np.random.seed(seed)  # deterministic from the start, and the same after a restart
         random.seed(seed)
         _steady.reset(seed)
@@ -258,16 +271,16 @@ class _Child:
             loaded = load(path, support)
         except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
             self.leave_student()
-            raise _Fault("import-error", self.describe(exc, "importing the file")) from None
+            raise _Fault("import-error", self.describe(exc, importing())) from None
         finally:
             _standins.LOADING[0] = False
         self.leave_student()
         for name in _standins.IMPORTED_FORBIDDEN:
-            loaded.notes.append(f"imports {name}, which this assignment forbids (the rubric's forbid): an item "
-                                f"that uses it fails with forbidden-import")
+            loaded.notes.append(_("imports {module}, which this assignment forbids (the rubric's forbid): an item "
+                                  "that uses it fails with forbidden-import").format(module=name))
         for name in _standins.STOOD_IN:
-            loaded.notes.append(f"imports {name}, which is not installed here: stood in for (it only shows "
-                                f"things); an item that uses it in a checked call fails")
+            loaded.notes.append(_("imports {module}, which is not installed here: stood in for (it only shows "
+                                  "things); an item that uses it in a checked call fails").format(module=name))
         self.ns = ns = loaded.namespace
         names, classes = [], []
         for k, v in list(ns.items()):
@@ -286,7 +299,7 @@ class _Child:
     def op_new(self, ref_id: int, item: str, where: str, args: tuple, kwargs: dict) -> None:
         fn = self.ns.get(item)
         if not callable(fn):
-            raise _Fault("not-found", f"{item} is not defined")
+            raise _Fault("not-found", not_defined(item))
         args, kwargs = self.resolve_refs(args, kwargs, where)
         args, kwargs, dropped = self.student(where, fit_arguments, fn, args, kwargs)
         try:
@@ -305,15 +318,14 @@ class _Child:
         else:
             fn = self.ns.get(target)
             if not callable(fn):
-                raise _Fault("not-found", f"{target} is not defined")
+                raise _Fault("not-found", not_defined(target))
 
         def call() -> tuple:  # one passage into the submission's code per op: it is on every call's path
             f = fn
             if f is None:
                 f = getattr(obj, method, _MISSING)
                 if f is _MISSING:
-                    raise _Fault("exception", f"{where}: {type(obj).__name__} has no method {method}"
-                                              + typo_note(obj, method))
+                    raise _Fault("exception", no_method(where, obj, method))
             a, k, dropped = fit_arguments(f, args, kwargs)
             before = entries(a)  # to tell which dict entries the call replaced (alias_facts)
             return f(*a, **k), a, dropped, before
@@ -384,7 +396,8 @@ class _Child:
                     sys.stdout = sys.stderr = self.capture
         except BaseException as exc:  # noqa: BLE001 - the submission may have broken the sandbox
             self.send({"ok": False, "tag": "exception",
-                       "message": f"the sandbox failed while running {op}: {type(exc).__name__}: {exc}"})
+                       "message": _("the sandbox failed while running {op}: {error}").format(
+                           op=op, error=f"{type(exc).__name__}: {exc}")})
         finally:
             self.free(free)
 

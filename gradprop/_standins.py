@@ -13,7 +13,7 @@ Two kinds, each a module that imports fine and fails, naming itself, when a chec
   reported as ``forbidden-import``. The sandbox hides their files from the child too
   (``isolation.hidden_paths``), so removing this hook does not reach them.
 
-Standard library only: it runs in the child before the submission.
+Standard library only (and ``i18n``, for its messages): it runs in the child before the submission.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ import importlib.machinery
 import sys
 import types
 from typing import Any, Iterable
+
+from .i18n import _
 
 #: autodiff libraries: a hand-written backward pass is what is graded (the rubric's ``forbid``
 #: replaces this list; ``forbid = []`` allows them)
@@ -45,10 +47,11 @@ STOOD_IN: list[str] = []
 
 def _fail(name: str, forbidden: bool) -> BaseException:
     if forbidden:
-        return Forbidden(f"{name} is not allowed in this assignment (the rubric forbids {name.split('.')[0]}): "
-                         f"write the forward and backward passes with numpy")
-    return ModuleNotFoundError(f"{name} is not installed where gradprop grades (it only shows things, so it "
-                               f"is stood in for while your file loads); a checked call used it", name=name)
+        return Forbidden(_("{name} is not allowed in this assignment (the rubric forbids {module}): write the forward "
+                           "and backward passes with numpy").format(name=name, module=name.split(".")[0]))
+    return ModuleNotFoundError(_("{name} is not installed where gradprop grades (it only shows things, so it is "
+                                 "stood in for while your file loads); a checked call used it").format(name=name),
+                               name=name)
 
 
 class _Use:

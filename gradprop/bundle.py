@@ -271,7 +271,8 @@ def run_autograder(root: str | os.PathLike, options: GradeOptions) -> int:
         result = grade_submission(submission_path(folder), options, name="submission")
         status = 1 if result.errors else 0
     except Exception as exc:  # noqa: BLE001 - Gradescope must get a results.json whatever happens
-        result = grader_failure("submission", str(folder), options.rubric, f"{type(exc).__name__}: {exc}")
+        result = grader_failure("submission", str(folder), options.rubric, f"{type(exc).__name__}: {exc}",
+                                options.lang)
         status = 1
     (results / "results.json").write_text(results_json(result), encoding="utf-8")
     for error in result.errors:

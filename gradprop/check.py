@@ -43,19 +43,13 @@ from typing import Any, Sequence, TextIO
 
 from .findings import CORE
 from .grading import GradingError, chapter_number, path_problem, support_paths
+from .i18n import N_, _, language, use
 
 #: generated examples per input strategy (grade draws 25). Lean: 2 already catch every broken
 #: fixture, 3 keeps one in reserve; 5 would cost a cold check half as much again (more programs
 #: for XLA to compile), for nothing the fixtures can show
 EXAMPLES = 3
 SCHEMA = 1
-
-
-def msg(text: str) -> str:
-    """check's own sentences, in English for now. To translate them: make this ``i18n._`` (which
-    marks them for ``i18n.update_catalogs``) and add their ko/ja entries; --lang already reaches
-    the findings, which the suite writes through ``i18n._``."""
-    return text
 
 
 class UsageError(ValueError):
@@ -73,7 +67,7 @@ def select_items(items: str | None = None, chapter: int | None = None) -> tuple[
     if chapter is not None:
         chosen = list(items_up_to(chapter))
         if not chosen:
-            raise UsageError(msg("no item belongs to chapter {n} or earlier").format(n=chapter))
+            raise UsageError(_("no item belongs to chapter {n} or earlier").format(n=chapter))
         return chosen, True
     if not items:
         return list(ITEMS), False
@@ -81,7 +75,7 @@ def select_items(items: str | None = None, chapter: int | None = None) -> tuple[
     wanted = [name.strip() for name in items.split(",") if name.strip()]
     unknown = [name for name in wanted if name.lower() not in by_name]
     if unknown or not wanted:
-        raise UsageError(msg("unknown item(s) {names}; the items are {known}").format(
+        raise UsageError(_("unknown item(s) {names}; the items are {known}").format(
             names=", ".join(unknown) or "''", known=", ".join(item.name for item in ITEMS)))
     chosen = {by_name[name.lower()].name for name in wanted}
     return [item for item in ITEMS if item.name in chosen], True
@@ -205,7 +199,7 @@ def _progress(stream: TextIO | None):
     start = time.monotonic()
 
     def show(done: int, total: int, name: str | None) -> None:
-        text = "" if name is None else msg("checking {name} ({i}/{n}, {s:.0f} s)").format(
+        text = "" if name is None else _("checking {name} ({i}/{n}, {s:.0f} s)").format(
             name=name, i=done + 1, n=total, s=time.monotonic() - start)
         stream.write("\r" + text.ljust(60) + ("" if name else "\r"))
         stream.flush()
@@ -239,7 +233,6 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     """Each item in turn, on one sandboxed copy of the layer set: (results, import error, how the
     submission was read: which file each item came from, what loading left out)."""
     from .grading import GradeOptions, _Clock, _ItemSession, how_it_was_read
-    from .i18n import use
     from .properties.assertions import origin_of
     from .sandbox import SandboxSession
 
@@ -247,11 +240,12 @@ def _check_items(path: str, items: Sequence[Any], options: Options,
     budgets = GradeOptions(time_limit=options.time_limit)
     clock = _Clock(budgets.submission_budget)
     results: list[ItemCheck] = []
-    try:
-        session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb,
-                                 support=options.support)
-    except Exception as exc:  # noqa: BLE001 - ours, not the submission's
-        raise SandboxFailure(str(exc)) from None
+    with use(options.lang):  # the sandbox's messages (what it copied, what loading said) too
+        try:
+            session = SandboxSession(path, time_limit=options.time_limit, memory_mb=options.memory_mb,
+                                     support=options.support)
+        except Exception as exc:  # noqa: BLE001 - ours, not the submission's
+            raise SandboxFailure(str(exc)) from None
     with session, use(options.lang):
         read = how_it_was_read(path, session.origins, session.load_notes)
         if session.import_error:
@@ -270,9 +264,9 @@ def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> I
     """An item gradprop could not check: its own bug (``error``), or ``text`` saying what happened."""
     from .properties.runner import Outcome
 
-    text = text or msg("gradprop itself failed while checking {item} (not a fault of your code; please report "
+    text = text or _("gradprop itself failed while checking {item} (not a fault of your code; please report "
                      "it): {error}").format(item=item, error=error)
-    return ItemCheck(item, "error", asked, (Outcome(item, "-", CORE, "gradprop itself", "gradprop-error", text),),
+    return ItemCheck(item, "error", asked, (Outcome(item, "-", CORE, N_("gradprop itself"), "gradprop-error", text),),
                      (True,))
 
 
@@ -317,7 +311,7 @@ def _in_parallel(path: str, items: Sequence[Any], options: Options, jobs: int,
                 except EOFError:  # the process died (a submission may signal its parent)
                     proc.join()
                     for name in share:
-                        found.setdefault(name, _our_error(name, options.asked, "", msg(
+                        found.setdefault(name, _our_error(name, options.asked, "", _(
                             "{item} was not checked: the process checking it died (exit code {code}); your "
                             "code may have stopped it").format(item=name, code=proc.exitcode)))
                     del running[conn]
@@ -369,15 +363,15 @@ def render(result: CheckResult, color: bool = False) -> str:
     """The human report: one line per item, then each failing item's first finding in full."""
     style = _Style(color)
     if result.error is not None:
-        return "\n".join([style("bad", "✗ " + msg("gradprop could not start the process your code runs in, so no "
+        return "\n".join([style("bad", "✗ " + _("gradprop could not start the process your code runs in, so no "
                                                  "item was checked (not a fault of your code):")),
                           _indent(result.error.rstrip()), ""])
-    read = [style("dim", msg("How your file was read:")), *(style("dim", _indent(n)) for n in result.read)]
+    read = [style("dim", _("How your file was read:")), *(style("dim", _indent(n)) for n in result.read)]
     if result.import_error is not None:
-        return "\n".join([style("bad", "✗ " + msg("{path} could not be imported, so no item was checked:").format(
+        return "\n".join([style("bad", "✗ " + _("{path} could not be imported, so no item was checked:").format(
             path=result.path)), _indent(result.import_error.rstrip()), *(read if result.read else []), ""])
     if result.defines_nothing:
-        return "\n".join([style("bad", "✗ " + msg("{path} defines none of the items ({names}): nothing was checked. "
+        return "\n".join([style("bad", "✗ " + _("{path} defines none of the items ({names}): nothing was checked. "
                                                  "Is it the file with your layers?").format(
             path=result.path, names=", ".join(r.name for r in result.items))),
             *(read if result.read else []), ""])
@@ -387,16 +381,16 @@ def render(result: CheckResult, color: bool = False) -> str:
         if r.name in missing:
             continue
         mark, kind = MARKS[r.status]
-        text = msg("not defined") if r.status == "not-defined" else " ".join(f"[{t}]" for t in r.tags)
+        text = _("not defined") if r.status == "not-defined" else " ".join(f"[{t}]" for t in r.tags)
         if r.status == "warning":
             text += "  " + _warning_note(r.findings[0])
         lines.append(f"{style(kind, mark)} {r.name:<20} {text}".rstrip())
     if missing:
-        lines.append(style("dim", "· " + msg("not defined in this file (not checked): {names}").format(
+        lines.append(style("dim", "· " + _("not defined in this file (not checked): {names}").format(
             names=", ".join(missing))))
     for r in result.items:
         if r.scaffold:
-            lines.append(style("dim", "· " + msg("{name} comes from the course's {origin}, not from your file "
+            lines.append(style("dim", "· " + _("{name} comes from the course's {origin}, not from your file "
                                                  "(not checked)").format(name=r.name, origin=r.scaffold)))
     if result.read:
         lines += read
@@ -405,34 +399,41 @@ def render(result: CheckResult, color: bool = False) -> str:
             continue
         first, *rest = r.findings
         mark, kind = MARKS[r.status]
-        head = f"{r.name}: {first.prop} ({first.about}) [{first.tag}]"
+        head = f"{r.name}: {first.prop} ({about(first)}) [{first.tag}]"
         lines += ["", style("bold", style(kind, f"{mark} {head}"))]
         lines.append(_indent(first.message.rstrip()))
         if rest:
-            lines.append(msg("  also failing: {props}").format(props=", ".join(
+            lines.append(_("  also failing: {props}").format(props=", ".join(
                 f"{o.prop} [{o.tag}]" + ("" if counted else " " + _warning_note(o))
                 for o, counted in zip(rest, r.counted[1:]))))
         if r.not_run:
-            lines.append(style("dim", msg("  {n} more checks of {item} not run: fix this finding and check "
+            lines.append(style("dim", _("  {n} more checks of {item} not run: fix this finding and check "
                                         "again").format(n=r.not_run, item=r.name)))
     failing = [r.name for r in result.items if r.fails_run]
     checked = [r for r in result.items if r.status != "not-defined" or r.asked]
     lines.append("")
     if failing:
-        lines.append(style("bad", msg("{n} of {total} checked items fail: {names}").format(
+        lines.append(style("bad", _("{n} of {total} checked items fail: {names}").format(
             n=len(failing), total=len(checked), names=", ".join(failing))))
     else:
-        lines.append(style("ok", msg("all {total} checked items hold").format(total=len(checked))))
-    lines.append(style("dim", msg("{examples} generated examples per check, {s:.1f} s. `gradprop grade` "
+        lines.append(style("ok", _("all {total} checked items hold").format(total=len(checked))))
+    lines.append(style("dim", _("{examples} generated examples per check, {s:.1f} s. `gradprop grade` "
                                 "tries more.").format(examples=result.examples, s=result.seconds)))
     return "\n".join(lines) + "\n"
+
+
+def about(outcome: Any) -> str:
+    """What the finding's property checks, in the student's language (as grade's feedback says it)."""
+    from .grading import _about
+
+    return _about(outcome)
 
 
 def _warning_note(outcome: Any) -> str:
     """Why a finding does not fail its item."""
     if getattr(outcome, "chapter", None) is not None:
-        return msg("(what ch. {n} adds: it counts with --chapter {n})").format(n=outcome.chapter)
-    return msg("(a warning: it counts with --strict)")
+        return _("(what ch. {n} adds: it counts with --chapter {n})").format(n=outcome.chapter)
+    return _("(a warning: it counts with --strict)")
 
 
 def _indent(text: str, by: str = "    ") -> str:
@@ -468,16 +469,20 @@ def forks(args: argparse.Namespace) -> bool:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out, err = out or sys.stdout, err or sys.stderr
+    with use(args.lang):  # every line check prints, the usage errors too, in the student's language
+        return _cmd_check(args, out or sys.stdout, err or sys.stderr)
+
+
+def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         path = os.path.expanduser(args.path)
         problem = path_problem(path)
         if problem:
             raise UsageError(problem)
         if args.time_limit <= 0:
-            raise UsageError(msg("--time-limit must be positive"))
+            raise UsageError(_("--time-limit must be positive"))
         if args.jobs is not None and args.jobs < 1:
-            raise UsageError(msg("-j must be at least 1, not {n}").format(n=args.jobs))
+            raise UsageError(_("-j must be at least 1, not {n}").format(n=args.jobs))
         if args.chapter is not None:
             try:
                 chapter_number(args.chapter, "--chapter")
@@ -489,9 +494,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
         except GradingError as exc:
             raise UsageError(str(exc)) from None
     except UsageError as exc:
-        print(f"gradprop check: error: {exc}", file=err)
+        print(_("gradprop check: error: {error}").format(error=exc), file=err)
         return 2
-    options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb, lang=args.lang,
+    options = Options(asked, args.strict, args.chapter, args.time_limit, args.memory_mb, lang=language(),
                       support=support)
     result = run_check(path, items, options, progress=err, jobs=jobs_for(args.jobs))
     if args.json:

@@ -26,7 +26,7 @@ from . import __version__, gradcheck, workers as worker_processes
 from .grading import (GradeOptions, GradingError, Rubric, SubmissionResult, fingerprint, grade_submission,
                       grader_failure, graded_before, read_resume, submission_names, support_paths, write_csv, write_resume,
                       write_results)
-from .i18n import LANGUAGES, default_language
+from .i18n import LANGUAGES, N_, default_language, say
 from .isolation import MODES, IsolationError, probe, sweep
 from .report import write_report
 from .text import safe_name, safe_text
@@ -103,7 +103,7 @@ def _worker_main(conn: Connection) -> None:
         try:
             result = grade_submission(path, options, name)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: a blank row, not a dead worker
-            result = grader_failure(name, path, options.rubric, f"{type(exc).__name__}: {exc}")
+            result = grader_failure(name, path, options.rubric, f"{type(exc).__name__}: {exc}", options.lang)
         conn.send(("done", result))
         # What is left now (JAX, the suite, the examples and answers kept for the next submission)
         # lives as long as the worker: out of the collector's way, which otherwise walked it over
@@ -180,9 +180,9 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
         if len(attempts[name]) < MAX_ATTEMPTS:
             queue.appendleft((name, path))
         else:
-            finish(grader_failure(name, path, options.rubric, "the grading process failed on it twice ("
-                                  + "; then ".join(attempts[name]) + "); this is not counted against the "
-                                  "submission"))
+            finish(grader_failure(name, path, options.rubric, say(
+                options.lang, N_("the grading process failed on it twice ({attempts}); this is not counted against "
+                                 "the submission"), attempts="; ".join(attempts[name])), options.lang))
 
     try:
         while queue or any(w and w.job for w in workers):
@@ -206,7 +206,7 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
                         kind, value = w.conn.recv()
                     except (EOFError, OSError, ValueError, TypeError):  # it died while grading
                         w.proc.join(timeout=5)
-                        lost(i, w, f"it died with exit code {w.proc.exitcode}")
+                        lost(i, w, say(options.lang, N_("it died with exit code {code}"), code=w.proc.exitcode))
                         continue
                     if kind == "started":
                         w.started_at = now
@@ -215,7 +215,8 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
                         finish(value)
                 elif now >= w.deadline(options):
                     waited = now - (w.started_at or w.sent_at)
-                    lost(i, w, f"it stopped answering and was killed after {waited:.0f} s")
+                    lost(i, w, say(options.lang, N_("it stopped answering and was killed after {s} s"),
+                                   s=f"{waited:.0f}"))
     finally:
         abort = bool(queue) or any(w and w.job for w in workers)  # interrupted: no goodbyes
         for w in workers:
@@ -479,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="strict findings (mutates-dout, aliases-output, ignores-dout) fail too")
     check.add_argument("--json", action="store_true", help="print one JSON document (for tools)")
     check.add_argument("--lang", choices=LANGUAGES, default=None,
-                       help="language of the findings (default: the locale's); check's own lines are English")
+                       help="language of every line check prints (default: the locale's)")
     check.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                        help="processes checking items side by side (default: 2, or 1 on one core)")
     check.add_argument("--time-limit", type=float, default=10.0, metavar="S",

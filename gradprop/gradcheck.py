@@ -153,7 +153,7 @@ def load_mnist(path: str, session: Any, n: int) -> Mnist:
     if kind == "idx":
         images, labels = read_idx(files[0]), read_idx(files[1])
     else:
-        doc = session.unpickle(files[0].read_bytes(), f"unpickling {files[0].name}")
+        doc = session.unpickle(files[0].read_bytes(), _("unpickling {file}").format(file=files[0].name))
         if not isinstance(doc, dict) or not {"train_img", "train_label"} <= set(doc):
             raise UsageError(_("{path} is not the book's mnist.pkl (a dict with train_img and train_label)").format(
                 path=files[0]))

@@ -224,25 +224,28 @@ class Rubric:
 def support_paths(value: Any, base: Path, where: str) -> tuple[str, ...]:
     """The course's files, as absolute paths (each a folder or a file that exists)."""
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise GradingError(f"{where} must be a list of paths, e.g. [\"course/common\"]")
+        raise GradingError(_("{where} must be a list of paths, e.g. [\"course/common\"]").format(where=where))
     out = []
     for v in value:
         p = (base / os.path.expanduser(v)).resolve()
         if not p.exists():
-            raise GradingError(f"{where}: no such file or folder: {safe_text(v)} (looked for {safe_text(str(p))})")
+            raise GradingError(_("{where}: no such file or folder: {path} (looked for {looked})").format(
+                where=where, path=safe_text(v), looked=safe_text(str(p))))
         if p.name in ("", ".", ".."):
-            raise GradingError(f"{where}: {safe_text(v)} has no name to put beside a submission")
+            raise GradingError(_("{where}: {path} has no name to put beside a submission").format(
+                where=where, path=safe_text(v)))
         out.append(str(p))
     names = [os.path.basename(p) for p in out]
     if len(set(names)) != len(names):
-        raise GradingError(f"{where}: two of {', '.join(names)} have one name; each goes beside the submission "
-                           "under its own name")
+        raise GradingError(_("{where}: two of {paths} have one name; each goes beside the submission under its own "
+                             "name").format(where=where, paths=", ".join(names)))
     return tuple(out)
 
 
 def chapter_number(value: Any, where: str) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8):
-        raise GradingError(f"{where}: a chapter of the book is a whole number from 1 to 8, not {value!r}")
+        raise GradingError(_("{where}: a chapter of the book is a whole number from 1 to 8, not {value!r}").format(
+            where=where, value=value))
     return value
 
 
@@ -307,13 +310,15 @@ class GradeOptions:
 
     def describe(self) -> str:
         examples = self.settings().max_examples
-        return (_("gradprop {version}: {examples} generated examples per check (derandomized: the same inputs "
-                  "on every run), {limit} s per call, {item_budget} s per item and {submission_budget} s per "
-                  "submission in all, rubric: {rubric}").format(
-                    version=__version__, examples=examples, limit=f"{self.time_limit:g}",
-                    item_budget=f"{self.item_budget:g}", submission_budget=f"{self.submission_budget:g}",
-                    rubric=self.rubric.source)
-                + (", strict" if self.strict else ""))
+        text = (_("gradprop {version}: {examples} generated examples per check (derandomized: the same inputs on "
+                  "every run), {limit} s per call, {item_budget} s per item and {submission_budget} s per submission "
+                  "in all, rubric: {rubric}, strict") if self.strict else
+                _("gradprop {version}: {examples} generated examples per check (derandomized: the same inputs on "
+                  "every run), {limit} s per call, {item_budget} s per item and {submission_budget} s per submission "
+                  "in all, rubric: {rubric}"))
+        return text.format(version=__version__, examples=examples, limit=f"{self.time_limit:g}",
+                           item_budget=f"{self.item_budget:g}", submission_budget=f"{self.submission_budget:g}",
+                           rubric=self.rubric.source)
 
 
 @dataclass(frozen=True)
@@ -660,7 +665,7 @@ def _grade_submission(path: str | os.PathLike, options: GradeOptions, name: str 
                                  support=options.support, parent=reach_parent(path, options.others))
         isolation = session.isolation.as_dict()
     except Exception as exc:  # noqa: BLE001 - the sandbox could not start: ours, not theirs
-        error = f"the sandbox could not start: {_short_error(exc)}"
+        error = _("the sandbox could not start: {error}").format(error=_short_error(exc))
         items = [grader_error_item(n, w, error) for n, w in options.rubric.weights if n not in options.rubric.optional]
     uncounted: list[str] = []
     if session is not None:
@@ -698,7 +703,8 @@ def how_it_was_read(path: str, origins: dict[str, str], notes: Sequence[str]) ->
     lines = list(notes)
     own = os.path.basename(path)
     if origins and (os.path.isdir(path) or any(rel != own for rel in origins.values())):
-        lines.insert(0, "took " + ", ".join(f"{name} from {rel}" for name, rel in origins.items()))
+        lines.insert(0, _("took {items}").format(items=", ".join(
+            _("{name} from {file}").format(name=name, file=rel) for name, rel in origins.items())))
     return lines
 
 
@@ -771,7 +777,9 @@ def weak_isolation(result: SubmissionResult) -> str:
     """What was not protected while ``result`` was graded under ``--isolation weak``, else ""."""
     if result.isolation.get("mode") != "weak":
         return ""
-    return "submission code ran without protection of " + "; ".join(result.isolation.get("not_protected", ()))
+    # (what is missing is the isolation probe's own description, for the instructor: English)
+    return _("submission code ran without protection of {what}").format(
+        what="; ".join(result.isolation.get("not_protected", ())))
 
 
 def grades_csv(results: Iterable[SubmissionResult], rubric: Rubric) -> str:
@@ -816,16 +824,18 @@ def path_problem(path: str | os.PathLike) -> str | None:
     p = os.fspath(path)
     shown = safe_text(p)
     if not os.path.exists(p):
-        return f"no such file or folder: {shown}"
+        return _("no such file or folder: {path}").format(path=shown)
     if os.path.isdir(p):
         for root, dirs, files in os.walk(p):
             dirs[:] = [d for d in dirs if not d.startswith(".") and root[len(p):].count(os.sep) < 5]
             if any(f.endswith((".py", ".ipynb")) for f in files):
                 return None
-        return f"{shown} holds no .py file or .ipynb notebook: a submission is one of these, or a folder of them"
+        return _("{path} holds no .py file or .ipynb notebook: a submission is one of these, or a folder of "
+                 "them").format(path=shown)
     if not p.endswith((".py", ".ipynb")):
-        kind = os.path.splitext(p)[1] or "a file without an extension"
-        return f"{shown} is not a .py file, a .ipynb notebook or a folder ({kind}): gradprop reads Python code"
+        kind = os.path.splitext(p)[1] or _("a file without an extension")
+        return _("{path} is not a .py file, a .ipynb notebook or a folder ({kind}): gradprop reads Python "
+                 "code").format(path=shown, kind=kind)
     return None
 
 
@@ -921,10 +931,12 @@ def read_resume(name: str, key: str, out_dir: str | os.PathLike) -> SubmissionRe
     return replace(result, name=name)  # the name as the file system has it (it may not be UTF-8)
 
 
-def grader_failure(name: str, path: str, rubric: Rubric, error: str) -> SubmissionResult:
-    """A row for a submission whose grading process itself died or failed: not graded."""
-    text = (f"This submission could not be graded: {error}. Nothing has been recorded for it; "
-            f"please tell your instructor.")
-    items = tuple(ItemResult(n, Fraction(0), _round2(w), "failed", (), f"{n}: not graded ({error}).", error=error)
-                  for n, w in rubric.weights if n not in rubric.optional)
+def grader_failure(name: str, path: str, rubric: Rubric, error: str, lang: str = "en") -> SubmissionResult:
+    """A row for a submission whose grading process itself died or failed: not graded; its
+    feedback in ``lang`` (``GradeOptions.lang``: the caller is outside the submission's grading)."""
+    with use_language(lang):
+        text = _("This submission could not be graded: {error}. Nothing has been recorded for it; please tell your "
+                 "instructor.").format(error=error)
+        items = tuple(ItemResult(n, Fraction(0), _round2(w), "failed", (), _("{name}: not graded ({error}).").format(
+            name=n, error=error), error=error) for n, w in rubric.weights if n not in rubric.optional)
     return SubmissionResult(name, os.path.abspath(path), items, text)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import ast
 import contextlib
 import contextvars
-import gettext
 import io
 import os
 import re
+import string
 import struct
 from functools import cache
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+if TYPE_CHECKING:
+    import gettext
 
 LANGUAGES = ("en", "ko", "ja")
 CATALOGS = Path(__file__).resolve().parent / "locale"
@@ -44,6 +47,16 @@ def language() -> str:
     return _language.get()
 
 
+def set_language(lang: str) -> None:
+    """Messages are in ``lang`` from now on, in this context: for a process that speaks one
+    language throughout (the sandbox child, told by its load request). Its catalog is read now,
+    before anything else runs in the process."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
+    translations(lang)  # first: a catalog that cannot be read leaves the language as it was
+    _language.set(lang)
+
+
 @contextlib.contextmanager
 def use(lang: str | None) -> Iterator[None]:
     """Messages built inside the block are in ``lang`` (None: the locale's language)."""
@@ -62,6 +75,8 @@ def _(message: str) -> str:
     Korean, its ``.format()`` also picks each particle written both ways (``{name}이(가)``) by the
     word the value puts before it (``particles``)."""
     lang = language()
+    if lang == "en":
+        return message
     text = translations(lang).gettext(message)
     if lang != "ko":
         return text
@@ -69,10 +84,34 @@ def _(message: str) -> str:
 
 
 class _Korean(str):
-    """A Korean message: formatting it chooses its particles (``particles``)."""
+    """A Korean message: formatting it chooses its particles (``particles``), in the message's
+    own text only: a value filled in (a name, a submission's exception text) stays as it is."""
 
     def format(self, *args: object, **kwargs: object) -> str:  # type: ignore[override]
-        return particles(str.format(self, *args, **kwargs))
+        return _PARTICLE_FORMATTER.vformat(self, args, kwargs)
+
+
+class _ParticleFormatter(string.Formatter):
+    """``str.format``, choosing the particles of each literal piece by the text before them."""
+
+    def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:  # type: ignore[override]
+        out: list[str] = []
+        auto = 0
+        for literal, field, spec, conversion in self.parse(format_string):
+            if literal:
+                out.append(particles(literal, before="".join(out)))
+            if field is None:
+                continue
+            if field == "":
+                field, auto = str(auto), auto + 1
+            value, _key = self.get_field(field, args, kwargs)
+            if "{" in (spec or ""):
+                spec = str.format(spec, *args, **kwargs)
+            out.append(self.format_field(self.convert_field(value, conversion), spec or ""))
+        return "".join(out)
+
+
+_PARTICLE_FORMATTER = _ParticleFormatter()
 
 
 #: a particle written both ways in a catalog, after a value that decides it: the form after a
@@ -98,25 +137,27 @@ def _ending(word: str) -> str:
     if len(w) <= 3 or word[-1].isupper():  # dx, dW, db, SGD, ReLU: the last letter's name
         return _LETTERS.get(w[-1], "")
     # a word, read as Korean writes loanwords: Affine 아핀, Net 넷, Adam 아담, Layer 레이어,
-    # Sigmoid 시그모이드, softmax 소프트맥스, im2col 콜
+    # Sigmoid 시그모이드, softmax 소프트맥스, im2col 콜, matplotlib 립
     if w.endswith(("er", "or", "ar", "ure")):
         return ""
     if w.endswith(("l", "le")):
         return "l"
     if w.endswith(("m", "n", "ng", "ne", "me")):
         return "c"
-    if w[-1] in "tkp" and w[-2] in "aeiou":
+    if w[-1] in "tkpb" and w[-2] in "aeiou":
         return "c"
     return ""
 
 
-def particles(text: str) -> str:
-    """Each particle written both ways (``이(가)``) chosen by the word before it."""
+def particles(text: str, before: str = "") -> str:
+    """Each particle written both ways (``이(가)``) in ``text`` chosen by the word before it
+    (which may end ``before``, the text that comes before ``text``)."""
     def choose(m: re.Match) -> str:
-        before = re.search(r"([0-9A-Za-z가-힣]+)[^0-9A-Za-z가-힣\s]*$", text[:m.start()])
-        if before is None:
+        # the last word is all that counts: a long value's tail is enough (and stays cheap)
+        word = re.search(r"([0-9A-Za-z가-힣]+)[^0-9A-Za-z가-힣\s]*$", (before + text[:m.start()])[-100:])
+        if word is None:
             return m.group(1)
-        end = _ending(before.group(1))
+        end = _ending(word.group(1))
         consonant, vowel = _FORMS[m.group(1)]
         if m.group(1) == "(으)로":
             return vowel if end in ("", "l") else consonant
@@ -129,13 +170,28 @@ def particles(text: str) -> str:
 tr = _
 
 
+def say(lang: str | None, message: str, **fields: object) -> str:
+    """``message`` (marked with ``N_``) in ``lang``, formatted with ``fields``: a sentence built
+    outside the block that speaks the student's language (``use``)."""
+    with use(lang):
+        return _(message).format(**fields)
+
+
+def plural(one: str, many: str, n: int) -> str:
+    """The message for ``n`` things: ``one`` for 1, ``many`` otherwise (English's rule; Korean
+    and Japanese translate both alike). Both are catalog entries, formatted by the caller."""
+    return _(one if n == 1 else many)
+
+
 def N_(message: str) -> str:
     """Marks a message for translation where it is defined; ``_`` translates it where it is used."""
     return message
 
 
 @cache
-def translations(lang: str) -> gettext.NullTranslations:
+def translations(lang: str) -> "gettext.NullTranslations":
+    import gettext  # here: an English run (and the sandbox child's) never needs it
+
     if lang == "en":
         return gettext.NullTranslations()
     catalog = read_po((CATALOGS / f"{lang}.po").read_text(encoding="utf-8"))
@@ -169,16 +225,25 @@ def read_po(text: str) -> dict[str, str]:
         elif line.startswith("msgid "):
             if msgid is not None:
                 close()
-            msgid, field = ast.literal_eval(line[6:]), "msgid"
+            msgid, field = _unquote(line[6:]), "msgid"
         elif line.startswith("msgstr "):
-            msgstr, field = ast.literal_eval(line[7:]), "msgstr"
+            msgstr, field = _unquote(line[7:]), "msgstr"
         elif line.startswith('"'):
             if field == "msgid":
-                msgid += ast.literal_eval(line)
+                msgid += _unquote(line)
             else:
-                msgstr += ast.literal_eval(line)
+                msgstr += _unquote(line)
     close()
     return entries
+
+
+def _unquote(quoted: str) -> str:
+    """A .po string's text: most have no escape and need no parser (the sandbox's child reads a
+    catalog each time it starts)."""
+    quoted = quoted.strip()
+    if "\\" not in quoted and len(quoted) >= 2 and quoted[0] == quoted[-1] == '"' and '"' not in quoted[1:-1]:
+        return quoted[1:-1]
+    return ast.literal_eval(quoted)
 
 
 def compile_mo(catalog: Mapping[str, str]) -> bytes:
@@ -187,13 +252,13 @@ def compile_mo(catalog: Mapping[str, str]) -> bytes:
     ids = [k.encode("utf-8") for k in keys]
     strs = [catalog[k].encode("utf-8") for k in keys]
     start = 7 * 4 + 16 * len(keys)  # after the header and both tables
-    offsets, data = [], b""
+    offsets, at = [], start
     for s in ids + strs:
-        offsets.append((len(s), start + len(data)))
-        data += s + b"\0"
+        offsets.append((len(s), at))
+        at += len(s) + 1
     header = struct.pack("<7I", 0x950412DE, 0, len(keys), 7 * 4, 7 * 4 + 8 * len(keys), 0, 0)
     table = b"".join(struct.pack("<2I", n, o) for n, o in offsets)
-    return header + table + data
+    return header + table + b"".join(s + b"\0" for s in ids + strs)
 
 
 # --- keeping the catalogs ----------------------------------------------------------------------------
@@ -207,13 +272,17 @@ def sources() -> list[Path]:
 
 
 def messages(paths: list[Path] | None = None) -> list[str]:
-    """Every literal message marked with ``_("...")``, ``tr("...")`` or ``N_("...")``, in order of appearance."""
+    """Every literal message marked with ``_("...")``, ``tr("...")`` or ``N_("...")`` (and both of
+    ``plural("...", "...", n)``), in order of appearance."""
     found: dict[str, None] = {}
     for path in paths or sources():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "tr", "N_")
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                found[node.args[0].value] = None
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            marked = {"_": 1, "tr": 1, "N_": 1, "plural": 2}.get(node.func.id, 0)
+            for arg in node.args[:marked]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    found[arg.value] = None
     return list(found)
 
 

@@ -196,7 +196,10 @@ def _bwrap_binary() -> str | None:
 
 #: the modules of gradprop the child imports; nothing else of gradprop is in its reach (its
 #: references and layers would give a submission the answers)
-CHILD_MODULES = ("_child", "_jail", "_steady", "_standins", "wire", "loader", "notebook", "session", "findings")
+CHILD_MODULES = ("_child", "_jail", "_steady", "_standins", "wire", "loader", "notebook", "session", "findings",
+                 "i18n")
+#: the child's message catalogs (``i18n``: it writes its messages in the student's language)
+CHILD_DATA = "locale"
 #: where the child sees things, with namespaces (without them, the host paths)
 VIEW_WORK = "/gradprop/work"
 VIEW_LIB = "/gradprop/lib/gradprop"
@@ -464,7 +467,7 @@ class Box:
 
     def spec(self) -> dict:
         iso = self.isolation
-        lib = [os.path.join(self.view_lib, f"{m}.py") for m in CHILD_MODULES]
+        lib = [os.path.join(self.view_lib, name) for name in (*(f"{m}.py" for m in CHILD_MODULES), CHILD_DATA)]
         if self.namespaces:  # what is hidden is an empty tmpfs already
             read, listed = _read_paths(), []
         else:
@@ -492,8 +495,9 @@ class Box:
         env["TMPDIR"] = self.view_scratch
         env["MPLBACKEND"] = "Agg"  # where matplotlib is installed, a plot draws to no screen
         # the limits a full disk ran into, for the child's message (``_child.describe``)
-        env["GRADPROP_SCRATCH_LIMIT"] = f"{SCRATCH_MB} MB" if self.namespaces else "what the disk allows"
-        env["GRADPROP_FILE_LIMIT"] = f"{FILE_MB} MB"
+        # (MB: the child says them in the student's language; no scratch limit but the disk's without namespaces)
+        env["GRADPROP_SCRATCH_LIMIT"] = str(SCRATCH_MB) if self.namespaces else ""
+        env["GRADPROP_FILE_LIMIT"] = str(FILE_MB)
         return env
 
     def command(self, python_argv: list[str]) -> tuple[list[str], tuple[int, ...]]:
@@ -529,6 +533,7 @@ class Box:
         wrap += ["--perms", "0755", "--dir", self.view_lib]
         for m in CHILD_MODULES:
             wrap += ["--ro-bind", os.path.join(PACKAGE_DIR, f"{m}.py"), os.path.join(self.view_lib, f"{m}.py")]
+        wrap += ["--ro-bind", os.path.join(PACKAGE_DIR, CHILD_DATA), os.path.join(self.view_lib, CHILD_DATA)]
         # entropy as a file reads as zeros: a grade never depends on it (the calls are _steady's)
         wrap += ["--dev-bind", "/dev/zero", "/dev/urandom", "--dev-bind", "/dev/zero", "/dev/random"]
         wrap += ["--ro-bind", self.stage.root, self.view_work, "--remount-ro", "/dev"]

@@ -8,7 +8,8 @@ one item, the one the folder's own network file imports wins. Everything skipped
 said in ``Loaded.notes``, in sentences for the student.
 
 This module runs in whatever process executes the layer set (the sandbox child for submissions);
-it imports nothing but the standard library so that loading costs no more than the submission does.
+it imports nothing but the standard library (and ``i18n``, for its notes in the student's language)
+so that loading costs no more than the submission does.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import notebook
+from .i18n import _, plural
 
 #: every item's accepted names, as in the registry (tests/test_loader.py keeps the two in step)
 BOOK_ITEMS: tuple[tuple[str, ...], ...] = (
@@ -182,7 +184,7 @@ def _safe(stem: str) -> str:
 def _exec_file(path: Path, module_name: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
+        raise ImportError(_("cannot load {path}").format(path=path))
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
@@ -200,17 +202,20 @@ def _exec_notebook(path: Path, root: str, notes: list[str]) -> types.ModuleType:
     sys.modules[module.__name__] = module
     rel, known = _rel(str(path), root), set()
     for cell in notebook.read_cells(path):
-        where = f"{rel} cell {cell.number}"
+        where = notebook.cell_of(rel, cell.number)
         if cell.cell_magic:
-            notes.append(f"{where} skipped: it is a {cell.cell_magic} cell, not Python")
+            notes.append(_("{where} skipped: it is a {magic} cell, not Python").format(where=where,
+                                                                                     magic=cell.cell_magic))
             continue
         if cell.magics:
-            notes.append(f"{where}: left out line{'s' * (len(cell.magics) > 1)} "
-                         f"{', '.join(map(str, cell.magics))} (IPython magic or shell command)")
+            notes.append(plural("{where}: left out line {lines} (IPython magic or shell command)",
+                                "{where}: left out lines {lines} (IPython magic or shell command)",
+                                len(cell.magics)).format(where=where, lines=", ".join(map(str, cell.magics))))
         try:
             tree = ast.parse(cell.source)
         except SyntaxError as exc:
-            notes.append(f"{where} skipped: it is not valid Python (line {exc.lineno}: {exc.msg})")
+            notes.append(_("{where} skipped: it is not valid Python (line {line}: {error})").format(
+                where=where, line=exc.lineno, error=exc.msg))
             continue
         part = notebook.split(tree, notebook=True, known=known)
         if part.left_out:
@@ -232,18 +237,25 @@ def _failed_statement(stmt: ast.stmt, exc: BaseException, where: str, namespace:
     """A note for a notebook statement that raised; a failed import leaves, under each name it
     would have bound, a stand-in that raises its error when used (``import-error``)."""
     text = f"{type(exc).__name__}: {exc}"
+    line = stmt.lineno
     if isinstance(stmt, (ast.Import, ast.ImportFrom)) and isinstance(exc, ImportError):
         for alias in stmt.names:
             if alias.name != "*":
                 name = alias.asname or alias.name.split(".")[0]
-                namespace.setdefault(name, _missing(name, f"{where}, line {stmt.lineno}: {text}"))
+                namespace.setdefault(name, _missing(name, _("{where}, line {line}: {error}").format(
+                    where=where, line=line, error=text)))
             else:  # the names it would have brought are unknown: a NameError later points back here
-                namespace.setdefault(FAILED_IMPORTS, []).append(f"{where}, line {stmt.lineno}: {ast.unparse(stmt)} "
-                                                                f"failed ({text})")
-        return (f"{where}, line {stmt.lineno}: the import failed ({text}); what uses it fails with "
-                f"import-error, the rest of the cell was kept")
-    names = ", ".join(notebook.split(ast.Module([stmt], [])).defines) or "nothing"
-    return f"{where}, line {stmt.lineno}: running it raised {text}; it defines {names}, the rest of the cell was kept"
+                failed = _("{where}, line {line}: {code} failed ({error})")
+                namespace.setdefault(FAILED_IMPORTS, []).append(failed.format(where=where, line=line,
+                                                                              code=ast.unparse(stmt), error=text))
+        return _("{where}, line {line}: the import failed ({error}); what uses it fails with import-error, the rest "
+                 "of the cell was kept").format(where=where, line=line, error=text)
+    names = ", ".join(notebook.split(ast.Module([stmt], [])).defines)
+    if not names:
+        return _("{where}, line {line}: running it raised {error}; it defines nothing, the rest of the cell was "
+                 "kept").format(where=where, line=line, error=text)
+    return _("{where}, line {line}: running it raised {error}; it defines {names}, the rest of the cell was "
+             "kept").format(where=where, line=line, error=text, names=names)
 
 
 #: in a notebook's namespace: the star imports that failed (``from common.layers import *``)
@@ -305,7 +317,7 @@ def _read_source(path: Path, rel: str) -> _Source:
         try:
             cells = notebook.read_cells(path)
         except (ValueError, OSError) as exc:
-            return _Source(rel, {}, [], SyntaxError(f"not a notebook ({exc})"))
+            return _Source(rel, {}, [], SyntaxError(_("not a notebook ({error})").format(error=exc)))
         known: set[str] = set()
         imports: set[str] = set()
         for cell in cells:
@@ -384,10 +396,13 @@ def _import(root: Path, src: _Source, finder: _Finder, notes: list[str]) -> type
 
 
 def _scripts_note(scripts: list[_Source]) -> str:
-    shown = "; ".join(f"{s.rel} ({s.left_out[0][1]}, line {s.left_out[0][0]})" for s in scripts[:3])
-    more = f"; and {len(scripts) - 3} more" if len(scripts) > 3 else ""
-    return (f"skipped {len(scripts)} file{'s' * (len(scripts) > 1)} that do more than define things "
-            f"and define no item: {shown}{more}")
+    shown = [_("{file} ({why}, line {line})").format(file=s.rel, why=s.left_out[0][1], line=s.left_out[0][0])
+             for s in scripts[:3]]
+    if len(scripts) > 3:
+        shown.append(_("and {n} more").format(n=len(scripts) - 3))
+    return plural("skipped {n} file that does more than define things and defines no item: {files}",
+                  "skipped {n} files that do more than define things and define no item: {files}",
+                  len(scripts)).format(n=len(scripts), files="; ".join(shown))
 
 
 def _load_folder(root: Path, finder: _Finder, notes: list[str], support: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -402,10 +417,11 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str], support: frozens
         if broken:
             raise broken[0].error
         names = ", ".join(g[0] for g in BOOK_ITEMS)
-        raise FileNotFoundError(f"no file in {root.name} defines any of {names}")
+        raise FileNotFoundError(_("no file in {folder} defines any of {names}").format(folder=root.name, names=names))
     for s in broken:
-        notes.append(f"{s.rel} is not valid Python for the Python {python_version()} that grades it "
-                     f"(line {s.error.lineno}: {s.error.msg}): the items it defines fail with its error")
+        notes.append(_("{file} is not valid Python for the Python {version} that grades it (line {line}: {error}): "
+                       "the items it defines fail with its error").format(
+                           file=s.rel, version=python_version(), line=s.error.lineno, error=s.error.msg))
     scripts = [s for s in sources if s.left_out and s.rel not in chosen_files and s.error is None]
     if scripts:
         notes.append(_scripts_note(scripts))
@@ -424,7 +440,8 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str], support: frozens
             modules[rel] = _import(root, src, finder, notes)
         except Exception as exc:  # noqa: BLE001 - one broken file costs only the items it alone defines
             errors[rel] = exc
-            notes.append(f"{rel} could not be imported: {_error_text(exc, finder.root)}")
+            notes.append(_("{file} could not be imported: {error}").format(file=rel,
+                                                                          error=_error_text(exc, finder.root)))
     for group, srcs in wanted.items():
         # an item only unimportable files define: a stand-in that raises the import's error when
         # used, so that the item fails with that error rather than "not defined"
@@ -448,18 +465,23 @@ def _load_folder(root: Path, finder: _Finder, notes: list[str], support: frozens
 def _error_text(exc: BaseException, root: str) -> str:
     """``NameError: name 'np' is not defined (line 3 of common/layers.py)``."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _under(f.filename, root)]
+    error = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        where = f" (line {exc.lineno} of {_rel(exc.filename, root)}; Python {python_version()} grades it)"
-    else:
-        where = f" (line {frames[-1].lineno} of {_rel(frames[-1].filename, root)})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+        where = _("line {line} of {file}").format(line=exc.lineno, file=_rel(exc.filename, root))
+        return _("{error} ({where}; Python {version} grades it)").format(error=error, where=where,
+                                                                          version=python_version())
+    if frames:
+        where = _("line {line} of {file}").format(line=frames[-1].lineno, file=_rel(frames[-1].filename, root))
+        return _("{error} ({where})").format(error=error, where=where)
+    return error
 
 
 def _unimportable(path: Path, exc: BaseException, root: str) -> types.ModuleType:
     """A module standing for a file that could not be imported (it holds the stand-ins)."""
     module = types.ModuleType(f"gradprop_unimportable_{next(_counter)}_{_safe(path.stem)}")
     module.__file__ = str(path)
-    module.__gradprop_error__ = f"{_rel(str(path), root)} could not be imported: {_error_text(exc, root)}"
+    module.__gradprop_error__ = _("{file} could not be imported: {error}").format(file=_rel(str(path), root),
+                                                                                   error=_error_text(exc, root))
     sys.modules[module.__name__] = module
     return module
 
@@ -511,14 +533,17 @@ def _choose(group: tuple[str, ...], wanted: dict, modules: dict[str, types.Modul
                                                 if other is not o)]
         if used:
             rel, real, obj = used[0]
-            why = f"{network} imports it"
+            why = _("{network} imports it").format(network=network)
         elif len(importers) == 1:
             rel, real, obj = importers[0]
-            why = "it imports the others and defines its own"
+            why = _("it imports the others and defines its own")
+        elif network:
+            why = _("the first in the book's order; {network} imports none of them").format(network=network)
         else:
-            why = "the first in the book's order" + (f"; {network} imports none of them" if network else "")
+            why = _("the first in the book's order")
         files = ", ".join(o[0] for o in options)
-        notes.append(f"{group[0]} is defined in {len(options)} files ({files}); took the one in {rel} ({why})")
+        notes.append(_("{item} is defined in {n} files ({files}); took the one in {file} ({why})").format(
+            item=group[0], n=len(options), files=files, file=rel, why=why))
     for other_rel, other_real, other in options:
         if other_real != real and namespace.get(other_real) is other:
             del namespace[other_real]  # one spelling per item, so that every caller finds the same one
@@ -534,15 +559,23 @@ def _origins(namespace: Mapping[str, Any], root: str, notes: list[str]) -> dict[
         if real is None:
             keys = {_key(w) for w in group}
             close = sorted(n for n in kinds if _key(n) in keys and n not in group)
-            if len(close) > 1:
-                notes.append(f"{group[0]}: {' and '.join(close)} could both be it; not guessing (name one {group[0]})")
+            if len(close) == 2:
+                notes.append(_("{item}: {a} and {b} could both be it; not guessing (name one {item})").format(
+                    item=group[0], a=close[0], b=close[1]))
+            elif len(close) > 2:
+                notes.append(_("{item}: {names} could each be it; not guessing (name one {item})").format(
+                    item=group[0], names=", ".join(close)))
             continue
         file = _file_of(namespace[real])
         if file and _under(file, root):
             origins[real] = _rel(file, root)
         if real not in group:
-            kind = "class" if kinds[real] else "function"
-            notes.append(f"took {kind} {real}{' from ' + origins[real] if real in origins else ''} as {group[0]}")
+            if real in origins:
+                text = _("took class {name} from {file} as {item}") if kinds[real] else \
+                    _("took function {name} from {file} as {item}")
+            else:
+                text = _("took class {name} as {item}") if kinds[real] else _("took function {name} as {item}")
+            notes.append(text.format(name=real, file=origins.get(real, ""), item=group[0]))
     return origins
 
 
@@ -556,7 +589,7 @@ def load(path: str | os.PathLike, support: Sequence[str] = ()) -> Loaded:
     """
     p = Path(path).resolve()
     if not p.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
+        raise FileNotFoundError(_("no such file or folder: {path}").format(path=path))
     folder = p if p.is_dir() else p.parent
     root = str(folder).rstrip(os.sep) + os.sep
     notes: list[str] = []
@@ -573,7 +606,8 @@ def load(path: str | os.PathLike, support: Sequence[str] = ()) -> Loaded:
     finally:
         sys.meta_path.remove(finder)
     origins = _origins(namespace, root, notes)
-    return Loaded(namespace, origins, notes[:50] + [f"... and {len(notes) - 50} more notes"] * (len(notes) > 50))
+    more = [_("... and {n} more notes").format(n=len(notes) - 50)] if len(notes) > 50 else []
+    return Loaded(namespace, origins, notes[:50] + more)
 
 
 def load_layer_set(path: str | os.PathLike) -> dict[str, Any]:

@@ -6,7 +6,7 @@ is left out and named, so that grading never runs it and the student knows what 
 
 Notebook cells are counted from 1 over every cell, markdown included, as a reader scrolling the
 notebook counts them (not Jupyter's ``In [N]``, which counts runs).
-Standard library only (``json``, ``ast``): this runs in the sandbox child.
+Standard library only (``json``, ``ast``, and ``i18n`` for its sentences): this runs in the sandbox child.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import builtins
 import json
 import os
 from dataclasses import dataclass, field
+
+from .i18n import N_, _, plural
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
@@ -45,14 +47,23 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
-def _call_text(call: ast.Call) -> str:
-    """``calls network.gradient on x_train``: the callee, and the first argument when it is a name."""
-    text = f"calls {_dotted(call.func) or 'a function'}"
-    if call.args and isinstance(call.args[0], (ast.Name, ast.Attribute, ast.Subscript)):
-        arg = _dotted(call.args[0])
-        if arg:
-            text += f" on {arg}"
-    return text
+#: what a statement that calls something does, by its kind: without a callee to name, with one,
+#: and with its first argument too (when that is a name)
+_CALLS = {
+    "code": (N_("it calls a function"), N_("it calls {callee}"), N_("it calls {callee} on {arg}")),
+    "loop": (N_("it runs a loop"), N_("it runs a loop that calls {callee}"),
+             N_("it runs a loop that calls {callee} on {arg}")),
+    "with": (N_("it opens a with block"), N_("it opens a with block that calls {callee}"),
+             N_("it opens a with block that calls {callee} on {arg}")),
+}
+
+
+def _call_text(call: ast.Call, kind: str = "code") -> str:
+    """``it calls network.gradient on x_train``: the callee, and the first argument when it is a name."""
+    callee = _dotted(call.func)
+    arg = _dotted(call.args[0]) if call.args and isinstance(call.args[0], (ast.Name, ast.Attribute, ast.Subscript)) \
+        else ""
+    return _(_CALLS[kind][bool(callee) + bool(callee and arg)]).format(callee=callee, arg=arg)
 
 
 def _first_call(node: ast.AST) -> ast.Call | None:
@@ -101,12 +112,12 @@ def _why_not_constant(value: ast.expr | None, known: set[str]) -> str | None:
         return None
     call = _first_call(value)
     if call is not None:
-        return f"it {_call_text(call)}"
+        return _call_text(call)
     for node in ast.walk(value):
         if isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
-            return "it is not a plain constant"
+            return _("it is not a plain constant")
         if isinstance(node, ast.Name) and not ({node.id, "*"} & known) and node.id not in _BUILTIN_NAMES:
-            return f"it uses {node.id}, which is left out"
+            return _("it uses {name}, which is left out").format(name=node.id)
     return None
 
 
@@ -121,10 +132,10 @@ def _why_not(stmt: ast.stmt, known: set[str], notebook: bool) -> str | None:
         return None
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         if any(_names_of(t) is None for t in _targets(stmt)):
-            return "it stores into an object, it does not define a name"
+            return _("it stores into an object, it does not define a name")
         return _why_not_constant(stmt.value, known)
     if isinstance(stmt, ast.If) and _is_main_guard(stmt):
-        return "it is the main block" if notebook else None
+        return _("it is the main block") if notebook else None
     if isinstance(stmt, ast.Try) or (isinstance(stmt, ast.If) and _why_not_constant(stmt.test, known) is None):
         bodies = [stmt.body, stmt.orelse] + ([h.body for h in stmt.handlers] + [stmt.finalbody]
                                              if isinstance(stmt, ast.Try) else [])
@@ -134,16 +145,17 @@ def _why_not(stmt: ast.stmt, known: set[str], notebook: bool) -> str | None:
                 if why is not None:
                     return why
         return None
-    kind = {ast.For: "it runs a loop", ast.While: "it runs a loop", ast.With: "it opens a with block",
-            ast.Delete: "it deletes names"}.get(type(stmt), "it runs code")
+    if isinstance(stmt, ast.Delete):
+        return _("it deletes names")
+    kind = {ast.For: "loop", ast.While: "loop", ast.With: "with"}.get(type(stmt), "code")
     # a loop's body says what it does better than its ``range(...)``
     body = _first_call(ast.Module(body=stmt.body, type_ignores=[])) if isinstance(stmt, (ast.For, ast.While)) else None
     call = body or _first_call(stmt)
     if call is not None:
-        return f"it {_call_text(call)}" if kind == "it runs code" else f"{kind} that {_call_text(call)}"
+        return _call_text(call, kind)
     if isinstance(stmt, ast.Expr):
-        return "it shows a value"
-    return kind
+        return _("it shows a value")
+    return _(_CALLS[kind][0]) if kind != "code" else _("it runs code")
 
 
 def _bound(stmt: ast.stmt, imports: bool = True) -> dict[str, bool]:
@@ -190,9 +202,13 @@ def describe_left_out(where: str, left_out: list[tuple[int, str]], kept_any: boo
     """``cell 12 skipped: it calls network.gradient on x_train``."""
     line, why = left_out[0]
     if not kept_any:
-        return f"{where} skipped: {why} (line {line})"
-    more = f" and {len(left_out) - 1} more statement{'s' * (len(left_out) > 2)}" if len(left_out) > 1 else ""
-    return f"{where}: took its definitions only; left out line {line} ({why}){more}"
+        return _("{where} skipped: {why} (line {line})").format(where=where, why=why, line=line)
+    if len(left_out) == 1:
+        return _("{where}: took its definitions only; left out line {line} ({why})").format(
+            where=where, line=line, why=why)
+    return plural("{where}: took its definitions only; left out line {line} ({why}) and {more} more statement",
+                  "{where}: took its definitions only; left out line {line} ({why}) and {more} more statements",
+                  len(left_out) - 1).format(where=where, line=line, why=why, more=len(left_out) - 1)
 
 
 # --- notebooks ---------------------------------------------------------------------------------------
@@ -230,7 +246,7 @@ def read_cells(path: str | os.PathLike) -> list[Cell]:
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     if not isinstance(doc, dict):
-        raise ValueError(f"{os.path.basename(path)} is not a Jupyter notebook")
+        raise ValueError(_("{file} is not a Jupyter notebook").format(file=os.path.basename(path)))
     raw = doc.get("cells")
     if raw is None:  # nbformat 3
         raw = [c for ws in doc.get("worksheets", []) for c in ws.get("cells", [])]
@@ -255,8 +271,13 @@ def where(filename: str, line: int) -> str:
     base = os.path.basename(filename)
     name, sep, cell = base.rpartition("#cell")
     if sep and cell.isdigit():
-        return f"cell {cell}, line {line} of {name}"
-    return f"line {line} of {base}"
+        return _("cell {cell}, line {line} of {file}").format(cell=cell, line=line, file=name)
+    return _("line {line} of {file}").format(line=line, file=base)
+
+
+def cell_of(file: str, number: int) -> str:
+    """``notes.ipynb cell 7``: a notebook's cell, in the notes on how the notebook was read."""
+    return _("{file} cell {cell}").format(file=file, cell=number)
 
 
 def cell_line(filename: str, line: int) -> str:

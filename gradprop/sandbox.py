@@ -32,13 +32,14 @@ import numpy as np
 
 from . import processes, wire
 from .findings import SubmissionFault
+from .i18n import _, language
 from ._jail import JAIL_STATUS
 from .text import safe_text
 from ._standins import AUTODIFF
 from .isolation import OWN, SITE_DIRS, Box, Isolation, probe
 from .staging import Stage, stage
 from .notebook import cell_line, where as where_in
-from .session import Later, Opaque, Ref, Reply, Session
+from .session import Later, Opaque, Ref, Reply, Session, not_defined, reading, updating
 
 #: How the child starts: ``python -P -S`` (``processes.python``). ``-P``: no working folder on
 #: sys.path (its environment is the box's, ``PYTHONHASHSEED=0`` among it). ``-S`` skips the .pth files of site-packages (a quarter of the
@@ -205,11 +206,11 @@ class _Child:
             payload = self.read(plen, deadline) if plen else b""
             values = wire.decode_values(doc, keys, payload, Opaque) if doc.get("ok") is True else {}
         except wire.WireError as exc:
-            raise _Died(f"the process sent a malformed reply ({safe_text(exc)})") from None
+            raise _Died(_("the process sent a malformed reply ({error})").format(error=safe_text(exc))) from None
         except (ValueError, TypeError, OverflowError, MemoryError, RecursionError, KeyError) as exc:
             # whatever the decoder missed is a malformed reply too: the child is replaced, so
             # that no half-read reply is left in the pipe for the next request
-            raise _Died(f"the process sent a malformed reply ({type(exc).__name__})") from None
+            raise _Died(_("the process sent a malformed reply ({error})").format(error=type(exc).__name__)) from None
         return doc, values
 
     def diagnostics(self, wait: float) -> str:
@@ -278,24 +279,23 @@ class _Child:
     def exit_status(self) -> str:
         rc = self.peek(timeout=1.0)
         if rc is None:
-            return "the process stopped answering"
+            return _("the process stopped answering")
         if rc > 128 and "namespaces" in self.box.isolation.on:
             rc = 128 - rc  # bwrap reports a child killed by signal N as 128 + N
         if rc < 0:
             try:
                 name = signal.Signals(-rc).name
             except ValueError:
-                name = f"signal {-rc}"
-            text = f"the process was killed by {name}"
+                name = _("signal {n}").format(n=-rc)
             if -rc == signal.SIGKILL:
-                text += " (perhaps for using too much memory)"
-            return text
+                return _("the process was killed by {signal} (perhaps for using too much memory)").format(signal=name)
+            return _("the process was killed by {signal}").format(signal=name)
         if rc == wire.BROKEN_STATUS:
-            return ("the sandbox's own code failed (did the submission patch builtins, numpy "
-                    "or the standard library?)")
+            return _("the sandbox's own code failed (did the submission patch builtins, numpy or the standard "
+                     "library?)")
         if rc == JAIL_STATUS:
-            return "the sandbox could not confine the process"
-        return f"the process exited with status {rc}"
+            return _("the sandbox could not confine the process")
+        return _("the process exited with status {status}").format(status=rc)
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
@@ -322,8 +322,11 @@ class SandboxSession(Session):
     def __init__(self, path: str | os.PathLike, *, time_limit: float = 10.0, memory_mb: int = 2048,
                  import_time_limit: float | None = None, isolation: str = OWN,
                  forbid: Sequence[str] = AUTODIFF, exclude: Sequence[str] = (), support: Sequence[str] = (),
-                 parent: str = "all"):
+                 parent: str = "all", lang: str | None = None):
         self.path = os.path.abspath(str(path))
+        #: the language the child writes its messages in (None: the one in use as the session
+        #: starts, ``i18n.use``, in which this side writes its own)
+        self.lang = lang or language()
         self.time_limit = float(time_limit)
         self.memory_mb = int(memory_mb)
         self.import_time_limit = float(time_limit if import_time_limit is None else import_time_limit)
@@ -389,7 +392,7 @@ class SandboxSession(Session):
         self._pending_load = True
         # Sent now, read by the child as soon as it is up: start-up overlaps with our own work.
         try:
-            request = ([], [("load", box.path, self._last_seed, self.forbid, tuple(self.stage.support))])
+            request = ([], [("load", box.path, self._last_seed, self.forbid, tuple(self.stage.support), self.lang)])
             self._child.send(wire.encode_request(request), time.monotonic() + STARTUP_LIMIT)
         except (_Died, _TimedOut):
             pass  # reported by _finish_load
@@ -400,30 +403,32 @@ class SandboxSession(Session):
         assert child is not None
         self._pending_load = False
         try:
-            doc, _ = child.recv(time.monotonic() + STARTUP_LIMIT)
+            doc, _values = child.recv(time.monotonic() + STARTUP_LIMIT)
             if not doc.get("ready"):
-                raise _Died("the process sent a malformed greeting")
+                raise _Died(_("the process sent a malformed greeting"))
         except (_Died, _TimedOut) as exc:
-            status = child.exit_status() if not isinstance(exc, _TimedOut) else "it did not start in time"
+            status = child.exit_status() if not isinstance(exc, _TimedOut) else _("it did not start in time")
             diag = child.diagnostics(0.2).strip()
             child.kill()
-            raise RuntimeError(f"the sandbox could not start ({status}): {diag[-2000:]}") from None
+            raise RuntimeError(_("the sandbox could not start ({status}): {diagnostics}").format(
+                status=status, diagnostics=diag[-2000:])) from None
         limit = self.import_time_limit
         try:
-            doc, _ = child.recv(time.monotonic() + limit)
+            doc, _values = child.recv(time.monotonic() + limit)
         except _TimedOut:
-            where = self._where_stuck(child)
-            return f"importing the file did not finish within {limit:g} s{where}"
+            return _("importing the file did not finish within {limit} s").format(limit=f"{limit:g}") \
+                + self._where_stuck(child)
         except _Died as exc:
             if exc.args:
-                return f"importing the file failed: {exc.args[0]}"
-            return f"{child.exit_status()} while importing the file{self._where_crashed(child)}"
+                return _("importing the file failed: {error}").format(error=exc.args[0])
+            return _("{status} while importing the file").format(status=child.exit_status()) \
+                + self._where_crashed(child)
         self.import_output = _text(doc.get("output"), OUTPUT_LIMIT)
         if doc.get("ok") is not True:
-            return _text(doc.get("message"), MESSAGE_LIMIT) or "importing the file failed"
+            return _text(doc.get("message"), MESSAGE_LIMIT) or _("importing the file failed")
         names = doc.get("names")
         if type(names) is not list:
-            return "importing the file failed: the process sent a malformed reply"
+            return _("importing the file failed: {error}").format(error=_("the process sent a malformed reply"))
         self._names = frozenset(n for n in names if type(n) is str)
         classes = doc.get("classes") if type(doc.get("classes")) is list else []
         self.kinds = {n: n in classes for n in self._names}
@@ -449,13 +454,14 @@ class SandboxSession(Session):
         try:
             self._spawn()
         except OSError as exc:  # pragma: no cover - e.g. out of processes
-            self._broken = f"the sandbox could not be restarted after {reason}: {exc}"
+            self._broken = _("the sandbox could not be restarted after {reason}: {error}").format(reason=reason,
+                                                                                               error=exc)
 
     def _ready_child(self) -> _Child:
         if self._broken:
             raise SubmissionFault("exception", self._broken)
         if self._child is None:
-            raise SubmissionFault("exception", "the session is closed")
+            raise SubmissionFault("exception", _("the session is closed"))
         if self._pending_load:
             try:
                 error = self._finish_load()
@@ -463,7 +469,8 @@ class SandboxSession(Session):
                 error = str(exc)
             if error is not None:
                 self._stop_child()
-                self._broken = f"the submission could not be loaded again after {self._lost_reason}: {error}"
+                self._broken = _("the submission could not be loaded again after {reason}: {error}").format(
+                    reason=self._lost_reason, error=error)
                 raise SubmissionFault("exception", self._broken)
         return self._child  # type: ignore[return-value]
 
@@ -488,7 +495,7 @@ class SandboxSession(Session):
             if not real:
                 continue
             text = cell_line(real, lineno) if "#cell" in real else _source_line(real, lineno)
-            return safe_text(f" (it was running {where_in(real, lineno)}: {text})")
+            return safe_text(_(" (it was running {where}: {code})").format(where=where_in(real, lineno), code=text))
         return ""
 
 
@@ -560,25 +567,27 @@ class SandboxSession(Session):
                 child.send(data, deadline)
             doc, values = child.recv(deadline, keys)
         except _TimedOut:
-            message = f"{where} did not return within {self.time_limit:g} s{self._where_stuck(child)}"
+            message = _("{where} did not return within {limit} s").format(where=where, limit=f"{self.time_limit:g}") \
+                + self._where_stuck(child)
             if item is not None:
                 self._timed_out[item] = message
-            self._restart(f"{where} timed out")
+            self._restart(_("{where} timed out").format(where=where))
             raise SubmissionFault("timeout", message) from None
         except _Died as exc:
             if exc.args:
-                message = f"{exc.args[0]} while running {where}"
+                message = _("{status} while running {where}").format(status=exc.args[0], where=where)
             else:
-                message = f"{child.exit_status()} while running {where}{self._where_crashed(child)}"
-            self._restart(f"{where} stopped the process")
+                message = _("{status} while running {where}").format(status=child.exit_status(), where=where) \
+                    + self._where_crashed(child)
+            self._restart(_("{where} stopped the process").format(where=where))
             raise SubmissionFault("exception", message) from None
         if doc.get("ok") is not True:
             tag = doc.get("tag")
             tag = tag if tag in ("not-found", "exception", "import-error", "forbidden-import") else "exception"
-            message = _text(doc.get("message"), MESSAGE_LIMIT) or f"{where} failed"
+            message = _text(doc.get("message"), MESSAGE_LIMIT) or _("{where} failed").format(where=where)
             output = _text(doc.get("output"), 1000)
             if output.strip():
-                message += "\n  it printed: " + output.strip()
+                message += "\n" + _("  it printed: {output}").format(output=output.strip())
             raise SubmissionFault(tag, message)
         return doc, values
 
@@ -593,8 +602,9 @@ class SandboxSession(Session):
         ) or len(args_after) != len(sent) or any(
             isinstance(before, np.ndarray) and type(after) is not np.ndarray for before, after in zip(sent, args_after)
         ):
-            self._restart(f"{where} sent a malformed reply")
-            raise SubmissionFault("exception", f"the process sent a malformed reply while running {where}")
+            self._restart(_("{where} sent a malformed reply").format(where=where))
+            raise SubmissionFault("exception", _("{status} while running {where}").format(
+                status=_("the process sent a malformed reply"), where=where))
         dropped = doc.get("dropped", [])
         return Reply(
             value=values.get("value"),
@@ -608,10 +618,8 @@ class SandboxSession(Session):
         if ref.item in self._timed_out:
             raise SubmissionFault("timeout", self._timed_out[ref.item])
         if ref.id < self._min_live_id:
-            raise SubmissionFault(
-                "exception",
-                f"this {ref.item} object was lost when the previous call was stopped ({self._lost_reason})",
-            )
+            raise SubmissionFault("exception", _("this {item} object was lost when the previous call was stopped "
+                                                 "({reason})").format(item=ref.item, reason=self._lost_reason))
 
     # -------------------------------------------------------------- Session
 
@@ -622,7 +630,7 @@ class SandboxSession(Session):
         if item in self._timed_out:
             raise SubmissionFault("timeout", self._timed_out[item])
         if not self.defines(item):
-            raise SubmissionFault("not-found", f"{item} is not defined")
+            raise SubmissionFault("not-found", not_defined(item))
         with self._lock:
             ref_id = self._next_id + 1
             where = f"{item}(...)"
@@ -641,7 +649,7 @@ class SandboxSession(Session):
             if target in self._timed_out:
                 raise SubmissionFault("timeout", self._timed_out[target])
             if not self.defines(target):
-                raise SubmissionFault("not-found", f"{target} is not defined")
+                raise SubmissionFault("not-found", not_defined(target))
             where, item, wire_target = target, target, target
         for a in (*args, *kwargs.values()):
             if isinstance(a, Ref):
@@ -656,23 +664,24 @@ class SandboxSession(Session):
 
     def later_get(self, ref: Ref, *path: str) -> Later:
         self._check_ref(ref)
-        where = f"reading {ref.item}.{'.'.join(path)}"
+        where = reading(ref.item, path)
         return self._enqueue(("get", ref.id, tuple(path), where), where, ref.item, ("value",),
                              lambda doc, values, where: values.get("value"), (ref,))
 
     def get(self, ref: Ref, *path: str) -> Any:
         return self.later_get(ref, *path).value()
 
-    def unpickle(self, data: bytes, where: str = "unpickling a data file") -> Any:
+    def unpickle(self, data: bytes, where: str | None = None) -> Any:
         """``pickle.loads(data)`` run in the child, where submission code runs: a pickle is code
         (the book's mnist.pkl for ``gradprop gradcheck``). Only plain values and arrays come back."""
+        where = where or _("unpickling a data file")
         later = self._enqueue(("unpickle", bytes(data), where), where, None, ("value",),
                               lambda doc, values, where: values.get("value"))
         return later.value()
 
     def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
         self._check_ref(ref)
-        where = f"updating {ref.item}.{'.'.join(path)} in place"
+        where = updating(ref.item, path)
         with self._lock:
             self._queue.append(("iadd", ref.id, tuple(path), _plain(delta), where))
 
@@ -697,7 +706,7 @@ class SandboxSession(Session):
             return
         with lock:
             self._stop_child()
-            self._broken = self._broken or "the session is closed"
+            self._broken = self._broken or _("the session is closed")
             if self.stage is not None:
                 self.stage.cleanup()
                 self.stage = None

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .findings import SubmissionFault
+from .i18n import _
 from .loader import load, match_name, module_name
 from .notebook import where as where_in
 
@@ -196,8 +197,9 @@ class Session(abc.ABC):
         if rel is None:
             return fallback
         if rel.endswith(".ipynb"):
-            return f"# run this in a new cell at the end of {rel}, after its definition cells"
-        return module_name(rel) or f"# run this after the definitions of {rel} (its name cannot be imported)"
+            return _("# run this in a new cell at the end of {file}, after its definition cells").format(file=rel)
+        return module_name(rel) or _("# run this after the definitions of {file} (its name cannot be "
+                                     "imported)").format(file=rel)
 
     def close(self) -> None:
         pass
@@ -292,7 +294,47 @@ def typo_note(obj: Any, wanted: str) -> str:
     close = difflib.get_close_matches(wanted, sorted(own), n=1, cutoff=0.7)
     if not close:
         return ""
-    return f" ({cls.__name__} defines {close[0]}: a typo of {wanted}?)"
+    return " " + _("({name} defines {close}: a typo of {wanted}?)").format(name=cls.__name__, close=close[0],
+                                                                          wanted=wanted)
+
+
+# --- what a check was doing, in the student's words (both sessions; the child fills them in) -------
+
+
+def importing() -> str:
+    """Where an exception of the load was raised: ``importing the file raised ...``."""
+    return _("importing the file")
+
+
+def reading(item: str, path: tuple[str, ...]) -> str:
+    """``reading Affine.dW``: a read of an attribute (``Session.get``)."""
+    return _("reading {name}").format(name=".".join((item, *path)))
+
+
+def updating(item: str, path: tuple[str, ...]) -> str:
+    """``updating TwoLayerNet.params.W1 in place`` (``Session.iadd``)."""
+    return _("updating {name} in place").format(name=".".join((item, *path)))
+
+
+def raised(where: str, exc: BaseException, text: str) -> str:
+    """``Affine.backward raised AttributeError: ...``; ``text`` is the exception's own (Python's or
+    the submission's), filled in as it is."""
+    return _("{where} raised {type}: {message}").format(where=where, type=type(exc).__name__, message=text)
+
+
+def at_line(where: str, code: str) -> str:
+    """The line of the submission that was running, under a message: ``  at line 3 of f.py: y = x.T``."""
+    return _("  at {where}: {code}").format(where=where, code=code)
+
+
+def not_defined(name: str) -> str:
+    return _("{item} is not defined").format(item=name)
+
+
+def no_method(where: str, obj: Any, method: str) -> str:
+    """``Affine.backward: Affine has no method backward``, and a likely typo."""
+    return _("{where}: {type} has no method {method}").format(where=where, type=type(obj).__name__,
+                                                              method=method) + typo_note(obj, method)
 
 
 def exception_tag(exc: BaseException) -> str:
@@ -341,10 +383,10 @@ def describe_exception(exc: BaseException, where: str, files: tuple[str, ...] = 
     """``AttributeError: ... (line 12 of notes.py: dx = ...)``: the last frame in the layer set."""
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if not files or any(f.filename.endswith(x) for x in files)]
-    text = f"{where} raised {type(exc).__name__}: {exc}"
+    text = raised(where, exc, str(exc))
     if mine:
         f = mine[-1]
-        text += f"\n  at {where_in(f.filename, f.lineno)}: {(f.line or '').strip()}"
+        text += "\n" + at_line(where_in(f.filename, f.lineno), (f.line or "").strip())
     return text
 
 
@@ -368,7 +410,7 @@ class InProcessSession(Session):
                 namespace = loaded.namespace
                 self.origins, self.load_notes = loaded.origins, tuple(loaded.notes)
             except BaseException as exc:  # noqa: BLE001 - SystemExit at import is an import error too
-                self.import_error = describe_exception(exc, "importing the file")
+                self.import_error = describe_exception(exc, importing())
                 namespace = {}
         self._ns = namespace
         self.kinds = {k: isinstance(v, type) for k, v in namespace.items() if callable(v)}
@@ -387,7 +429,7 @@ class InProcessSession(Session):
 
     def new(self, item: str, *args: Any, **kwargs: Any) -> Ref:
         if not self.defines(item):
-            raise SubmissionFault("not-found", f"{item} is not defined")
+            raise SubmissionFault("not-found", not_defined(item))
         args, kwargs, dropped = fit_arguments(self._ns[item], _copy(args), _copy(kwargs))
         try:
             obj = self._run(f"{item}(...)", self._ns[item], *args, **kwargs)
@@ -402,12 +444,11 @@ class InProcessSession(Session):
         if isinstance(target, Ref):
             obj, where = self._objects[target.id], f"{target.item}.{method}"
             if not hasattr(obj, method):
-                raise SubmissionFault("exception", f"{where}: {type(obj).__name__} has no method {method}"
-                                      + typo_note(obj, method))
+                raise SubmissionFault("exception", no_method(where, obj, method))
             fn = self._run(where, getattr, obj, method)
         else:
             if not self.defines(target):
-                raise SubmissionFault("not-found", f"{target} is not defined")
+                raise SubmissionFault("not-found", not_defined(target))
             fn, where = self._ns[target], target
         args, kwargs, dropped = fit_arguments(fn, _copy(args), _copy(kwargs))
         dropped, self._dropped = self._dropped + dropped, ()
@@ -417,14 +458,14 @@ class InProcessSession(Session):
         return Reply(value=_copy(value), args_after=_copy(args), aliases=facts, dropped=dropped)
 
     def get(self, ref: Ref, *path: str) -> Any:
-        return _copy(self._run(f"reading {ref.item}.{'.'.join(path)}", read_path, self._objects[ref.id], path))
+        return _copy(self._run(reading(ref.item, path), read_path, self._objects[ref.id], path))
 
     def iadd(self, ref: Ref, path: tuple[str, ...], delta: np.ndarray) -> None:
         def add():
             target = read_path(self._objects[ref.id], path)
             np.add(target, delta, out=target)
 
-        self._run(f"updating {ref.item}.{'.'.join(path)} in place", add)
+        self._run(updating(ref.item, path), add)
 
     def seed(self, seed: int) -> None:
         np.random.seed(seed)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import notebook
+from .i18n import _
 
 #: bytes of a submission copied in all, per file (notebooks excepted: their saved plots weigh),
 #: and files: a data set or a .git folder next to the layers is not what is graded
@@ -82,12 +83,14 @@ class _Plan:
             return False
         if not stat.S_ISREG(st.st_mode):
             if stat.S_ISLNK(st.st_mode):
-                self.left_out.append(f"{shown} (a symbolic link)")
+                self.left_out.append(_("{file} (a symbolic link)").format(file=shown))
             return False
         per_file = self.bytes if src.suffix == ".ipynb" else MAX_FILE
         if st.st_size > min(self.bytes, per_file) or self.files <= 0:
-            self.left_out.append(f"{shown} (over {MAX_FILE >> 20} MB)" if st.st_size > per_file
-                                 else f"{shown} (over the copy's limit of {MAX_COPY >> 20} MB, {MAX_FILES} files)")
+            self.left_out.append(_("{file} (over {mb} MB)").format(file=shown, mb=MAX_FILE >> 20)
+                                 if st.st_size > per_file else
+                                 _("{file} (over the copy's limit of {mb} MB, {n} files)").format(
+                                     file=shown, mb=MAX_COPY >> 20, n=MAX_FILES))
             return False
         self.bytes -= st.st_size
         self.files -= 1
@@ -208,8 +211,8 @@ def plan(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
         files.notes += _imports_beside(src, here, files, others, parent)
     _add_support(files, [Path(os.path.abspath(p)) for p in support])
     if files.left_out:
-        shown = ", ".join(files.left_out[:5]) + (f", and {len(files.left_out) - 5} more" if len(files.left_out) > 5 else "")
-        files.notes.append(f"not copied into the sandbox: {shown}")
+        more = [_("and {n} more").format(n=len(files.left_out) - 5)] if len(files.left_out) > 5 else []
+        files.notes.append(_("not copied into the sandbox: {files}").format(files=", ".join(files.left_out[:5] + more)))
     return files
 
 
@@ -232,10 +235,10 @@ def _add_support(files: _Plan, support: list[Path]) -> None:
     prefix = files.cwd + "/"
     files.support = [d[len(prefix):] for _, d in ours.copies]
     names = ", ".join(sorted({f"{p.name}/" if p.is_dir() else p.name for p in support}))
-    files.notes.append(f"the course's files beside the submission (read-only): {names}")
+    files.notes.append(_("the course's files beside the submission (read-only): {files}").format(files=names))
     if replaced:
-        files.notes.append("the course's copy was used instead of the submission's own: "
-                           + ", ".join(d[len(prefix):] for d in replaced))
+        files.notes.append(_("the course's copy was used instead of the submission's own: {files}").format(
+            files=", ".join(d[len(prefix):] for d in replaced)))
 
 
 def stage(path: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), tmp: str | None = None,
@@ -339,7 +342,8 @@ def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str], 
             queue += [n for n in imported_names(_trees(f)) if n not in queue]
     if not taken:
         return []
-    return [f"took from beside {src.name}: {', '.join(taken)} (read-only in the sandbox)"]
+    return [_("took from beside {file}: {files} (read-only in the sandbox)").format(file=src.name,
+                                                                                     files=", ".join(taken))]
 
 
 def _read_only(top: Path) -> None:

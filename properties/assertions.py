@@ -1,6 +1,7 @@
 """The one assertion helper behind every value check, and the reproduction snippet it prints."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -151,7 +152,8 @@ def assert_close(got: Any, expected: np.ndarray | Callable[[], np.ndarray], *, i
     found = "non-finite" if bad_nonfinite.any() else tag
     if found == "non-finite":
         worst = np.unravel_index(int(np.argmax(bad_nonfinite)), got.shape) if got.ndim else ()
-    name = what.split(" ")[0]
+    # the value's name starts ``what`` in every language ("forward output", "forward の出力（...）")
+    name = re.match(r"[^\s:（]*", what).group()
     raise Finding(found, "\n".join([
         _("{item}: {what} is wrong at {off} of {size} entries.").format(item=item, what=what, off=int(off.sum()),
                                                                          size=got.size),
@@ -179,7 +181,7 @@ def origin_of(path: str | None) -> str:
         return "gradprop.layers"
     p = Path(path)
     if p.suffix == ".ipynb":
-        return f"# run this in a new cell at the end of {p.name}, after its definition cells"
+        return _("# run this in a new cell at the end of {file}, after its definition cells").format(file=p.name)
     return p.stem if p.suffix == ".py" else "common.layers"
 
 

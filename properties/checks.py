@@ -220,7 +220,7 @@ def _repro(t: Target, case: Case, look: str, dout: Any = None, twice: Mapping[st
         steps.insert(0, f"np.random.seed({case.seed % 2**31})")
     if twice is not None:
         assign |= {f"{k}_first": v for k, v in twice.items()}
-        steps.append(f"layer.forward({', '.join(f'{k}_first' for k in twice)})  # an earlier batch")
+        steps.append(f"layer.forward({', '.join(f'{k}_first' for k in twice)})  " + tr("# an earlier batch"))
     steps.append(f"out = layer.forward({args})")
     if dout is not None:
         assign["dout"] = dout
@@ -359,7 +359,7 @@ def check_forward(t: Target, case: Case, explain: bool = False) -> None:
         return check_net_forward(t, case, explain)
     _, reply, case = _forward(t, case, share=True)
     own = _own_out(t, case)
-    assert_close(reply.value, lambda: oracle.forward(t.item, case), item=t.name, what="forward output",
+    assert_close(reply.value, lambda: oracle.forward(t.item, case), item=t.name, what=tr("forward output"),
                  against=f"reference.{t.item.reference.__name__}", rtol=t.item.rtol, atol=t.item.atol,
                  tag="wrong-forward", reproduce=lambda: _repro(t, case, "out"), gradient=False,
                  evidence=lambda which: Evidence(t.item.name, "out", "out", oracle.arguments(case),
@@ -618,9 +618,9 @@ def _net_repro(t: Target, case: Case, steps: list[str]) -> str:
     keys = _keys(t, case)
     setup = [f"net = {t.name}({init})",
              "for key, value in {" + ", ".join(f"'{k}': {k}" for k in keys) + "}.items():",
-             "    net.params[key][...] = value  # in place, as the book's numerical_gradient does"]
+             "    net.params[key][...] = value  " + tr("# in place, as the book's numerical_gradient does")]
     if any(case.init.get(k) for k in ("use_dropout",)):
-        setup.append(f"np.random.seed({(case.seed + 1) % 2**31})  # before each call: the same dropout masks")
+        setup.append(f"np.random.seed({(case.seed + 1) % 2**31})  " + tr("# before each call: the same dropout masks"))
     return repro(t.origin, t.name, dict(case.inputs), setup + steps)
 
 
@@ -665,7 +665,7 @@ def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
         reply = later.value()
         extra = "" if method == "accuracy" else _train_args(t)
         call = f"net.{method}({', '.join(['x', 't'][:len(args)])}{extra})"
-        assert_close(reply.value, expected, item=t.name, what=f"{method} output",
+        assert_close(reply.value, expected, item=t.name, what=tr("{method} output").format(method=method),
                      against=tr("the JAX reference network"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                      reproduce=lambda: _net_repro(t, case, [f"print({call})"]), quick=own.get(method))
@@ -806,7 +806,7 @@ def check_net_dropout(t: Target, case: Case, explain: bool = False) -> None:
                for s in (1.0 - ratio, 1.0)]
     got = as_array(reply.value, f"{t.name}: predict output", "wrong-forward")
     expected = min(options, key=lambda o: float(np.max(np.abs(o - got))) if o.shape == got.shape else np.inf)
-    assert_close(got, expected, item=t.name, what="predict output with train_flg=False",
+    assert_close(got, expected, item=t.name, what=tr("predict output with train_flg=False"),
                  against=tr("the reference network with each dropout scaling by 1 - dropout_ration (or by 1: "
                             "inverted dropout)"),
                  rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
@@ -892,12 +892,12 @@ def check_dropout_eval(t: Target, case: Case, explain: bool = False) -> None:
             scale = min((1.0, 1.0 / (1.0 - ratio)), key=lambda s: float(np.abs(got - x * (1 - ratio) * s).max()))
     expected = np.asarray(case.inputs["x"]) * (1 - ratio) * scale
     convention = "x * (1 - dropout_ratio)" if scale == 1.0 else tr("x (inverted dropout)")
-    assert_close(reply.value, expected, item=t.name, what="forward output with train_flg=False",
+    assert_close(reply.value, expected, item=t.name, what=tr("forward output with train_flg=False"),
                  against=tr("the expected train output, {convention}").format(convention=convention),
                  rtol=t.item.rtol, atol=t.item.atol,
                  tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"), gradient=False)
     _, again, _ = _forward(t, Case(ev.init, ev.inputs, ev.seed + 1))
-    assert_close(again.value, expected, item=t.name, what="forward output with train_flg=False (another seed)",
+    assert_close(again.value, expected, item=t.name, what=tr("forward output with train_flg=False (another seed)"),
                  against=tr("the same call under another np.random seed: eval mode uses no mask"),
                  rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"),
                  gradient=False)
@@ -908,8 +908,8 @@ def check_batchnorm_eval(t: Target, case: Case, explain: bool = False) -> None:
     ev = _with_inputs(case, train_flg=False)
     _, reply, ev = _forward(t, ev)
     _needs(t, reply, tr("eval mode (train_flg=False, with the running statistics it was given)"))
-    assert_close(reply.value, lambda: oracle.forward(t.item, ev), item=t.name, what="forward output with train_flg=False",
-                 quick=_own_out(t, ev),
+    assert_close(reply.value, lambda: oracle.forward(t.item, ev), item=t.name,
+                 what=tr("forward output with train_flg=False"), quick=_own_out(t, ev),
                  against=tr("reference.batch_normalization_eval with the running statistics"), rtol=t.item.rtol,
                  atol=t.item.atol, tag="wrong-forward", reproduce=lambda: _repro(t, ev, "out"), gradient=False)
 
@@ -934,7 +934,7 @@ def check_batchnorm_constant(t: Target, case: Case, explain: bool = False) -> No
     still = np.ptp(x, axis=0) == 0
     beta = np.broadcast_to(np.asarray(case.init["beta"]).reshape(-1), flat.shape[1:])
     assert_close(flat[:, still], np.broadcast_to(beta[still], flat[:, still].shape), item=t.name,
-                 what="forward output where the feature is constant", against=tr("beta (x minus its mean is 0)"),
+                 what=tr("forward output where the feature is constant"), against=tr("beta (x minus its mean is 0)"),
                  rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                  reproduce=lambda: _repro(t, case, "out"))
 
@@ -948,10 +948,13 @@ def check_running_stats(t: Target, case: Case, explain: bool = False) -> None:
             "running_var": m * var0 + (1 - m) * x.var(axis=0)}
     args, kwargs = _split(t, case.inputs, train_flg=True)
     _needs(t, t.session.call(layer, "forward", *args, **kwargs), tr("the running statistics"))
-    for when in ("after forward(x, train_flg=True)", "after a further forward(x, train_flg=False)"):
+    # (each ``what`` starts with the value's name: assert_close names the worst entry by it)
+    for when in (N_("{name} after forward(x, train_flg=True)"),
+                 N_("{name} after a further forward(x, train_flg=False)")):
         for name, expected in want.items():
-            assert_close(t.session.get(layer, name), expected, item=t.name, what=f"{name} {when}",
-                         against=f"momentum * {name} + (1 - momentum) * the batch's {name.split('_')[1]}",
+            assert_close(t.session.get(layer, name), expected, item=t.name, what=tr(when).format(name=name),
+                         against=tr("momentum * {name} + (1 - momentum) * the batch's {stat}").format(
+                             name=name, stat=name.split("_")[1]),
                          rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                          reproduce=lambda: _repro(t, case, f"layer.{name}"))
         args, kwargs = _split(t, case.inputs, x=np.asarray(case.inputs["x"])[::-1] * 2.0, train_flg=False)
@@ -971,7 +974,7 @@ def _optimizer_repro(t: Target, case: Case, look: str) -> str:
     assign = {**case.init, "params": dict(case.inputs["params"]), "grads": _steps(case)}
     return repro(t.origin, t.name, assign, [
         f"optimizer = {t.name}({', '.join(case.init)})",
-        "for step, g in enumerate(grads, 1):  # one update per step, on the same params",
+        "for step, g in enumerate(grads, 1):  " + tr("# one update per step, on the same params"),
         "    optimizer.update(params, g)",
         f"    print(step, {look})"])
 
@@ -1101,7 +1104,7 @@ def check_adjoint(t: Target, case: Case, explain: bool = False) -> None:
         return
     if explain:  # which pixels, and which slip
         expected = oracle.forward(t.item, case)
-        assert_close(back, expected, item=t.name, what="col2im output",
+        assert_close(back, expected, item=t.name, what=tr("col2im output"),
                      against=tr("the adjoint of im2col: <im2col(x), col> == <x, col2im(col)> for every x"),
                      rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                      reproduce=lambda: _repro(t, case, "out"),

@@ -255,9 +255,9 @@ LATER: tuple[Item, ...] = (
         optional=("train_flg",), api="forward(self, x, train_flg=True)",
         regimes={**BATCH_1},
         properties=(
-            Property("drop-rate", CORE, C.check_dropout_rate, "train mode drops a dropout_ratio share of entries"),
+            Property("drop-rate", CORE, C.check_dropout_rate, N_("train mode drops a dropout_ratio share of entries")),
             Property("eval-mode", CORE, C.check_dropout_eval,
-                     "eval mode returns the expected train output and uses no mask"),
+                     N_("eval mode returns the expected train output and uses no mask")),
         ),
         why=EXACT,
         notes="the mask comes from np.random, seeded before each layer is built; the reference uses "
@@ -271,16 +271,16 @@ LATER: tuple[Item, ...] = (
             "forward(self, x, train_flg=True)",
         regimes={"rank-4": {"rank": 4}},
         properties=(
-            Property("eval-mode", CORE, C.check_batchnorm_eval, "eval mode normalises with the running statistics"),
+            Property("eval-mode", CORE, C.check_batchnorm_eval, N_("eval mode normalises with the running statistics")),
             Property("running-stats", CORE, C.check_running_stats,
-                     "running statistics move by momentum in train mode only"),
+                     N_("running statistics move by momentum in train mode only")),
             # a variance of 0 makes the output hinge on eps (any up to 1e-5 is allowed), so only
             # finiteness and the output (beta, whatever eps) are checked there
             Property("constant-feature", CORE, C.check_batchnorm_constant,
-                     "a feature with variance 0 gives beta and finite gradients (eps in the square root)",
+                     N_("a feature with variance 0 gives beta and finite gradients (eps in the square root)"),
                      regime={"constant": True}),
             Property("batch-1", CORE, C.check_batchnorm_constant,
-                     "a batch of one (every variance 0) gives beta and finite gradients",
+                     N_("a batch of one (every variance 0) gives beta and finite gradients"),
                      regime={"constant": True, "batch": 1}),
         ),
         rtol=1e-4, atol=1e-4,
