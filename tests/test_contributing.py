@@ -26,6 +26,7 @@ REGISTRY_DERIVED = [
     "tests/test_check.py::test_chapter_selects_the_items_of_earlier_chapters",
     "tests/test_gate.py",
     "tests/test_fixtures.py::test_every_hint_has_a_fixture",
+    "tests/test_frozen.py",  # after step 5, the shipped examples include the new item's
 ]
 
 
@@ -92,6 +93,9 @@ def test_the_walk_through_adds_its_layer_and_turns_on_its_own_tests_only(tmp_pat
     assert gained and all(re.search("tanh", t, re.I) for t in gained), sorted(gained)
     assert {"tests/test_properties.py::test_backward[Tanh]", "tests/test_gate.py::test_every_entry_is_complete[Tanh]",
             "tests/test_fixtures.py::test_broken_fixture_is_caught[tanh_backward_uses_x]"} <= gained
+    drawn = subprocess.run([sys.executable, "-m", "gradprop.properties.frozen"], cwd=root, capture_output=True,
+                           text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})  # step 5
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
     done = pytest_in(root, tmp_path, "-q", *sorted(gained), *REGISTRY_DERIVED)
     assert done.returncode == 0, done.stdout[-4000:]
     assert re.search(r"^\d+ passed", done.stdout.splitlines()[-1]), done.stdout[-2000:]  # none skipped
