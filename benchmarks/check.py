@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe, machine, reference
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SUBMISSION = ROOT / "examples" / "book_correct.py"
@@ -82,6 +84,8 @@ def main() -> int:
 
     from gradprop.check import EXAMPLES
 
+    where = machine()
+    ref = reference()
     results = {}
     with tempfile.TemporaryDirectory(prefix="gradprop-check-bench-") as tmp:
         work = Path(tmp) / "hw"
@@ -98,6 +102,8 @@ def main() -> int:
                              "warm_median_s": statistics.median(w["wall_s"] for w in warm),
                              "warm_median_cpu_s": statistics.median(w["cpu_s"] for w in warm)}
 
+    print(f"Machine: {describe(where)}. Reference workload (benchmarks/machine.py: ten fresh Pythons importing "
+          f"numpy): {ref['wall_s']:.2f} s wall, {ref['cpu_s']:.2f} s CPU.\n")
     print(f"Table: a correct chapter-5 file (examples/book_correct.py) checked from a folder outside the "
           f"repository, {os.cpu_count()} CPUs; wall time of the whole command. cold = fresh process, empty "
           f"on-disk caches (a new XDG_CACHE_HOME, as after pip install); warm = run again, median of "
@@ -112,10 +118,13 @@ def main() -> int:
               f"{r['warm_median_cpu_s']:.1f} | {r['cold']['load_before']:.1f} | {r['cold']['exit']} "
               f"| {r['cold']['last_line']} |")
     print("\ntargets for gradprop check: <= 10 s cold, <= 3 s warm")
+    for name, r in results.items():
+        print(f"{name}: cold {r['cold']['wall_s'] / ref['wall_s']:.1f}, warm {r['warm_median_s'] / ref['wall_s']:.1f} "
+              f"reference workloads")
 
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "check.json").write_text(json.dumps({
-        "submission": "examples/book_correct.py", "cpus": os.cpu_count(), "check_examples": EXAMPLES,
+        "submission": "examples/book_correct.py", "machine": where, "reference": ref, "cpus": os.cpu_count(), "check_examples": EXAMPLES,
         "repeat": args.repeat, **results}, indent=2) + "\n")
     return 0
 

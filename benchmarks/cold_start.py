@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe, machine, reference
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SUBMISSION = ROOT / "examples" / "book_correct.py"
@@ -45,6 +47,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
+    where = machine()
+    ref = reference()
     load = os.getloadavg()[0]  # the machine is shared: other processes move the figures
     with tempfile.TemporaryDirectory(prefix="gradprop-cold-") as tmp:
         tmp = Path(tmp)
@@ -62,6 +66,9 @@ def main() -> int:
                 walls.append(wall)
             rows[name] = {"median_s": statistics.median(walls), "runs_s": walls, "result": result}
 
+    print(f"Machine: {describe(where)}. Reference workload (benchmarks/machine.py: ten fresh Pythons importing "
+          f"numpy): {ref['wall_s']:.2f} s wall, {ref['cpu_s']:.2f} s CPU; the warm-up took {setup / ref['wall_s']:.1f} "
+          f"of them.\n")
     print(f"Table: one fresh `python -m gradprop.cli gradescope-run` on examples/book_correct.py "
           f"(wall time, time.perf_counter, median of {args.repeats}), {os.cpu_count()} CPUs, after "
           f"`python -m gradprop.properties.warm` into empty cache folders ({setup:.1f} s, once); 1-minute "
@@ -73,7 +80,7 @@ def main() -> int:
     print("\ntarget: <= 3 s")
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "cold_start.json").write_text(json.dumps(
-        {"cpus": os.cpu_count(), "load_average_before": load, "setup_warm_s": setup, "repeats": args.repeats,
+        {"machine": where, "reference": ref, "cpus": os.cpu_count(), "load_average_before": load, "setup_warm_s": setup, "repeats": args.repeats,
          **rows}, indent=2) + "\n")
     return 0
 

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe, machine, reference
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dev", action="store_true", help="--hypothesis-profile dev: new random examples each run")
     args = parser.parse_args()
+    where = machine()
+    ref = reference()
     cache = Path(tempfile.mkdtemp(prefix="gradprop-suite-"))
     try:
         fresh = run(cache, args.dev)
@@ -72,6 +76,8 @@ def main() -> None:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     command = "CI=true pytest -n auto --hypothesis-profile dev`" if args.dev else "CI=true pytest -n auto`"
+    print(f"Machine: {describe(where)}. Reference workload (benchmarks/machine.py: ten fresh Pythons importing "
+          f"numpy): {ref['wall_s']:.2f} s wall, {ref['cpu_s']:.2f} s CPU.\n")
     print(f"Table: `{command} on this checkout, {os.cpu_count()} CPUs; fresh = empty caches (a new "
           f"XDG_CACHE_HOME), warm = {args.repeat} runs after it; wall time of the pytest process; busy CPU = the "
           f"machine's, over the run.\n")
@@ -83,7 +89,7 @@ def main() -> None:
     print(f"\nwarm median {median:.1f} s (target <= 30 s); fresh {fresh['wall_s']:.1f} s (target <= 60 s)")
     out = HERE / "results" / ("suite_dev.json" if args.dev else "suite.json")
     tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"cpus": os.cpu_count(), "fresh": fresh, "warm": warm, "warm_median_s": median},
+    tmp.write_text(json.dumps({"machine": where, "reference": ref, "cpus": os.cpu_count(), "fresh": fresh, "warm": warm, "warm_median_s": median},
                               indent=2) + "\n")
     os.replace(tmp, out)
 
