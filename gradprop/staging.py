@@ -21,6 +21,7 @@ in ``ch05/``. For a folder ``.../mynet``, ``mynet/`` and what it holds.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import shutil
@@ -149,28 +150,35 @@ def _trees(path: Path) -> list[ast.AST]:
     return trees
 
 
-def imported_names(trees: Iterable[ast.AST]) -> list[str]:
-    """The top-level names of the absolute imports in ``trees``, in order (``common`` for
-    ``from common.layers import *``), wherever they stand (a function may import when called)."""
+def _scan(path: Path) -> tuple[tuple[str, ...], bool]:
+    """What the code of ``path`` imports and whether it reaches the folder above (``_what_it_reaches``),
+    read once per version of the file: a run plans each submission twice (its resume key and the
+    neighbours it takes), each walk of a book file's syntax tree costing a few hundredths of a second."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return (), False
+    return _what_it_reaches(str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _what_it_reaches(path: str, mtime_ns: int, size: int, inode: int) -> tuple[tuple[str, ...], bool]:
+    """The top-level names of the absolute imports in the file's code, in order (``common`` for
+    ``from common.layers import *``), wherever they stand (a function may import when called); and
+    whether the code puts something on ``sys.path`` (``sys.path.append(os.pardir)``): then what it
+    imports may come from the folder above its own, as it would for ``python hw5.py``."""
     names: dict[str, None] = {}
-    for tree in trees:
+    reaches = False
+    for tree in _trees(Path(path)):
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names.update(dict.fromkeys(a.name.split(".")[0] for a in node.names))
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names[node.module.split(".")[0]] = None
-    return list(names)
-
-
-def reaches_parent(trees: Iterable[ast.AST]) -> bool:
-    """Does the code put something on ``sys.path`` (``sys.path.append(os.pardir)``)? Then what
-    it imports may come from the folder above its own, as it would for ``python hw5.py``."""
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) \
+            elif isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) \
                     and node.value.id == "sys":
-                return True
-    return False
+                reaches = True
+    return tuple(names), reaches
 
 
 def _find(name: str, roots: list[Path]) -> tuple[Path, Path] | None:
@@ -310,13 +318,13 @@ def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str], 
     """Plan what the file at ``src`` imports from its folder (and, when it reaches for it, the
     folder above), and what those import in turn; the notes saying what was taken."""
     folder = src.parent
-    trees = _trees(src)
+    names, reaches = _scan(src)
     roots = [folder]
-    if reaches_parent(trees) and folder.parent != folder:
+    if reaches and folder.parent != folder:
         roots.append(folder.parent)
     taken: list[str] = []
     seen: set[Path] = set()
-    queue = list(imported_names(trees))
+    queue = list(names)
     while queue:
         name = queue.pop(0)
         found = _find(name, roots)
@@ -339,7 +347,7 @@ def _imports_beside(src: Path, here: str, files: _Plan, others: frozenset[str], 
             taken.append(shown)
             sources = [module]
         for f in sources:
-            queue += [n for n in imported_names(_trees(f)) if n not in queue]
+            queue += [n for n in _scan(f)[0] if n not in queue]
     if not taken:
         return []
     return [_("took from beside {file}: {files} (read-only in the sandbox)").format(file=src.name,
@@ -356,7 +364,7 @@ def _read_only(top: Path) -> None:
 
 def _rmtree(top: str) -> None:
     """Remove a folder whatever was done to its modes."""
-    for dirpath, dirnames, _ in os.walk(top):
+    for dirpath, dirnames, _files in os.walk(top):
         for d in dirnames:
             try:
                 os.chmod(os.path.join(dirpath, d), 0o700)
