@@ -265,7 +265,7 @@ class _Child:
         pid = self.proc.pid
         if "namespaces" not in self.box.isolation.on:
             return pid
-        for _ in range(2):
+        for _level in range(2):
             try:
                 with open(f"/proc/{pid}/task/{pid}/children") as f:
                     kids = f.read().split()
