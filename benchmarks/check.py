@@ -21,16 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from machine import describe, machine, reference
+from machine import timed as machine_timed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -43,38 +41,13 @@ COMMANDS = {
 }
 
 
-#: a cpuacct cgroup (v1) counts the CPU of every process started inside it, even of those no
-#: process waits for (gradprop's fork server exits after the command): used when we may make one
-_CPUACCT = Path("/sys/fs/cgroup/cpuacct")
-
-
 def timed(cmd: list[str], cwd: Path, cache: Path) -> dict:
+    """``cmd`` run whole from ``cwd`` with its caches in ``cache`` (``machine.timed``)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GRADPROP_JAX_CACHE", "GRADPROP_STORE", "CI")}
     env["XDG_CACHE_HOME"] = str(cache)
-    load = os.getloadavg()[0]
-    group = _CPUACCT / f"gradprop-bench-{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        group.mkdir()
-    except OSError:
-        group = None
-    join = (lambda: (group / "cgroup.procs").write_text(str(os.getpid()))) if group else None
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, preexec_fn=join)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if group is not None:
-        time.sleep(0.5)  # what outlives the command (the fork server) ends on its own
-        cpu = int((group / "cpuacct.usage").read_text()) / 1e9
-        try:
-            group.rmdir()
-        except OSError:  # something still runs in it: left for the machine's next reboot
-            pass
-    else:  # CPU seconds of the command and every process it waited for
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    last = (done.stdout.strip().splitlines() or [""])[-1]
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "exit": done.returncode,
-            "load_before": round(load, 2), "last_line": last}
+    run = machine_timed(cmd, cwd, env)
+    run.pop("stderr")
+    return run
 
 
 def main() -> int:
