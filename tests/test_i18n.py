@@ -190,21 +190,8 @@ from missing_helpers import something
 class Relu:
     pass
 '''
-NO_TRAIN_FLG = '''
-import numpy as np
-
-class Dropout:
-    def __init__(self, dropout_ratio=0.5):
-        self.dropout_ratio = dropout_ratio
-        self.mask = None
-
-    def forward(self, x):
-        self.mask = np.random.rand(*x.shape) > self.dropout_ratio
-        return x * self.mask
-
-    def backward(self, dout):
-        return dout * self.mask
-'''
+#: a Dropout whose forward takes no train_flg (the real-code fixture of it)
+NO_TRAIN_FLG = (FIXTURES / "real_code" / "dropout_without_train_flg" / "dropout.py").read_text(encoding="utf-8")
 NOTEBOOK_CELLS = [
     ("markdown", "# My layers"),
     ("code", "import numpy as np\n%matplotlib inline"),
