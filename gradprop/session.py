@@ -418,6 +418,12 @@ class InProcessSession(Session):
     def defines(self, name: str) -> bool:
         return callable(self._ns.get(name))
 
+    def holds(self, session: Session, theirs: str, mine: str) -> bool:
+        """Whether ``session`` runs this session's very ``mine`` as its ``theirs`` (another session
+        made from the same module: the checks must not take one's answers for the other's)."""
+        return session is self or (isinstance(session, InProcessSession)
+                                   and session._ns.get(theirs) is self._ns.get(mine) is not None)
+
     def _run(self, where: str, fn, *args, **kwargs):
         try:
             # a layer's RuntimeWarnings (overflow in exp) are not findings: non-finite results are

@@ -272,7 +272,9 @@ def _lazy(value: Any) -> Callable[[], Any]:
 
 
 @functools.cache
-def _own_session() -> Session:
+def own_session() -> InProcessSession:
+    """gradprop's own layers, in this process (kept for the process: their answers are kept
+    with the cases)."""
     import gradprop.layers as layers
 
     return InProcessSession(dict(vars(layers)))
@@ -284,11 +286,11 @@ def _own(t: Target) -> Target | None:
     nor for gradprop's own layers themselves (the suite holds those to the reference)."""
     if t.item.observe is not None or t.item.kind not in ("layer", "function", "network"):
         return None
-    own = _own_session()
-    if t.session is own:
-        return None
+    own = own_session()
     name = own.resolve(t.item.names)
-    return None if name is None else Target(own, t.item, name, "gradprop.layers")
+    if name is None or own.holds(t.session, t.name, name):
+        return None
+    return Target(own, t.item, name, "gradprop.layers")
 
 
 def _own_answer(t: Target, case: Case, key: tuple, run: Callable[[Target], Any]) -> Any:

@@ -4,7 +4,6 @@ Used alike by the pytest suite and by the grader: the same checks, the same mess
 """
 from __future__ import annotations
 
-import functools
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
@@ -14,11 +13,10 @@ from hypothesis.errors import Flaky
 
 from gradprop.findings import CORE, FAULTS, Finding
 from gradprop.i18n import _
-from gradprop.session import InProcessSession, Session
 
 from . import diagnosis, frozen, profiles  # noqa: F401 - dev / ci / grading exist wherever checks run
 from .assertions import reproduce_block
-from .checks import Target, prefetch, reproduction
+from .checks import Target, own_session, prefetch, reproduction
 from .model import Case, Property
 from .store import store
 
@@ -91,13 +89,6 @@ def _quiet(settings: Settings | None, shrink: bool = True) -> Settings:
     return Settings(base, verbosity=Verbosity.quiet, report_multiple_bugs=False, phases=phases)
 
 
-@functools.cache
-def _own_layers() -> Session:
-    import gradprop.layers as layers
-
-    return InProcessSession(dict(vars(layers)))
-
-
 def run_check(target: Target, prop: Property, case: Case, explain: bool = False) -> None:
     """``prop.check`` on ``case``, with what it raises judged in this one place.
 
@@ -112,7 +103,7 @@ def run_check(target: Target, prop: Property, case: Case, explain: bool = False)
     except Finding:
         raise
     except Exception as exc:  # noqa: BLE001 - judged below
-        own = _own_layers()
+        own = own_session()
         name = own.resolve(target.item.names)
         try:
             if name is None:
