@@ -189,6 +189,15 @@ if os.fork() == 0:
     time.sleep(120)
     os._exit(0)
 ''',
+        # 9. poison the bytecode of the sandbox's own modules, which the next box would load: the
+        #    grader's compiled files on the host, and where the box binds them
+        "poisons_bytecode": f'''
+import glob
+for path in glob.glob({t["pyc"]!r} + "/*") + glob.glob("/gradprop/lib/gradprop/__pycache__/*"):
+    _try(lambda: open(path, "ab").write(b"garbage"))
+for folder in ({t["pyc"]!r}, "/gradprop/lib/gradprop/__pycache__"):
+    _try(lambda: open(folder + "/planted.pyc", "w").write("x"))
+''',
         "outgrows_memory": '''
 for _ in range(6):   # each under the per-process cap, together far above --memory-mb
     if os.fork() == 0:
@@ -269,20 +278,25 @@ def run(request, tmp_path_factory):
     honest2.write_text(HONEST)
     victim = subprocess.Popen(["sleep", "600"])
     listener = Listener()
+    pyc = root / "xdg" / "gradprop" / "pyc"  # the child modules' bytecode (isolation._child_bytecode)
     targets = {"out": str(out), "package": os.path.dirname(gradprop.__file__), "honest": str(honest),
                "honest2": str(honest2), "cache": str(cache), "victim": str(victim.pid), "port": str(listener.port),
-               "tag": tag, "fid": fid}
+               "tag": tag, "fid": fid, "pyc": str(pyc)}
     names = attackers(targets)
     for name, body in names.items():
         (subs / f"{name}.py").write_text(PRELUDE + textwrap.dedent(body) + MUL_ONLY)
-    before = {**snapshot(subs), **snapshot(cache), **snapshot(Path(targets["package"]))}
     env = {**os.environ, "TMPDIR": str(tmp), "GRADPROP_JAX_CACHE": str(cache), "GRADPROP_STORE": str(cache),
            "GRADPROP_SECRET": SECRET,  # the expected values the grader trusts live in the poisoner's reach
-           "GRADPROP_ISOLATION_OFF": off}
+           "GRADPROP_ISOLATION_OFF": off, "XDG_CACHE_HOME": str(root / "xdg")}
+    # the bytecode written before the run, as an earlier run leaves it, so that any change shows
+    subprocess.run([sys.executable, "-c", "from gradprop.isolation import _child_bytecode; _child_bytecode()"],
+                   env=env, check=True)
+    assert len(list(pyc.glob("*.pyc"))) > 1
+    before = {**snapshot(subs), **snapshot(cache), **snapshot(Path(targets["package"])), **snapshot(pyc)}
     try:
         proc = grade_run([str(p) for p in sorted(subs.glob("*.py"))], out, env, "--rubric", str(root / "rubric.toml"))
         time.sleep(1)  # a surviving daemon's time to do harm: five of the slowest attacker's tries
-        after = {**snapshot(subs), **snapshot(cache), **snapshot(Path(targets["package"]))}
+        after = {**snapshot(subs), **snapshot(cache), **snapshot(Path(targets["package"])), **snapshot(pyc)}
         survivors = live_processes_mentioning(tag)
         victim_state = victim.poll()
         yield {"proc": proc, "out": out, "names": names, "before": before, "after": after, "tag": tag,
@@ -319,7 +333,7 @@ def test_honest_students_keep_exactly_their_honest_grades(run):
 
 
 @pytest.mark.parametrize("name", sorted(attackers({k: "0" for k in (
-    "out", "package", "honest", "honest2", "cache", "victim", "port", "tag", "fid")})))
+    "out", "package", "honest", "honest2", "cache", "victim", "port", "tag", "fid", "pyc")})))
 def test_an_attacker_gets_what_its_layers_earn_and_no_more(run, name):
     row = sheet(run["out"])[name]
     doc = json.loads((run["out"] / name / "results.json").read_text(encoding="utf-8"))
