@@ -7,8 +7,8 @@ Started by ``gradprop.sandbox.SandboxSession`` (see ``BOOTSTRAP`` there) as
 in its own session and process group, confined by ``gradprop._jail`` before anything else runs,
 with stdin and stdout on /dev/null and stderr on the diagnostics pipe (until start-up is done).
 It imports only the standard library, numpy, ``gradprop.wire``, ``gradprop.loader`` (with
-``gradprop.notebook``), ``gradprop._steady`` and ``gradprop.session`` (for ``alias_facts``); the
-bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
+``gradprop.notebook``), ``gradprop._steady`` and ``gradprop.session`` (``alias_facts``, ``put_plain``...);
+the bootstrap registers ``gradprop`` as a bare namespace so that ``gradprop/__init__.py`` never runs here.
 
 Protocol: the child first sends a ``ready`` reply. A request is ``(free_ids, ops)``, each op
 ``(name, *params)`` (see ``_Child.op_*``), run in order: every op but seed/new/iadd/group sends
@@ -40,7 +40,8 @@ from gradprop.i18n import _, set_language
 from gradprop.loader import FAILED_IMPORTS, load, python_version
 from gradprop.notebook import where as where_in
 from gradprop.session import (Ref, alias_facts, at_line, entries, exception_tag, fit_arguments, importing,
-                              no_method, not_defined, raised, read_path, typo_note)
+                              no_method, not_defined, put_plain, raised, read_path,
+                              typo_note)
 
 OUTPUT_LIMIT = 8 * 1024  # characters of printed output kept per op
 MESSAGE_LIMIT = 2000
@@ -349,6 +350,12 @@ class _Child:
             np.add(target, delta, out=target)
 
         self.student(where, add)
+        self.send({"ok": True})
+
+    def op_put(self, ref_id: int, path: tuple[str, ...], values: dict, where: str) -> None:
+        obj = self.obj(ref_id, where)
+        if not self.student(where, put_plain, obj, path, values):
+            raise _Fault("exception", where)  # not plain arrays: the parent reads and updates them one by one
         self.send({"ok": True})
 
     def op_unpickle(self, data: bytes, where: str) -> None:

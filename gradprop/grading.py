@@ -452,6 +452,7 @@ class _ItemSession(Session):
         self.import_error = inner.import_error
         self.kinds, self.origins, self.load_notes = inner.kinds, inner.origins, inner.load_notes
         self.support_files = inner.support_files
+        self.defers = inner.defers
 
     def _do(self, fn, *args: Any, **kwargs: Any) -> Any:
         if self._used > self._budget:
@@ -488,6 +489,10 @@ class _ItemSession(Session):
 
     def later_get(self, ref: Ref, *path: str) -> Later:
         inner = self._do(self._inner.later_get, ref, *path)
+        return Later.on_demand(lambda: self._do(inner.value))
+
+    def later_put(self, ref: Ref, path: tuple[str, ...], values: dict[str, Any]) -> Later:
+        inner = self._do(self._inner.later_put, ref, path, values)
         return Later.on_demand(lambda: self._do(inner.value))
 
     def group(self) -> None:

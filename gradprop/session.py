@@ -17,6 +17,7 @@ import difflib
 import inspect
 import traceback
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -176,6 +177,16 @@ class Session(abc.ABC):
         """``get``, read later (see ``later``)."""
         return Later.now(lambda: self.get(ref, *path))
 
+    #: whether ``later`` and its kin wait for a later request (the sandbox) or run at once (here)
+    defers = False
+
+    def later_put(self, ref: Ref, path: tuple[str, ...], values: dict[str, np.ndarray]) -> Later:
+        """Set each array ``ref.path[key]`` to ``values[key]`` in place, in one step, where every
+        one is a plain array of its value's shape (``put_plain``); a fault otherwise, and nothing
+        changed: the caller then reads and updates them one by one (``get``, ``iadd``), with the
+        findings those give. A session that does not offer it faults at once."""
+        return Later.now(lambda: _no_put(ref, path))
+
     def group(self) -> None:
         """What is asked from now on is one example's calls: a session that sends several examples'
         calls in one request keeps a fault of one from the others (the sandbox does). Here, nothing."""
@@ -271,6 +282,30 @@ def read_path(obj: Any, path: tuple[str, ...]) -> Any:
             key = found if found is not None else key
         value = value[key]
     return value
+
+
+def put_plain(obj: Any, path: tuple[str, ...], values: dict[str, np.ndarray]) -> bool:
+    """``obj.path[key] += values[key] - obj.path[key]`` for every key, in place (the arithmetic of
+    a read, then ``iadd`` of the difference, as the book's in-place updates do), where
+    ``obj.path`` is a dict holding every key, each a writable float64 array of its value's shape.
+    Otherwise nothing is changed and the answer is False. Every difference is taken before any
+    array is changed, as it is when the arrays are read first (two keys may share one array)."""
+    held = read_path(obj, path)
+    if type(held) not in (dict, OrderedDict):
+        return False
+    for key, want in values.items():
+        a = dict.get(held, key)
+        if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != np.shape(want) or not a.flags.writeable:
+            return False
+    deltas = [(key, want - dict.__getitem__(held, key)) for key, want in values.items()]
+    for key, delta in deltas:
+        target = read_path(obj, (*path, key))
+        np.add(target, delta, out=target)
+    return True
+
+
+def _no_put(ref: Ref, path: tuple[str, ...]) -> None:
+    raise SubmissionFault("exception", reading(ref.item, path))
 
 
 def _attributes(obj: Any) -> list[str]:
@@ -472,6 +507,14 @@ class InProcessSession(Session):
             np.add(target, delta, out=target)
 
         self._run(updating(ref.item, path), add)
+
+    def later_put(self, ref: Ref, path: tuple[str, ...], values: dict[str, np.ndarray]) -> Later:
+        def put() -> None:
+            where = reading(ref.item, path)
+            if not self._run(where, put_plain, self._objects[ref.id], path, values):
+                raise SubmissionFault("exception", where)
+
+        return Later.now(put)
 
     def seed(self, seed: int) -> None:
         np.random.seed(seed)

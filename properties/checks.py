@@ -11,7 +11,7 @@ import inspect
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -120,11 +120,25 @@ def _ask(t: Target, case: Case, share: bool) -> tuple[Ref | None, Later]:
     return layer, forward
 
 
-def prefetch(t: Target, case: Case) -> None:
+def prefetch(t: Target, case: Case, props: Iterable[Property] = ()) -> None:
     """Ask now for the screen's shared run on ``case`` (``t.shared``), as a group of its own: the
     screen asks for every example's run before it reads any, so that they go to the sandbox in one
-    request, and the answers of one are there when the next is checked."""
-    if t.item.kind not in ("layer", "function") or not _sharing(t, case):
+    request, and the answers of one are there when the next is checked. For a network, the runs
+    ``props`` read: the forward calls and the gradient, each on a net of its own."""
+    if not _sharing(t, case):
+        return
+    if t.item.kind == "network":
+        checks = {p.check for p in props}
+        for what, readers, ask in (("net forward asked", _NET_FORWARD_READERS, _ask_net_forward),
+                                   ("gradient asked", _NET_GRADIENT_READERS, _ask_gradient)):
+            if checks & readers:
+                t.session.group()
+                try:
+                    t.shared[1][what] = ask(t, case)
+                except Finding:  # asked again, and said, when the checks read it
+                    pass
+        return
+    if t.item.kind not in ("layer", "function"):
         return
     t.session.group()
     try:
@@ -579,7 +593,54 @@ def _keys(t: Target, case: Case) -> tuple[str, ...]:
 def _net(t: Target, case: Case) -> Ref:
     """Build the net, then write the case's weights into its params in place (the book's own way
     of changing them: the layers see the change only if they share the arrays)."""
+    return _on_net(t, case, lambda net: None)[0]
+
+
+def _on_net(t: Target, case: Case, ask: Callable[[Ref], Any]) -> tuple[Ref, Any]:
+    """``_net``, then ``ask(net)`` (which asks for the calls the check reads): (net, what ``ask``
+    gave). See ``_ask_net`` and ``_net_answers``."""
+    return _net_answers(t, case, _ask_net(t, case, ask))
+
+
+def _ask_net(t: Target, case: Case, ask: Callable[[Ref], Any]) -> tuple:
+    """Ask for the net with the case's weights and for ``ask(net)``'s calls, reading nothing yet.
+    The weights go in with one ``later_put``, sent with the calls in one request (where the
+    session defers); where params are not plain arrays of the right shapes, that changes nothing
+    and faults, so the calls after it are not run (``_net_answers`` goes on)."""
     net = _build(t, case)
+    put = t.session.later_put(net, ("params",), {k: case.inputs[k] for k in _keys(t, case)})
+    deferred = t.session.defers
+    return net, put, deferred, ask(net) if deferred else None, ask
+
+
+def _net_answers(t: Target, case: Case, asked: tuple) -> tuple[Ref, Any]:
+    """(net, what ``ask`` gave) for what ``_ask_net`` asked. Where the one-step put faulted, the
+    weights go in as before: params read, checked and updated one by one (``_set_params``),
+    with the findings that gives, then the calls are asked again."""
+    net, put, deferred, answers, ask = asked
+    if deferred:  # sent along with the calls: read after asking for them
+        if _put(put):
+            return net, answers
+    elif _put(put):  # run already: the calls come after it
+        return net, ask(net)
+    _set_params(t, net, case)
+    return net, ask(net)
+
+
+def _shared_ask(t: Target, case: Case, what: str) -> Any:
+    """What the screen's ``prefetch`` asked for this case under ``what``, taken (once), or None."""
+    return t.shared[1].pop(what, None) if _sharing(t, case) else None
+
+
+def _put(later: Later) -> bool:
+    try:
+        later.value()
+    except Finding:
+        return False
+    return True
+
+
+def _set_params(t: Target, net: Ref, case: Case) -> None:
     keys = _keys(t, case)
     params = _params(t, net, keys)
     for k in keys:
@@ -645,24 +706,36 @@ def _own_net_forward(t: Target, case: Case) -> dict[str, np.ndarray] | None:
     return _own_answer(t, case, ("net-forward",), run)
 
 
-def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
-    net = _net(t, case)
+def _ask_net_forward(t: Target, case: Case) -> tuple[list, dict, tuple]:
+    """(the methods checked with their expected values, gradprop's own answers, what
+    ``_ask_net`` asked) for ``check_net_forward``."""
     x, tt = case.inputs["x"], case.inputs["t"]
     own = _own_net_forward(t, case) or {}
     predicted = _lazy(lambda: oracle.companion(t.item.predict, t.item, case))
-    # the scores that decide whether accuracy is checked (a clear argmax): gradprop's own, which
-    # agree with the reference's to round-off, or the reference's
-    scores = own["predict"] if "predict" in own else predicted()
     checks = [("predict", (x,), predicted), ("loss", (x, tt), lambda: oracle.forward(t.item, case))]
-    top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else None
-    clear = top2 is None or np.all(top2[:, 1] - top2[:, 0] > 1e-9)
-    if clear and _eval_is_train(case) and t.item.accuracy:  # accuracy only where argmax is clear
-        labels = tt.argmax(axis=1) if tt.ndim == 2 else tt
-        checks.append(("accuracy", (x, tt), np.float64(np.mean(scores.argmax(axis=1) == labels))))
-    asked = []
-    for method, args, _ in checks:  # one request
-        _seeded(t, case)
-        asked.append(t.session.later(net, method, *args, **({} if method == "accuracy" else t.item.train)))
+
+    def ask(net: Ref) -> list[Later]:
+        if len(checks) == 2:
+            # the scores that decide whether accuracy is checked (a clear argmax): gradprop's own,
+            # which agree with the reference's to round-off, or the reference's
+            scores = own["predict"] if "predict" in own else predicted()
+            top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else None
+            clear = top2 is None or np.all(top2[:, 1] - top2[:, 0] > 1e-9)
+            if clear and _eval_is_train(case) and t.item.accuracy:  # accuracy only where argmax is clear
+                labels = tt.argmax(axis=1) if tt.ndim == 2 else tt
+                checks.append(("accuracy", (x, tt), np.float64(np.mean(scores.argmax(axis=1) == labels))))
+        asked = []
+        for method, args, _ in checks:  # one request, with the weights
+            _seeded(t, case)
+            asked.append(t.session.later(net, method, *args, **({} if method == "accuracy" else t.item.train)))
+        return asked
+
+    return checks, own, _ask_net(t, case, ask)
+
+
+def check_net_forward(t: Target, case: Case, explain: bool = False) -> None:
+    checks, own, asked = _shared_ask(t, case, "net forward asked") or _ask_net_forward(t, case)
+    _, asked = _net_answers(t, case, asked)
     for (method, args, expected), later in zip(checks, asked):
         reply = later.value()
         extra = "" if method == "accuracy" else _train_args(t)
@@ -687,15 +760,23 @@ def check_net_gradient(t: Target, case: Case, explain: bool = False) -> None:
                      quick=None if own is None else own.get(k))
 
 
+def _ask_gradient(t: Target, case: Case) -> tuple:
+    """What ``_ask_net`` asks for ``_net_gradient``: the net and its ``gradient(x, t)``."""
+    def ask(net: Ref) -> Later:
+        _seeded(t, case)
+        return t.session.later(net, "gradient", case.inputs["x"], case.inputs["t"])
+
+    return _ask_net(t, case, ask)
+
+
 def _net_gradient(t: Target, case: Case) -> tuple[Ref, Mapping[str, Any]]:
     """Build the net with the case's weights and call ``gradient(x, t)``: (net, the dict it
     returned). One run per case serves the screen's gradient, numerical and shape checks (the
     numerical check moves params and puts them back; the others only read the dict)."""
 
     def run():
-        net = _net(t, case)
-        _seeded(t, case)
-        return net, t.session.call(net, "gradient", case.inputs["x"], case.inputs["t"]).value
+        net, gradient = _net_answers(t, case, _shared_ask(t, case, "gradient asked") or _ask_gradient(t, case))
+        return net, gradient.value().value
 
     net, value = _once(t, case, "gradient", run)
     keys = _keys(t, case)
@@ -780,10 +861,10 @@ def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
 
 
 def check_net_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
-    net = _net(t, case)
     data = {"x": case.inputs["x"], "t": case.inputs["t"]}
-    asked = {method: t.session.later(net, method, *data.values(), **(t.item.train if method == "loss" else {}))
-             for method in ("loss", "gradient")}
+    _, asked = _on_net(t, case, lambda net: {
+        method: t.session.later(net, method, *data.values(), **(t.item.train if method == "loss" else {}))
+        for method in ("loss", "gradient")})
     for method, later in asked.items():
         reply = later.value()
         _unchanged(t, case, data, reply.args_after, f"{t.name}.{method}", "mutates-input", "x, t")
@@ -813,6 +894,11 @@ def check_net_dropout(t: Target, case: Case, explain: bool = False) -> None:
                             "inverted dropout)"),
                  rtol=t.item.rtol, atol=t.item.atol, tag="wrong-forward", gradient=False,
                  reproduce=lambda: _net_repro(t, case, ["print(net.predict(x, train_flg=False))"]))
+
+
+#: the checks that read the screen's prefetched network runs (``prefetch``)
+_NET_FORWARD_READERS = {check_net_forward, check_net_regime}
+_NET_GRADIENT_READERS = {check_net_gradient, check_net_numerical, check_net_shapes, check_net_regime, check_net_dropout}
 
 
 # --- which properties apply to an item -------------------------------------------------------------

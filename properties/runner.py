@@ -232,7 +232,7 @@ def screen(target: Target, props: list[Property], settings: Settings | None = No
         # one forward/backward run per case for every reader, all asked for before any is read
         runs = [replace(target, shared=(case, {})) for case in cases]
         for shared, case in zip(runs, cases):
-            prefetch(shared, case)
+            prefetch(shared, case, group)
         for shared, case in zip(runs, cases):
             for prop in group:
                 if prop.name not in found:

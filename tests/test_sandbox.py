@@ -68,6 +68,22 @@ def raises(x):
     y = x.original_x_shape
     return y
 
+class Net:
+    def __init__(self, kind="plain"):
+        self.params = {"W": np.ones((2, 3)), "b": np.zeros(3)}
+        if kind == "float32":
+            self.params["b"] = np.zeros(3, dtype=np.float32)
+        elif kind == "shape":
+            self.params["b"] = np.zeros((1, 3))
+        elif kind == "missing":
+            del self.params["b"]
+        elif kind == "read-only":
+            self.params["b"].flags.writeable = False
+        elif kind == "list":
+            self.params["b"] = [0.0, 0.0, 0.0]
+        elif kind == "shared":
+            self.params["b"] = self.params["W"]
+
 def modules(x):
     import sys
     return sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "hypothesis", "pytest", "gradprop"))
@@ -167,6 +183,90 @@ def test_calls_asked_for_later_go_in_one_request_and_answer_like_calls(good):
         assert s.call("softmax", None, np.zeros(2)).value.tolist() == [0.5, 0.5]  # and the child goes on
     finally:
         s._flush = flush
+
+
+@pytest.mark.parametrize("kind", ["plain", "float32", "shape", "missing", "read-only", "list", "shared"])
+def test_put_sets_plain_params_in_one_step_and_nothing_else(good, kind):
+    """``later_put``: params that are a dict of writable float64 arrays of the right shapes are set
+    as a read followed by ``iadd`` of the difference would set them, with the calls after it in
+    the same request; anything else is left as it is and faults, and the calls after it (its
+    group) are not run. In-process alike."""
+    s, path = good
+    rng = np.random.default_rng(2)
+    want = {"W": rng.normal(size=(2, 3)), "b": rng.normal(size=(3,))}
+    if kind == "shared":
+        want["b"] = rng.normal(size=(2, 3))
+    for sess in (s, InProcessSession(path=path)):
+        net = sess.new("Net", kind)
+        before = sess.get(net, "params")
+        put = sess.later_put(net, ("params",), want)
+        after = sess.later_get(net, "params")
+        if kind in ("plain", "shared"):
+            put.value()
+            got = after.value()
+            # the arithmetic of reading first: every difference is taken before any array changes
+            expected = {k: before[k] + (want[k] - before[k]) for k in want}
+            if kind == "shared":
+                expected["W"] = expected["b"] = before["W"] + (want["W"] - before["W"]) + (want["b"] - before["b"])
+            for k in want:
+                np.testing.assert_array_equal(got[k], expected[k])
+            continue
+        with pytest.raises(SubmissionFault):
+            put.value()
+        if sess is s:  # the read after it was in its group: not run
+            with pytest.raises(SubmissionFault):
+                after.value()
+        left = sess.get(net, "params")
+        assert left.keys() == before.keys()
+        for k in left:
+            np.testing.assert_array_equal(left[k], before[k])
+
+
+@pytest.mark.parametrize("b1", ["np.zeros(hidden_size)", "np.zeros(hidden_size, dtype=np.float32)",
+                                "np.zeros((1, hidden_size))", "list(np.zeros(hidden_size))"])
+def test_a_network_is_graded_alike_with_its_weights_put_in_one_step_or_one_by_one(tmp_path, monkeypatch, b1):
+    """The network checks put the case's weights in with one ``later_put`` where params are plain,
+    and read, check and update them one by one where they are not: the outcomes are the same as
+    one by one every time."""
+    from hypothesis import settings
+
+    from gradprop.properties.registry import ITEMS
+    from gradprop.properties.runner import evaluate_item
+    from gradprop.session import Session
+
+    source = open(os.path.join(os.path.dirname(__file__), "..", "examples", "book_correct.py")).read()
+    assert "self.params['b1'] = np.zeros(hidden_size)" in source
+    path = write(tmp_path, source.replace("self.params['b1'] = np.zeros(hidden_size)", f"self.params['b1'] = {b1}"))
+    item = next(i for i in ITEMS if i.name == "TwoLayerNet")
+    lean = settings(settings.get_profile("grading"), max_examples=3)  # gradprop check's (shipped) examples
+
+    def outcomes() -> list:
+        with SandboxSession(path, time_limit=10) as sess:
+            return [(o.prop, o.passed, o.tag, o.message) for o in evaluate_item(sess, item, "sub", lean, until="any")]
+
+    put = outcomes()
+    monkeypatch.setattr(SandboxSession, "later_put", Session.later_put)  # faults at once: one by one
+    assert outcomes() == put
+    if b1 == "np.zeros(hidden_size)":
+        assert all(passed for _, passed, _, _ in put)
+    if "(1, hidden_size)" in b1:
+        assert ("forward", False, "wrong-shape") in [o[:3] for o in put]
+
+
+def test_a_fault_of_quiet_ops_left_before_a_group_stays_in_their_group(good):
+    """An update nothing read after (a check stopped between it and its call) faults in the
+    child: the fault is answered in its own group, and the next group's replies still reach the
+    calls that asked for them."""
+    s, _ = good
+    m = s.new("MulLayer")
+    s.iadd(m, ("nope",), np.ones(3))  # faults: MulLayer has no attribute nope
+    s.group()
+    m2 = s.new("MulLayer")
+    fwd = s.later(m2, "forward", np.ones(3), np.full(3, 2.0))
+    s.group()
+    soft = s.later("softmax", None, np.zeros(2))
+    same(fwd.value().value, np.full(3, 2.0))
+    assert soft.value().value.tolist() == [0.5, 0.5]
 
 
 def test_values_iadd_seed(good):
