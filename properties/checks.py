@@ -310,13 +310,15 @@ def _own(t: Target) -> Target | None:
 def _own_answer(t: Target, case: Case, key: tuple, run: Callable[[Target], Any]) -> Any:
     """``run`` on gradprop's own version of the item, kept with the case; None where there is
     none, or where it does not answer (the reference does then)."""
+    own = _own(t)  # first: gradprop's own layers are never answered by what is kept (or shipped) for them
+    if own is None:
+        return None
     mark = ("own", t.item.name, *key)
     if mark not in case.memo:
-        own = _own(t)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                case.memo[mark] = None if own is None else run(own)
+                case.memo[mark] = run(own)
         except Exception:  # noqa: BLE001 - no first answer: the reference is asked
             case.memo[mark] = None
     return case.memo[mark]

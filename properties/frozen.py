@@ -22,6 +22,15 @@ tenth of a second in every grading worker's first submission).
 
 Searches for a smaller failing input (shrinking) and hints still ask Hypothesis: they describe a
 finding, they do not decide one.
+
+With each list go **gradprop's own answers** on its cases (``checks._own_answer``: its own
+layers' outputs and gradients, which settle a correct submission's values before JAX is asked),
+as the checks ask for them on a correct layer set. Working them out was a quarter of a second of
+CPU in every grading worker's first submission and in every ``gradprop check``. They are a
+function of gradprop's own layers and of the checks (``ANSWER_SOURCES``, by hash): after an edit
+of either they are not read (they are worked out live, as for any other case) until the file is
+written again. They are recorded by screening a copy of gradprop's own layers as a submission
+(``record_answers``); ``tests/test_frozen.py`` checks that they are what the layers answer now.
 """
 from __future__ import annotations
 
@@ -42,6 +51,9 @@ HERE = Path(__file__).resolve().parent
 FILE = HERE / "examples.bin"
 #: what the drawn examples are a function of, besides Hypothesis itself
 SOURCES = ("registry.py", "strategies.py", "profiles.py", "model.py")
+#: what gradprop's own answers on them are a function of, besides the examples (paths from the
+#: repository's root: the checks that ask for them, and gradprop's own layers)
+ANSWER_SOURCES = ("properties/checks.py", "layers")
 
 
 def budgets() -> tuple[int, ...]:
@@ -63,20 +75,43 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
+def answers_fingerprint() -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for name in ANSWER_SOURCES:
+        path = HERE.parent / name
+        for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+            h.update(f"{name}/{file.name}".encode())
+            h.update(file.read_bytes())
+    return h.hexdigest()
+
+
 def key(item: str, regime: str, max_examples: int) -> str:
     return f"{item}|{regime}|{max_examples}"
 
 
 @functools.cache
-def _shipped() -> dict[str, np.ndarray]:
-    """The shipped lists by ``key``, each still packed, or nothing when the file is missing or stale."""
+def _content() -> dict[str, Any]:
     try:
-        content = unpack(zlib.decompress(FILE.read_bytes()))
+        return unpack(zlib.decompress(FILE.read_bytes()))
     except (OSError, zlib.error, ValueError, KeyError):
         return {}
+
+
+@functools.cache
+def _shipped() -> dict[str, np.ndarray]:
+    """The shipped lists by ``key``, each still packed, or nothing when the file is missing or stale."""
+    content = _content()
     if content.get("fingerprint") != fingerprint():
         return {}
     return content["examples"]
+
+
+@functools.cache
+def _shipped_answers() -> dict[str, np.ndarray]:
+    """gradprop's own answers by ``key``, each list still packed, or nothing when they are stale."""
+    if not _shipped() or _content().get("answers_fingerprint") != answers_fingerprint():
+        return {}
+    return _content().get("answers", {})
 
 
 @functools.cache
@@ -92,9 +127,90 @@ def plain(case: Case) -> dict:
 
 def cases(item: str, regime: str, max_examples: int) -> list[Case] | None:
     """The shipped cases of one example list, or None if it is not shipped (another budget, a
-    new regime, a stale file)."""
-    fields = _list(key(item, regime, max_examples))
-    return None if fields is None else [Case(**f) for f in fields]
+    new regime, a stale file), each with gradprop's own answers on it where they are current."""
+    name = key(item, regime, max_examples)
+    fields = _list(name)
+    if fields is None:
+        return None
+    drawn = [Case(**f) for f in fields]
+    packed = _shipped_answers().get(name)
+    if packed is not None:
+        for case, entries in zip(drawn, unpack(packed.tobytes())):
+            case.memo.update((_mark(m), value) for m, value in entries)
+    return drawn
+
+
+def _mark(packed: tuple) -> tuple:
+    """A memo key as ``checks._own_answer`` makes it (bytes are kept as uint8 arrays)."""
+    return tuple(bytes(x) if isinstance(x, np.ndarray) else x for x in packed)
+
+
+def _packable(mark: tuple) -> tuple:
+    assert not any(isinstance(x, np.ndarray) for x in mark), mark
+    return tuple(np.frombuffer(x, dtype=np.uint8) if isinstance(x, bytes) else x for x in mark)
+
+
+def record_answers(item: Any, lists: dict[str, list[Case]]) -> dict[str, list[list]]:
+    """gradprop's own answers on each of ``item``'s example lists (by regime key), as the checks
+    ask for them on a correct layer set: a copy of gradprop's own layers (the same code under new
+    names, so that its answers are not taken for the layers' own) is screened as a submission, and
+    what the cases kept is read off them. Empty for an item gradprop's own layers do not answer."""
+    from gradprop.session import InProcessSession
+
+    from .checks import Target, _own, own_session, properties_for
+    from .runner import screen
+
+    original = own_session()
+    name = original.resolve(item.names)
+    copy = InProcessSession({k: _renamed(v) for k, v in original._ns.items()})
+    if name is None or _own(Target(copy, item, name, "")) is None:
+        return {}
+    target = Target(copy, item, name, "gradprop.layers")
+    out = {}
+    for regime, cases in lists.items():
+        props = [p for p in properties_for(item) if _regime(p) == regime]
+        with _examples({(item.name, regime): cases}):
+            failed, _ = screen(target, props)
+        assert not failed, f"gradprop's own {item.name} fails {sorted(failed)}: {failed}"
+        out[regime] = [[[_packable(m), v] for m, v in c.memo.items() if m[0] == "own"] for c in cases]
+    return out
+
+
+def _regime(prop: Any) -> str:
+    from .runner import _regime_key
+
+    return _regime_key(prop.regime)
+
+
+def _renamed(value: Any) -> Any:
+    """The same code as another object: a subclass of a class, a wrapper of a function."""
+    if isinstance(value, type):
+        return type(value.__name__, (value,), {"__module__": value.__module__})
+    if callable(value):
+        return functools.wraps(value)(lambda *args, **kwargs: value(*args, **kwargs))
+    return value
+
+
+class _examples:
+    """``runner.examples`` gives these lists (by (item, regime key)) while it is open."""
+
+    def __init__(self, lists: dict[tuple[str, str], list[Case]]):
+        self.lists = lists
+
+    def __enter__(self) -> None:
+        from . import runner
+
+        self.saved = runner.examples
+
+        def examples(item, regime, settings=None):
+            return self.lists[(item.name, runner._regime_key(regime))]
+
+        runner.examples = examples
+
+    def __exit__(self, *exc: object) -> None:
+        from . import runner
+
+        runner.examples = self.saved
 
 
 def wanted() -> Iterator[tuple[Any, dict, int]]:
@@ -116,18 +232,25 @@ def draw() -> dict:
 
     from . import runner
 
-    examples = {}
+    examples, answers = {}, {}
+    lists: dict[tuple[Any, int], dict[str, list[Case]]] = {}
     for item, regime, budget in wanted():
         drawn = runner.draw(item, regime, settings(settings.get_profile("grading"), max_examples=budget))
         packed = pack([plain(c) for c in drawn])
         examples[key(item.name, runner._regime_key(regime), budget)] = np.frombuffer(packed, dtype=np.uint8)
-    return {"fingerprint": fingerprint(), "hypothesis": metadata.version("hypothesis"), "examples": examples}
+        lists.setdefault((item, budget), {})[runner._regime_key(regime)] = drawn
+    for (item, budget), by_regime in lists.items():
+        for regime, entries in record_answers(item, by_regime).items():
+            answers[key(item.name, regime, budget)] = np.frombuffer(pack(entries), dtype=np.uint8)
+    return {"fingerprint": fingerprint(), "hypothesis": metadata.version("hypothesis"), "examples": examples,
+            "answers_fingerprint": answers_fingerprint(), "answers": answers}
 
 
 def main() -> int:
     content = draw()
     FILE.write_bytes(zlib.compress(pack(content), 9))
     print(f"{FILE}: {len(content['examples'])} example lists, drawn by Hypothesis {content['hypothesis']}, "
+          f"gradprop's own answers on {len(content['answers'])} of them, "
           f"{FILE.stat().st_size // 1024} KiB")
     return 0
 

@@ -14,6 +14,7 @@ from hypothesis import settings
 
 from gradprop.properties import frozen, runner
 from gradprop.properties.checks import properties_for
+from gradprop.properties.model import Case
 from gradprop.properties.registry import ITEMS
 
 REWRITE = "run python -m gradprop.properties.frozen to draw them again"
@@ -30,7 +31,9 @@ def _same(a, b) -> bool:
 
 
 def _forget() -> None:
+    frozen._content.cache_clear()
     frozen._shipped.cache_clear()
+    frozen._shipped_answers.cache_clear()
     frozen._list.cache_clear()
 
 
@@ -82,3 +85,55 @@ def test_the_shipped_examples_are_what_hypothesis_draws(budget):
         live = [frozen.plain(c) for c in runner.draw(item, regime, profile)]
         shipped = [frozen.plain(c) for c in frozen.cases(item.name, runner._regime_key(regime), budget)]
         assert _same(live, shipped), f"{item.name}: the shipped examples differ from Hypothesis' draw: {REWRITE}"
+
+
+def test_the_shipped_answers_are_current_and_what_gradprops_own_layers_answer_now():
+    """gradprop's own answers ship with the examples (for every item its layers answer), and are
+    what the layers answer on this machine, to round-off; after an edit of the layers or the
+    checks they are not read."""
+    _forget()
+    assert frozen._shipped_answers(), f"the own answers in properties/examples.bin are stale: {REWRITE}"
+    for item in ITEMS[:9]:  # the book's chapter 5
+        regime = runner._regime_key(dict(properties_for(item)[0].regime))
+        shipped = frozen.cases(item.name, regime, 3)
+        plain = [Case(c.init, c.inputs, c.seed, c.extra) for c in shipped]
+        live = frozen.record_answers(item, {regime: plain})[regime]
+        assert live, item.name
+        for case, entries in zip(shipped, live):
+            kept = {m: v for m, v in case.memo.items() if m[0] == "own"}
+            assert {frozen._mark(m) for m, _ in entries} == set(kept), item.name
+            for m, value in entries:
+                _close(kept[frozen._mark(m)], value, item.name)
+
+
+def _close(a, b, where) -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _close(a[k], b[k], where)
+    elif a is None:
+        assert b is None, where
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=where)
+
+
+def test_stale_answers_are_not_read_and_the_examples_still_are(monkeypatch):
+    _forget()
+    monkeypatch.setattr(frozen, "answers_fingerprint", lambda: "other layers")
+    try:
+        cases = frozen.cases("Affine", "[]", 25)
+        assert cases is not None and not any(c.memo for c in cases)
+    finally:
+        _forget()
+
+
+def test_gradprops_own_layers_are_never_answered_by_the_shipped_answers():
+    """The suite holds gradprop's own layers to the JAX reference: the answers shipped for them
+    (or kept from a submission graded before) are not their own check's first answer."""
+    from gradprop.properties.checks import Target, _own_out, own_session
+
+    own = own_session()
+    item = next(i for i in ITEMS if i.name == "Affine")
+    case = frozen.cases("Affine", "[]", 3)[0]
+    assert any(m[0] == "own" for m in case.memo)
+    assert _own_out(Target(own, item, "Affine", "gradprop.layers"), case) is None
