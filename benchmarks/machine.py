@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 #: a cpuacct cgroup (v1) counts the CPU of every process started inside it, even of those no
-#: process waits for (gradprop's fork server outlives the command): used where we may make one
+#: process waits for (a fork server, where gradprop starts one, outlives the command): used where we may make one
 _CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 #: the reference workload: ten fresh Pythons, each importing numpy and doing 2000 small array ops
@@ -71,7 +71,7 @@ def timed(cmd: Sequence[str], cwd: str | os.PathLike | None = None, env: Mapping
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if group is not None:
-        time.sleep(0.5)  # what outlives the command (the fork server) ends on its own
+        time.sleep(0.5)  # what outlives the command (a fork server) ends on its own
         cpu = int((group / "cpuacct.usage").read_text()) / 1e9
         try:
             group.rmdir()

@@ -271,7 +271,7 @@ def _our_error(item: str, asked: bool, error: str, text: str | None = None) -> I
 
 
 def _worker(conn: Any, path: str, names: list[str], options: Options) -> None:
-    """A checking process (a fork of the fork server, ``workers.py``): its share of the items,
+    """A checking process (a fork, ``workers.py``): its share of the items,
     one message as each starts, then ("done", results, import error, how it was read)."""
     from .properties.registry import REGISTRY
 

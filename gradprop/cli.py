@@ -152,8 +152,8 @@ def grade_all(named: Sequence[tuple[str, str]], options: GradeOptions, jobs: int
     """Grade every (name, path) in ``jobs`` worker processes; ``on_result`` sees each result as it
     arrives.
 
-    Workers are forks of a fork server that has imported the suite (``workers.py``), and each
-    grades one submission at a time. No wait is without a timeout: a worker that dies, or that
+    Workers are forks of a process that has imported the suite (this one, or a fork server:
+    ``workers.py``), and each grades one submission at a time. No wait is without a timeout: a worker that dies, or that
     does not finish a job by its deadline (``_Worker.deadline``), is killed, and the submission it
     held is tried once more in a new worker; after a second time it gets a row of blanks that says
     what happened. The run goes on either way. A KeyboardInterrupt (Ctrl-C, or SIGTERM through

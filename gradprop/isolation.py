@@ -200,7 +200,7 @@ CHILD_MODULES = ("_child", "_jail", "_steady", "_standins", "wire", "loader", "n
                  "i18n")
 #: the child's message catalogs (``i18n``: it writes its messages in the student's language)
 CHILD_DATA = "locale"
-#: where the child modules' bytecode is kept for the box (``_child_bytecode``)
+#: where the child modules' bytecode is kept for the box (``child_bytecode``)
 PYC_TAG = f"{sys.implementation.cache_tag}.pyc"
 #: where the child sees things, with namespaces (without them, the host paths)
 VIEW_WORK = "/gradprop/work"
@@ -214,8 +214,9 @@ FILE_MB = 256
 
 
 @functools.cache
-def _child_bytecode() -> dict[str, str]:
-    """The child modules' bytecode, compiled here once per process: {module: host file}.
+def child_bytecode() -> dict[str, str]:
+    """The child modules' bytecode, compiled here once per process (and before its workers are
+    forked from it, ``workers.start``): {module: host file}.
 
     The box binds the child's modules one by one, without their ``__pycache__``, and the child may
     not write one: without this, every child compiled them all again (0.06 s of CPU per
@@ -510,7 +511,7 @@ class Box:
         iso = self.isolation
         lib = [os.path.join(self.view_lib, name) for name in (*(f"{m}.py" for m in CHILD_MODULES), CHILD_DATA)]
         if self.namespaces:  # the bytecode bound beside them (``command``)
-            lib += [os.path.join(self.view_lib, "__pycache__", f"{m}.{PYC_TAG}") for m in _child_bytecode()]
+            lib += [os.path.join(self.view_lib, "__pycache__", f"{m}.{PYC_TAG}") for m in child_bytecode()]
         if self.namespaces:  # what is hidden is an empty tmpfs already
             read, listed = _read_paths(), []
         else:
@@ -577,7 +578,7 @@ class Box:
         for m in CHILD_MODULES:
             wrap += ["--ro-bind", os.path.join(PACKAGE_DIR, f"{m}.py"), os.path.join(self.view_lib, f"{m}.py")]
         wrap += ["--ro-bind", os.path.join(PACKAGE_DIR, CHILD_DATA), os.path.join(self.view_lib, CHILD_DATA)]
-        compiled = _child_bytecode()
+        compiled = child_bytecode()
         if compiled:
             wrap += ["--perms", "0755", "--dir", os.path.join(self.view_lib, "__pycache__")]
         for m, host in compiled.items():

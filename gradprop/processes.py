@@ -9,9 +9,10 @@ the working folder (or any folder of a submission's) on its path:
 - the sandboxed child runs with ``-P`` (no working folder) and ``-S``, the parent's package
   folders given explicitly (``sandbox.BOOTSTRAP``), in an environment of its box's making
   (``isolation.Box.env``: ``PYTHONHASHSEED=0`` for determinism, nothing of the grader's);
-- the fork server that grading and checking workers are forked from (``workers.py``) is started
-  by ``multiprocessing`` from this interpreter's flags and environment: it gets
-  ``PYTHONSAFEPATH=1`` (``safe_path_env``), and its forks inherit what it imported;
+- grading and checking workers are forks (``workers.py``) of the command's own process (whose
+  ``sys.path`` ``gradprop/__init__.py`` has cleared of the working folder) or of a fork server,
+  started by ``multiprocessing`` from this interpreter's flags and environment with
+  ``PYTHONSAFEPATH=1`` (``safe_path_env``); a fork inherits what its parent imported;
 - helpers (killing a uid's processes, building a wheel) run with ``-I`` as well;
 - the Gradescope bundle's scripts call ``python3 -P`` (``bundle.py``).
 

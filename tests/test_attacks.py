@@ -278,7 +278,7 @@ def run(request, tmp_path_factory):
     honest2.write_text(HONEST)
     victim = subprocess.Popen(["sleep", "600"])
     listener = Listener()
-    pyc = root / "xdg" / "gradprop" / "pyc"  # the child modules' bytecode (isolation._child_bytecode)
+    pyc = root / "xdg" / "gradprop" / "pyc"  # the child modules' bytecode (isolation.child_bytecode)
     targets = {"out": str(out), "package": os.path.dirname(gradprop.__file__), "honest": str(honest),
                "honest2": str(honest2), "cache": str(cache), "victim": str(victim.pid), "port": str(listener.port),
                "tag": tag, "fid": fid, "pyc": str(pyc)}
@@ -289,7 +289,7 @@ def run(request, tmp_path_factory):
            "GRADPROP_SECRET": SECRET,  # the expected values the grader trusts live in the poisoner's reach
            "GRADPROP_ISOLATION_OFF": off, "XDG_CACHE_HOME": str(root / "xdg")}
     # the bytecode written before the run, as an earlier run leaves it, so that any change shows
-    subprocess.run([sys.executable, "-c", "from gradprop.isolation import _child_bytecode; _child_bytecode()"],
+    subprocess.run([sys.executable, "-c", "from gradprop.isolation import child_bytecode; child_bytecode()"],
                    env=env, check=True)
     assert len(list(pyc.glob("*.pyc"))) > 1
     before = {**snapshot(subs), **snapshot(cache), **snapshot(Path(targets["package"])), **snapshot(pyc)}

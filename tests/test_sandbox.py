@@ -775,8 +775,9 @@ def _report_where(conn) -> None:  # a worker's target: importable by name
 
 
 def test_a_worker_runs_in_the_environment_and_folder_of_its_start(tmp_path, monkeypatch):
-    """Workers are forks of a fork server started once per process; each still gets the caller's
-    environment and folder as they are when it starts, as a spawned process would."""
+    """Workers are forks (of this process, or of a fork server started once per process); each
+    still gets the caller's environment and folder as they are when it starts, as a spawned
+    process would."""
     from multiprocessing import Pipe
 
     from gradprop import workers
@@ -795,3 +796,46 @@ def test_a_worker_runs_in_the_environment_and_folder_of_its_start(tmp_path, monk
     monkeypatch.setenv("GRADPROP_TEST_MARK", "set later")
     monkeypatch.chdir(tmp_path)
     assert where() == ("set later", str(tmp_path))
+
+
+def test_the_command_lines_workers_are_forks_of_it_and_start_from_its_state(tmp_path):
+    """The command line's process (one thread, no JAX) forks its workers itself: no fork server
+    is started (its imports would be made twice), a worker gets the environment and folder of its
+    start, and ``grade``'s SIGTERM handler is not a worker's. Where JAX is imported, the fork
+    server is used instead."""
+    import subprocess
+    import sys
+
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from multiprocessing import Pipe, forkserver
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from gradprop import workers
+        from test_sandbox import _default_sigterm, _report_where
+
+        def run(target=_report_where):
+            ours, theirs = Pipe(duplex=False)
+            proc = workers.start(target, theirs)
+            theirs.close()
+            got = ours.recv()
+            proc.join()
+            return got
+
+        signal.signal(signal.SIGTERM, lambda *a: None)
+        workers.prestart()
+        os.environ["GRADPROP_TEST_MARK"] = "direct"
+        os.chdir({str(tmp_path)!r})
+        print(run(), run(_default_sigterm), forkserver._forkserver._forkserver_pid is None)
+        import jax  # noqa: F401 - its threads: the fork server from now on
+        print(workers._direct(), run(), forkserver._forkserver._forkserver_pid is None)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HYPOTHESIS_NO_PLUGINS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [f"('direct', '{tmp_path}') True True", f"False ('direct', '{tmp_path}') False"]
+
+
+def _default_sigterm(conn) -> None:  # a worker's target: importable by name
+    import signal
+
+    conn.send(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
