@@ -123,14 +123,17 @@ def _ask(t: Target, case: Case, share: bool) -> tuple[Ref | None, Later]:
 def prefetch(t: Target, case: Case, props: Iterable[Property] = ()) -> None:
     """Ask now for the screen's shared run on ``case`` (``t.shared``), as a group of its own: the
     screen asks for every example's run before it reads any, so that they go to the sandbox in one
-    request, and the answers of one are there when the next is checked. For a network, the runs
-    ``props`` read: the forward calls and the gradient, each on a net of its own."""
+    request, and the answers of one are there when the next is checked. For a layer, the numerical
+    and stale-state checks' calls too, where ``props`` has them and the case does not depend on the
+    output (each on a fresh layer). For a network, the runs ``props`` read: the forward calls, the
+    gradient and the mutation check's calls, each on a net of its own."""
     if not _sharing(t, case):
         return
     if t.item.kind == "network":
         checks = {p.check for p in props}
         for what, readers, ask in (("net forward asked", _NET_FORWARD_READERS, _ask_net_forward),
-                                   ("gradient asked", _NET_GRADIENT_READERS, _ask_gradient)):
+                                   ("gradient asked", _NET_GRADIENT_READERS, _ask_gradient),
+                                   ("mutates asked", _NET_MUTATES_READERS, _ask_net_mutates)):
             if checks & readers:
                 t.session.group()
                 try:
@@ -145,6 +148,18 @@ def prefetch(t: Target, case: Case, props: Iterable[Property] = ()) -> None:
         t.shared[1]["forward asked"] = _ask(t, case, True)
     except Finding:  # asked again, and said, when the checks read it
         t.shared[1].pop("backward asked", None)
+    if t.item.kind != "layer" or t.item.observe is not None:  # the case the others use is read off forward
+        return
+    checks = {p.check for p in props}
+    for what, reader, ask in (("numerical asked", check_numerical,
+                               lambda: _ask_objectives(t, case, _numerical_points(t, case)[2])),
+                              ("stale-state asked", check_stale_state, lambda: _ask_stale(t, case, _earlier(case, t.item)))):
+        if reader in checks:
+            t.session.group()
+            try:
+                t.shared[1][what] = ask()
+            except Finding:
+                pass
 
 
 def _ask_forward(t: Target, case: Case) -> tuple[Ref | None, Later]:
@@ -403,8 +418,16 @@ def check_regime(t: Target, case: Case, explain: bool = False) -> None:
 def _own_objectives(t: Target, case: Case, points: list[Mapping[str, Any]], v: Any) -> list[float]:
     """<v, forward(args)> at each of ``points``, computed by the layer set itself, each on a fresh
     layer; the calls are asked for together (one request), read in order."""
-    asked = [_ask_forward(t, Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed))[1]
-             for args in points]
+    return _objectives(t, _ask_objectives(t, case, points), v)
+
+
+def _ask_objectives(t: Target, case: Case, points: list[Mapping[str, Any]]) -> list[Later]:
+    """The forward calls of ``_own_objectives``, asked for, read by ``_objectives``."""
+    return [_ask_forward(t, Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed))[1]
+            for args in points]
+
+
+def _objectives(t: Target, asked: list[Later], v: Any) -> list[float]:
     values = []
     for later in asked:
         out = as_array(later.value().value, f"{t.name}: forward output", "wrong-forward")
@@ -441,12 +464,8 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
         return check_net_numerical(t, case, explain)
     _, _, case, v, grads = _backward_grads(t, case)
     got = _shape_checked(t, case, grads, v)
-    args = oracle.arguments(case)
-    rng = np.random.default_rng([case.seed, 7])
-    u = {k: rng.standard_normal(np.shape(args[k])) for k in t.item.wrt}
-    plus = {**args, **{k: np.asarray(args[k], dtype=float) + STEP * u[k] for k in u}}
-    minus = {**args, **{k: np.asarray(args[k], dtype=float) - STEP * u[k] for k in u}}
-    up, down = _own_objectives(t, case, [plus, minus], v)
+    args, u, points = _numerical_points(t, case)
+    up, down = _objectives(t, _shared_ask(t, case, "numerical asked") or _ask_objectives(t, case, points), v)
     numeric = (up - down) / (2 * STEP)
     analytic = sum(float(np.sum(u[k] * got[k])) for k in u)
     scale = sum(float(np.sum(np.abs(u[k] * got[k]))) for k in u) + abs(numeric)
@@ -464,6 +483,16 @@ def check_numerical(t: Target, case: Case, explain: bool = False) -> None:
           "sum(u * grads) = {analytic}, central difference = {numeric}.").format(
               name=t.name, analytic=repr(analytic), numeric=repr(numeric))
         + reproduce_block(_repro(t, case, "grads", v))))
+
+
+def _numerical_points(t: Target, case: Case) -> tuple[dict[str, Any], dict[str, np.ndarray], list[dict[str, Any]]]:
+    """(the case's arguments, the random direction u, the points args + STEP u and args - STEP u)."""
+    args = oracle.arguments(case)
+    rng = np.random.default_rng([case.seed, 7])
+    u = {k: rng.standard_normal(np.shape(args[k])) for k in t.item.wrt}
+    plus = {**args, **{k: np.asarray(args[k], dtype=float) + STEP * u[k] for k in u}}
+    minus = {**args, **{k: np.asarray(args[k], dtype=float) - STEP * u[k] for k in u}}
+    return args, u, [plus, minus]
 
 
 def _entrywise(t: Target, case: Case, args: Mapping[str, Any], v: Any, wrt: str) -> np.ndarray:
@@ -518,30 +547,43 @@ def _earlier(case: Case, item: Item) -> dict[str, Any]:
     return {k: (np.asarray(v)[::-1] if k in item.wrt and np.ndim(v) else v) for k, v in case.inputs.items()}
 
 
+def _ask_stale(t: Target, case: Case, first: Mapping[str, Any]) -> tuple:
+    """Build, forward(first), forward(the case's inputs) and, when the dout does not depend on the
+    output (no mask to read off it), backward and the gradient reads: asked for, read by
+    ``_stale_answers``."""
+    layer = _build(t, case)
+    args, kwargs = _split(t, first)
+    earlier = t.session.later(layer, "forward", *args, **kwargs)
+    args, kwargs = _split(t, case.inputs)
+    forward = t.session.later(layer, "forward", *args, **kwargs)
+    asked, dout = None, None
+    if t.item.observe is None:
+        dout = _dout(t, case, _out_shape(t, case))
+        asked = (t.session.later(layer, "backward", dout), _ask_grads(t, layer))
+    return layer, earlier, forward, asked, dout
+
+
+def _stale_answers(t: Target, case: Case, pending: tuple) -> tuple[dict[str, Any], Callable[[], Any], Any, Any]:
+    """(the gradients, the reference's (lazily), the dout, gradprop's own) of what ``_ask_stale`` asked."""
+    layer, earlier, forward, asked, dout = pending
+    earlier.value()
+    seen = _observed(t, case, forward.value())
+    if asked is None:
+        dout = _dout(t, case, _out_shape(t, seen))
+        asked = (t.session.later(layer, "backward", dout), None)
+    got = _grads(t, layer, asked[0].value(), asked[1])
+    return got, (lambda: oracle.vjp(t.item, seen, dout)[1]), dout, _own_grads(t, seen, dout)
+
+
 def check_stale_state(t: Target, case: Case, explain: bool = False) -> None:
     """forward(earlier batch), forward(batch), backward: the gradient at the second batch."""
 
     def after(first: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray], Any]:
-        layer = _build(t, case)
-        # one request when the dout does not depend on the output (no mask to read off it)
-        args, kwargs = _split(t, first)
-        earlier = t.session.later(layer, "forward", *args, **kwargs)
-        args, kwargs = _split(t, case.inputs)
-        forward = t.session.later(layer, "forward", *args, **kwargs)
-        asked = None
-        if t.item.observe is None:
-            dout = _dout(t, case, _out_shape(t, case))
-            asked = (t.session.later(layer, "backward", dout), _ask_grads(t, layer))
-        earlier.value()
-        seen = _observed(t, case, forward.value())
-        if asked is None:
-            dout = _dout(t, case, _out_shape(t, seen))
-            asked = (t.session.later(layer, "backward", dout), None)
-        got = _grads(t, layer, asked[0].value(), asked[1])
-        return got, (lambda: oracle.vjp(t.item, seen, dout)[1]), dout, _own_grads(t, seen, dout)
+        return _stale_answers(t, case, _ask_stale(t, case, first))
 
     earlier = _earlier(case, t.item)
-    got, expected, dout, quick = after(earlier)
+    got, expected, dout, quick = _stale_answers(t, case, _shared_ask(t, case, "stale-state asked")
+                                                or _ask_stale(t, case, earlier))
     try:
         _check_grads(t, case, got, expected, dout, _against(t, dout), tag="stale-state", twice=earlier, quick=quick)
     except Finding as finding:
@@ -862,11 +904,17 @@ def check_net_shapes(t: Target, case: Case, explain: bool = False) -> None:
                                                                    want=case.inputs[k].shape))
 
 
+def _ask_net_mutates(t: Target, case: Case) -> tuple:
+    """What ``_ask_net`` asks for ``check_net_mutates_input``: a net, its loss and its gradient."""
+    return _ask_net(t, case, lambda net: {
+        method: t.session.later(net, method, case.inputs["x"], case.inputs["t"],
+                                **(t.item.train if method == "loss" else {}))
+        for method in ("loss", "gradient")})
+
+
 def check_net_mutates_input(t: Target, case: Case, explain: bool = False) -> None:
     data = {"x": case.inputs["x"], "t": case.inputs["t"]}
-    _, asked = _on_net(t, case, lambda net: {
-        method: t.session.later(net, method, *data.values(), **(t.item.train if method == "loss" else {}))
-        for method in ("loss", "gradient")})
+    _, asked = _net_answers(t, case, _shared_ask(t, case, "mutates asked") or _ask_net_mutates(t, case))
     for method, later in asked.items():
         reply = later.value()
         _unchanged(t, case, data, reply.args_after, f"{t.name}.{method}", "mutates-input", "x, t")
@@ -898,9 +946,12 @@ def check_net_dropout(t: Target, case: Case, explain: bool = False) -> None:
                  reproduce=lambda: _net_repro(t, case, ["print(net.predict(x, train_flg=False))"]))
 
 
-#: the checks that read the screen's prefetched network runs (``prefetch``)
-_NET_FORWARD_READERS = {check_net_forward, check_net_regime}
-_NET_GRADIENT_READERS = {check_net_gradient, check_net_numerical, check_net_shapes, check_net_regime, check_net_dropout}
+#: the checks that read the screen's prefetched network runs (``prefetch``; the generic ones hand
+#: a network to the ``check_net_*`` of the same name)
+_NET_FORWARD_READERS = {check_forward, check_net_forward, check_net_regime}
+_NET_GRADIENT_READERS = {check_backward, check_numerical, check_shapes, check_net_gradient, check_net_numerical,
+                         check_net_shapes, check_net_regime, check_net_dropout}
+_NET_MUTATES_READERS = {check_mutates_input, check_net_mutates_input}
 
 
 # --- which properties apply to an item -------------------------------------------------------------
