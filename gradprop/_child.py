@@ -312,7 +312,8 @@ class _Child:
         self.dropped += dropped
         self.send({"ok": True})
 
-    def op_call(self, target: Any, method: str | None, where: str, args: tuple, kwargs: dict) -> None:
+    def op_call(self, target: Any, method: str | None, where: str, args: tuple, kwargs: dict,
+                echo: bool = True) -> None:
         args, kwargs = self.resolve_refs(args, kwargs, where)
         if type(target) is int:
             obj, fn = self.obj(target, where), None
@@ -328,12 +329,15 @@ class _Child:
                 if f is _MISSING:
                     raise _Fault("exception", no_method(where, obj, method))
             a, k, dropped = fit_arguments(f, args, kwargs)
-            before = entries(a)  # to tell which dict entries the call replaced (alias_facts)
+            before = entries(a) if echo else None  # to tell which dict entries the call replaced (alias_facts)
             return f(*a, **k), a, dropped, before
 
         value, args, dropped, before = self.student(where, call)
-        facts = [list(f) for f in alias_facts(args, value, before)]
         dropped, self.dropped = [*self.dropped, *dropped], ()
+        if not echo:  # nothing reads the arguments back, nor what the value shares with them
+            self.send({"ok": True, "where": where, "dropped": list(dropped)}, {"value": value})
+            return
+        facts = [list(f) for f in alias_facts(args, value, before)]
         self.send({"ok": True, "aliases": facts, "where": where, "dropped": list(dropped)},
                   {"value": value, "args": tuple(args)})
 

@@ -487,6 +487,10 @@ class _ItemSession(Session):
         inner = self._do(self._inner.later, target, method, *args, **kwargs)
         return Later.on_demand(lambda: self._do(inner.value))  # the running time is counted when read
 
+    def later_value(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Later:
+        inner = self._do(self._inner.later_value, target, method, *args, **kwargs)
+        return Later.on_demand(lambda: self._do(inner.value))
+
     def later_get(self, ref: Ref, *path: str) -> Later:
         inner = self._do(self._inner.later_get, ref, *path)
         return Later.on_demand(lambda: self._do(inner.value))

@@ -596,10 +596,15 @@ class SandboxSession(Session):
             raise SubmissionFault(tag, message)
         return doc, values
 
-    def _reply(self, doc: dict[str, Any], values: dict[str, Any], where: str, sent: tuple = ()) -> Reply:
+    def _reply(self, doc: dict[str, Any], values: dict[str, Any], where: str, sent: tuple | None = None) -> Reply:
         """A call's reply, judged: the arguments come back as many as were sent, each array still
         an array (the child can change one in place, not replace it), and alias facts are pairs
-        of names. Anything else is a malformed reply: the submission's finding, never ours."""
+        of names. Anything else is a malformed reply: the submission's finding, never ours.
+        ``sent`` None: a call whose arguments were not asked back (``later_value``)."""
+        if sent is None:
+            dropped = doc.get("dropped", [])
+            return Reply(value=values.get("value"), output=_text(doc.get("output"), OUTPUT_LIMIT),
+                         dropped=tuple(_text(d, 100) for d in dropped[:20]) if type(dropped) is list else ())
         args_after = values.get("args")
         aliases = doc.get("aliases", [])
         if type(args_after) is not tuple or type(aliases) is not list or not all(
@@ -647,6 +652,14 @@ class SandboxSession(Session):
             return ref
 
     def later(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Later:
+        return self._later_call(target, method, args, kwargs, True)
+
+    def later_value(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Later:
+        return self._later_call(target, method, args, kwargs, False)
+
+    def _later_call(self, target: str | Ref, method: str | None, args: tuple, kwargs: dict, echo: bool) -> Later:
+        """A call op; ``echo``: the child sends the arguments back, as the call left them (and what
+        the value shares with them), else the value alone."""
         if isinstance(target, Ref):
             self._check_ref(target)
             where, item, wire_target = f"{target.item}.{method}", target.item, target.id
@@ -660,6 +673,10 @@ class SandboxSession(Session):
             if isinstance(a, Ref):
                 self._check_ref(a)
         sent = _plain(args)
+        if not echo:
+            return self._enqueue(("call", wire_target, method, where, sent, _plain(kwargs), False), where, item,
+                                 ("value",), lambda doc, values, where: self._reply(doc, values, where),
+                                 (target, args, kwargs))
         op = ("call", wire_target, method, where, sent, _plain(kwargs))
         return self._enqueue(op, where, item, ("value", "args"),
                              lambda doc, values, where: self._reply(doc, values, where, sent), (target, args, kwargs))

@@ -162,13 +162,15 @@ def prefetch(t: Target, case: Case, props: Iterable[Property] = ()) -> None:
                 pass
 
 
-def _ask_forward(t: Target, case: Case) -> tuple[Ref | None, Later]:
-    """Build a fresh layer (for a layer) and ask for forward on the case's inputs (read later)."""
+def _ask_forward(t: Target, case: Case, echo: bool = True) -> tuple[Ref | None, Later]:
+    """Build a fresh layer (for a layer) and ask for forward on the case's inputs (read later);
+    ``echo`` False: only the value is read (``Session.later_value``)."""
     args, kwargs = _split(t, case.inputs)
+    later = t.session.later if echo else t.session.later_value
     if t.item.kind == "function":
-        return None, t.session.later(t.name, None, *args, **kwargs)
+        return None, later(t.name, None, *args, **kwargs)
     layer = _build(t, case)
-    return layer, t.session.later(layer, "forward", *args, **kwargs)
+    return layer, later(layer, "forward", *args, **kwargs)
 
 
 def _observed(t: Target, case: Case, reply: Reply) -> Case:
@@ -423,8 +425,8 @@ def _own_objectives(t: Target, case: Case, points: list[Mapping[str, Any]], v: A
 
 def _ask_objectives(t: Target, case: Case, points: list[Mapping[str, Any]]) -> list[Later]:
     """The forward calls of ``_own_objectives``, asked for, read by ``_objectives``."""
-    return [_ask_forward(t, Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed))[1]
-            for args in points]
+    return [_ask_forward(t, Case({k: args[k] for k in case.init}, {k: args[k] for k in case.inputs}, case.seed),
+                         echo=False)[1] for args in points]
 
 
 def _objectives(t: Target, asked: list[Later], v: Any) -> list[float]:
@@ -553,13 +555,13 @@ def _ask_stale(t: Target, case: Case, first: Mapping[str, Any]) -> tuple:
     ``_stale_answers``."""
     layer = _build(t, case)
     args, kwargs = _split(t, first)
-    earlier = t.session.later(layer, "forward", *args, **kwargs)
+    earlier = t.session.later_value(layer, "forward", *args, **kwargs)
     args, kwargs = _split(t, case.inputs)
-    forward = t.session.later(layer, "forward", *args, **kwargs)
+    forward = t.session.later_value(layer, "forward", *args, **kwargs)
     asked, dout = None, None
     if t.item.observe is None:
         dout = _dout(t, case, _out_shape(t, case))
-        asked = (t.session.later(layer, "backward", dout), _ask_grads(t, layer))
+        asked = (t.session.later_value(layer, "backward", dout), _ask_grads(t, layer))
     return layer, earlier, forward, asked, dout
 
 
@@ -570,7 +572,7 @@ def _stale_answers(t: Target, case: Case, pending: tuple) -> tuple[dict[str, Any
     seen = _observed(t, case, forward.value())
     if asked is None:
         dout = _dout(t, case, _out_shape(t, seen))
-        asked = (t.session.later(layer, "backward", dout), None)
+        asked = (t.session.later_value(layer, "backward", dout), None)
     got = _grads(t, layer, asked[0].value(), asked[1])
     return got, (lambda: oracle.vjp(t.item, seen, dout)[1]), dout, _own_grads(t, seen, dout)
 
@@ -771,7 +773,7 @@ def _ask_net_forward(t: Target, case: Case) -> tuple[list, dict, tuple]:
         asked = []
         for method, args, _ in checks:  # one request, with the weights
             _seeded(t, case)
-            asked.append(t.session.later(net, method, *args, **({} if method == "accuracy" else t.item.train)))
+            asked.append(t.session.later_value(net, method, *args, **({} if method == "accuracy" else t.item.train)))
         return asked
 
     return checks, own, _ask_net(t, case, ask)
@@ -808,7 +810,7 @@ def _ask_gradient(t: Target, case: Case) -> tuple:
     """What ``_ask_net`` asks for ``_net_gradient``: the net and its ``gradient(x, t)``."""
     def ask(net: Ref) -> Later:
         _seeded(t, case)
-        return t.session.later(net, "gradient", case.inputs["x"], case.inputs["t"])
+        return t.session.later_value(net, "gradient", case.inputs["x"], case.inputs["t"])
 
     return _ask_net(t, case, ask)
 
@@ -838,7 +840,7 @@ def _net_loss(t: Target, net: Ref, case: Case) -> Later:
     """``net.loss(x, t)`` (in training mode where the network has modes), asked for now;
     ``_loss_value`` reads it."""
     _seeded(t, case)
-    return t.session.later(net, "loss", case.inputs["x"], case.inputs["t"], **t.item.train)
+    return t.session.later_value(net, "loss", case.inputs["x"], case.inputs["t"], **t.item.train)
 
 
 def _loss_value(t: Target, later: Later) -> float:

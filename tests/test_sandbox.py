@@ -269,6 +269,29 @@ def test_a_fault_of_quiet_ops_left_before_a_group_stays_in_their_group(good):
     assert soft.value().value.tolist() == [0.5, 0.5]
 
 
+def test_a_call_asked_for_its_value_alone_sends_no_arguments_back(good):
+    """``later_value``: the same value, printed output and left-out arguments as ``later``, without
+    the arguments as the call left them (nothing reads them): fewer arrays on the wire."""
+    s, path = good
+    x = np.arange(6.0).reshape(2, 3)
+    for sess in (s, InProcessSession(path=path)):
+        full = sess.later(sess.new("Inplace"), "forward", x.copy()).value()
+        lean = sess.later_value(sess.new("Inplace"), "forward", x.copy()).value()
+        same(lean.value, full.value)
+        assert (lean.output, lean.dropped) == (full.output, full.dropped)
+    assert full.args_after and full.aliases  # in-process: the arguments come back all the same
+    sizes = []
+    frame = s._child.recv
+    s._child.recv = lambda deadline, keys: (sizes.append(keys), frame(deadline, keys))[1]
+    try:
+        m = s.new("MulLayer")
+        s.later(m, "forward", x, x).value()
+        reply = s.later_value(m, "backward", x).value()
+    finally:
+        s._child.recv = frame
+    assert sizes == [("value", "args"), ("value",)] and reply.args_after == () and reply.aliases == ()
+
+
 def test_values_iadd_seed(good):
     s, _ = good
     v = s.call("mixed", None, 0).value
