@@ -601,20 +601,18 @@ class SandboxSession(Session):
         an array (the child can change one in place, not replace it), and alias facts are pairs
         of names. Anything else is a malformed reply: the submission's finding, never ours.
         ``sent`` None: a call whose arguments were not asked back (``later_value``)."""
-        if sent is None:
-            dropped = doc.get("dropped", [])
-            return Reply(value=values.get("value"), output=_text(doc.get("output"), OUTPUT_LIMIT),
-                         dropped=tuple(_text(d, 100) for d in dropped[:20]) if type(dropped) is list else ())
-        args_after = values.get("args")
-        aliases = doc.get("aliases", [])
-        if type(args_after) is not tuple or type(aliases) is not list or not all(
-            type(a) is list and len(a) == 2 and all(type(x) is str for x in a) for a in aliases
-        ) or len(args_after) != len(sent) or any(
-            isinstance(before, np.ndarray) and type(after) is not np.ndarray for before, after in zip(sent, args_after)
-        ):
-            self._restart(_("{where} sent a malformed reply").format(where=where))
-            raise SubmissionFault("exception", _("{status} while running {where}").format(
-                status=_("the process sent a malformed reply"), where=where))
+        args_after, aliases = (), []
+        if sent is not None:
+            args_after, aliases = values.get("args"), doc.get("aliases", [])
+            if type(args_after) is not tuple or type(aliases) is not list or not all(
+                type(a) is list and len(a) == 2 and all(type(x) is str for x in a) for a in aliases
+            ) or len(args_after) != len(sent) or any(
+                isinstance(before, np.ndarray) and type(after) is not np.ndarray
+                for before, after in zip(sent, args_after)
+            ):
+                self._restart(_("{where} sent a malformed reply").format(where=where))
+                raise SubmissionFault("exception", _("{status} while running {where}").format(
+                    status=_("the process sent a malformed reply"), where=where))
         dropped = doc.get("dropped", [])
         return Reply(
             value=values.get("value"),
@@ -673,13 +671,13 @@ class SandboxSession(Session):
             if isinstance(a, Ref):
                 self._check_ref(a)
         sent = _plain(args)
-        if not echo:
-            return self._enqueue(("call", wire_target, method, where, sent, _plain(kwargs), False), where, item,
-                                 ("value",), lambda doc, values, where: self._reply(doc, values, where),
-                                 (target, args, kwargs))
-        op = ("call", wire_target, method, where, sent, _plain(kwargs))
-        return self._enqueue(op, where, item, ("value", "args"),
-                             lambda doc, values, where: self._reply(doc, values, where, sent), (target, args, kwargs))
+        op: tuple = ("call", wire_target, method, where, sent, _plain(kwargs))
+        if echo:
+            keys, answered = ("value", "args"), sent
+        else:
+            op, keys, answered = (*op, False), ("value",), None
+        return self._enqueue(op, where, item, keys, lambda doc, values, where: self._reply(doc, values, where, answered),
+                             (target, args, kwargs))
 
     def call(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Reply:
         return self.later(target, method, *args, **kwargs).value()

@@ -179,8 +179,8 @@ class Session(abc.ABC):
 
     def later_value(self, target: str | Ref, method: str | None, *args: Any, **kwargs: Any) -> Later:
         """``later`` for a caller that reads only the value (and what was printed and left out): a
-        session may then not send the arguments back (the sandbox does not), and the Reply's
-        ``args_after`` and ``aliases`` are empty."""
+        session may then not send the arguments back (the sandbox does not: its Reply's
+        ``args_after`` and ``aliases`` are empty). Here, ``later``."""
         return self.later(target, method, *args, **kwargs)
 
     #: whether ``later`` and its kin wait for a later request (the sandbox) or run at once (here)

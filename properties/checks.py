@@ -639,13 +639,7 @@ def _keys(t: Target, case: Case) -> tuple[str, ...]:
 def _net(t: Target, case: Case) -> Ref:
     """Build the net, then write the case's weights into its params in place (the book's own way
     of changing them: the layers see the change only if they share the arrays)."""
-    return _on_net(t, case, lambda net: None)[0]
-
-
-def _on_net(t: Target, case: Case, ask: Callable[[Ref], Any]) -> tuple[Ref, Any]:
-    """``_net``, then ``ask(net)`` (which asks for the calls the check reads): (net, what ``ask``
-    gave). See ``_ask_net`` and ``_net_answers``."""
-    return _net_answers(t, case, _ask_net(t, case, ask))
+    return _net_answers(t, case, _ask_net(t, case, lambda net: None))[0]
 
 
 def _ask_net(t: Target, case: Case, ask: Callable[[Ref], Any]) -> tuple:

@@ -34,6 +34,7 @@ written again. They are recorded by screening a copy of gradprop's own layers as
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import sys
@@ -158,7 +159,7 @@ def record_answers(item: Any, lists: dict[str, list[Case]]) -> dict[str, list[li
     from gradprop.session import InProcessSession
 
     from .checks import Target, _own, own_session, properties_for
-    from .runner import screen
+    from .runner import _regime_key, screen
 
     original = own_session()
     name = original.resolve(item.names)
@@ -168,18 +169,12 @@ def record_answers(item: Any, lists: dict[str, list[Case]]) -> dict[str, list[li
     target = Target(copy, item, name, "gradprop.layers")
     out = {}
     for regime, cases in lists.items():
-        props = [p for p in properties_for(item) if _regime(p) == regime]
+        props = [p for p in properties_for(item) if _regime_key(p.regime) == regime]
         with _examples({(item.name, regime): cases}):
             failed, _ = screen(target, props)
         assert not failed, f"gradprop's own {item.name} fails {sorted(failed)}: {failed}"
         out[regime] = [[[_packable(m), v] for m, v in c.memo.items() if m[0] == "own"] for c in cases]
     return out
-
-
-def _regime(prop: Any) -> str:
-    from .runner import _regime_key
-
-    return _regime_key(prop.regime)
 
 
 def _renamed(value: Any) -> Any:
@@ -191,26 +186,17 @@ def _renamed(value: Any) -> Any:
     return value
 
 
-class _examples:
+@contextlib.contextmanager
+def _examples(lists: dict[tuple[str, str], list[Case]]) -> Iterator[None]:
     """``runner.examples`` gives these lists (by (item, regime key)) while it is open."""
+    from . import runner
 
-    def __init__(self, lists: dict[tuple[str, str], list[Case]]):
-        self.lists = lists
-
-    def __enter__(self) -> None:
-        from . import runner
-
-        self.saved = runner.examples
-
-        def examples(item, regime, settings=None):
-            return self.lists[(item.name, runner._regime_key(regime))]
-
-        runner.examples = examples
-
-    def __exit__(self, *exc: object) -> None:
-        from . import runner
-
-        runner.examples = self.saved
+    saved = runner.examples
+    runner.examples = lambda item, regime, settings=None: lists[(item.name, runner._regime_key(regime))]
+    try:
+        yield
+    finally:
+        runner.examples = saved
 
 
 def wanted() -> Iterator[tuple[Any, dict, int]]:
